@@ -1,0 +1,1 @@
+"""Training pipeline: synthetic applicant generator, LightGBM training, threshold search, ONNX export."""

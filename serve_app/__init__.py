@@ -1,0 +1,1 @@
+"""Credit-scoring HTTP application on Ray Serve: features, settings, schemas, routes."""
