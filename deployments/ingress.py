@@ -1,0 +1,178 @@
+"""Ingress deployment: validated FastAPI routes, micro-batched scoring, decision policy.
+
+A single-row ``/predict`` joins an ingress-side micro-batch, so one handle call to the
+scorer carries many rows; ``/predict/batch`` sends its block in one call. Decisions are
+handed to the log shipper (never awaited by the response).
+"""
+
+
+import json
+import logging
+import secrets
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments.log_shipper import LogShipper
+from deployments.scorer import Scored
+from prediction_log.query import LogQuery
+from prediction_log.records import Record
+from prediction_log.spool import Spool
+from serve_app.api import create_api
+from serve_app.api_key import resolve_api_key
+from serve_app.features import EXAMPLE_APPLICANT, FEATURE_NAMES
+from serve_app.schemas import (APPLICANT_ADAPTER, APPLICANTS_ADAPTER, BatchDecisions, Decision, Health,
+                               request_body_doc)
+from serve_app.settings import IngressConfig, get_settings
+
+logger = logging.getLogger("ray.serve")
+api = create_api()
+UNAVAILABLE = {"Retry-After": "1"}
+
+
+def _rows(applicants: list[Any]) -> np.ndarray:
+    return np.array([[getattr(a, n) for n in FEATURE_NAMES] for a in applicants], dtype=np.float64)
+
+
+def _parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
+    """Validate the raw body in one pass (pydantic-core's JSON parser); 422 on failure."""
+    try:
+        return adapter.validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_input=False)) from None
+
+
+def _json(content: Any) -> Response:
+    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
+
+
+@serve.deployment(max_ongoing_requests=1024, graceful_shutdown_timeout_s=20)
+@serve.ingress(api)
+class Ingress:
+    def __init__(self, scorer: DeploymentHandle, log_writer: DeploymentHandle) -> None:
+        settings = get_settings()
+        self.scorer = scorer
+        self.log_writer = log_writer
+        self.config = IngressConfig()
+        self.api_key = resolve_api_key(settings)
+        replica = serve.get_replica_context().replica_id.unique_id
+        self.shipper = LogShipper(log_writer, Spool(settings.data_dir / "spool", f"ingress-{replica}"),
+                                  self.config.log_flush_interval_s, self.config.log_flush_max_records)
+        if settings.api_key is None:
+            logger.warning("API_KEY unset: /predictions requires the generated key in %s",
+                           settings.data_dir / "api_key")
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        self.config = IngressConfig.model_validate(user_config or {})
+        self._score_single.set_max_batch_size(self.config.max_batch_size)
+        self._score_single.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
+        self.shipper.interval_s = self.config.log_flush_interval_s
+        self.shipper.max_records = self.config.log_flush_max_records
+
+    @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.002, max_concurrent_batches=4)
+    async def _score_single(self, rows: list[np.ndarray]) -> list[tuple[float, str, float]]:
+        """Many single-row requests → one scorer call."""
+        scored: Scored = await self.scorer.score.remote(np.vstack(rows))
+        return [(float(p), scored.model_version, scored.threshold) for p in scored.probabilities]
+
+    async def _score_block(self, block: np.ndarray) -> Scored:
+        return await self.scorer.score.remote(block)
+
+    def _decide(self, applicants: list[Any], probabilities: list[float], version: str, threshold: float,
+                started: float, endpoint: str) -> list[dict[str, Any]]:
+        """Apply the policy (denied when p >= threshold), queue the log records, build responses."""
+        now = datetime.now(timezone.utc)
+        latency_ms = (time.perf_counter() - started) * 1000
+        decisions, records = [], []
+        for applicant, p in zip(applicants, probabilities):
+            denied = p >= threshold
+            request_id = uuid.uuid4().hex
+            label = "denied" if denied else "approved"
+            decisions.append({"request_id": request_id, "prediction": int(denied),
+                              "probability_default": round(p, 6), "credit_decision": label,
+                              "model_version": version, "threshold": threshold})
+            records.append((request_id, now, endpoint, version,
+                            *(getattr(applicant, n) for n in FEATURE_NAMES),
+                            p, int(denied), label, threshold, latency_ms))
+        self.shipper.add(records)
+        return decisions
+
+    @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
+              openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
+    async def predict(self, request: Request) -> Response:
+        started = time.perf_counter()
+        applicant = _parse(APPLICANT_ADAPTER, await request.body())
+        try:
+            p, version, threshold = await self._score_single(_rows([applicant])[0])
+        except Exception as exc:
+            raise HTTPException(503, f"scorer unavailable: {type(exc).__name__}", headers=UNAVAILABLE) from exc
+        return _json(self._decide([applicant], [p], version, threshold, started, "predict")[0])
+
+    @api.post("/predict/batch", response_model=BatchDecisions,
+              summary="Credit decisions for up to 10,000 applicants, in order; one bad row rejects all",
+              openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
+    async def predict_batch(self, request: Request) -> Response:
+        started = time.perf_counter()
+        applicants = _parse(APPLICANTS_ADAPTER, await request.body())
+        if len(applicants) > self.config.max_batch_rows:
+            raise HTTPException(413, f"at most {self.config.max_batch_rows} applicants per batch")
+        try:
+            scored = await self._score_block(_rows(applicants))
+        except Exception as exc:
+            raise HTTPException(503, f"scorer unavailable: {type(exc).__name__}", headers=UNAVAILABLE) from exc
+        results = self._decide(applicants, scored.probabilities.tolist(), scored.model_version,
+                               scored.threshold, started, "batch")
+        return _json({"count": len(results), "results": results})
+
+    @api.get("/health", response_model=Health, summary="Model loaded, version and threshold; 503 until ready")
+    async def health(self) -> Health:
+        try:
+            card = await self.scorer.model_card.remote()
+        except Exception as exc:
+            raise HTTPException(503, "scorer not ready", headers=UNAVAILABLE) from exc
+        return Health(status="ok", model_loaded=True, model_version=card["version"],
+                      threshold=card["threshold_in_force"])
+
+    @api.get("/model", summary="The active model card")
+    async def model(self) -> dict[str, Any]:
+        try:
+            return await self.scorer.model_card.remote()
+        except Exception as exc:
+            raise HTTPException(503, "scorer not ready", headers=UNAVAILABLE) from exc
+
+    def _require_key(self, x_api_key: str | None) -> None:
+        if x_api_key is None or not secrets.compare_digest(x_api_key.encode(), self.api_key.encode()):
+            raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
+
+    @api.get("/predictions", summary="Prediction log, newest first (requires X-API-Key)")
+    async def predictions(
+        self,
+        query: Annotated[LogQuery, Query()],
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        self._require_key(x_api_key)
+        try:
+            items = await self.log_writer.query.remote(query)
+        except Exception as exc:
+            raise HTTPException(503, "prediction log unavailable", headers=UNAVAILABLE) from exc
+        return {"limit": query.limit, "offset": query.offset, "count": len(items), "items": items}
+
+    @api.get("/predictions/stats", summary="Log writer counters and store size (requires X-API-Key)")
+    async def prediction_stats(self, x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        self._require_key(x_api_key)
+        try:
+            stats = await self.log_writer.stats.remote()
+        except Exception as exc:
+            raise HTTPException(503, "prediction log unavailable", headers=UNAVAILABLE) from exc
+        return stats | {"buffered_in_this_ingress": len(self.shipper.buffer)}
+
+    async def __del__(self) -> None:
+        await self.shipper.close()

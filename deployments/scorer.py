@@ -1,0 +1,80 @@
+"""Scorer deployment: ONNX Runtime over blocks of rows, micro-batched across callers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from models.artifacts import ONNX_FILE, load_card, resolve_model_dir
+from models.onnx_classifier import OnnxBinaryClassifier
+from serve_app.settings import ScorerConfig
+
+logger = logging.getLogger("ray.serve")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Probabilities for one block of rows, with the model and threshold that produced them."""
+
+    probabilities: np.ndarray
+    model_version: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class _ActiveModel:
+    classifier: OnnxBinaryClassifier
+    version: str
+    threshold: float
+    card: dict[str, Any]
+
+
+@serve.deployment(max_ongoing_requests=128)
+class Scorer:
+    """Holds one ONNX session; ``score`` concatenates the blocks of many callers into one run."""
+
+    def __init__(self) -> None:
+        self._active: _ActiveModel | None = None
+        self._config: ScorerConfig | None = None
+
+    def _ensure_loaded(self) -> _ActiveModel:
+        """Serve calls ``reconfigure`` before traffic when user_config is set; else load defaults."""
+        if self._active is None:
+            self.reconfigure({})
+        assert self._active is not None
+        return self._active
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Load the configured model (if it changed) and apply batching parameters."""
+        config = ScorerConfig.model_validate(user_config or {})
+        previous = self._config
+        if previous is None or (config.model, config.threshold, config.intra_op_threads) != (
+            previous.model, previous.threshold, previous.intra_op_threads):
+            folder = resolve_model_dir(config.model)
+            card = load_card(folder)
+            classifier = OnnxBinaryClassifier(folder / ONNX_FILE, config.intra_op_threads)
+            classifier.predict_proba(np.zeros((1, 10)))  # warm up before taking traffic
+            threshold = config.threshold if config.threshold is not None else float(card["threshold"]["value"])
+            self._active = _ActiveModel(classifier, card["version"], threshold, card)  # atomic swap
+            logger.info("scorer: model %s active, threshold %.6f", card["version"], threshold)
+        self.score.set_max_batch_size(config.max_batch_size)
+        self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        self._config = config
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    async def score(self, blocks: list[np.ndarray]) -> list[Scored]:
+        """Score each caller's ``(n_i, 10)`` block in one ONNX run; same order back."""
+        active = self._ensure_loaded()
+        sizes = [len(b) for b in blocks]
+        probabilities = active.classifier.predict_proba(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
+        parts = np.split(probabilities, np.cumsum(sizes)[:-1])
+        return [Scored(p, active.version, active.threshold) for p in parts]
+
+    def model_card(self) -> dict[str, Any]:
+        """The active model card, with the threshold in force."""
+        active = self._ensure_loaded()
+        return active.card | {"threshold_in_force": active.threshold}

@@ -1,0 +1,26 @@
+"""Realistic request bodies: applicants sampled from the active model's reference sample."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.artifacts import REFERENCE_FILE, resolve_model_dir
+from serve_app.features import FEATURES, FEATURE_NAMES
+
+
+def reference_applicants(model: str | None = None) -> pd.DataFrame:
+    """The reference sample's feature columns (training-distribution applicants)."""
+    return pd.read_csv(resolve_model_dir(model) / REFERENCE_FILE)[list(FEATURE_NAMES)]
+
+
+def sample_applicants(n: int, seed: int = 0, model: str | None = None) -> list[dict[str, Any]]:
+    """``n`` JSON-ready applicants drawn with replacement from the reference sample."""
+    frame = reference_applicants(model)
+    rows = frame.iloc[np.random.default_rng(seed).integers(0, len(frame), n)]
+    return [
+        {f.name: (int(row[f.name]) if f.dtype == "int" else float(row[f.name])) for f in FEATURES}
+        for _, row in rows.iterrows()
+    ]

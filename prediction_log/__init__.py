@@ -1,0 +1,1 @@
+"""The prediction log: record layout, PostgreSQL and JSONL stores, the spool, queries."""

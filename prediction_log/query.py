@@ -1,0 +1,28 @@
+"""Filters for reading the log (``GET /predictions``), validated once for every store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+MAX_LIMIT = 1000
+
+
+class LogQuery(BaseModel):
+    """Newest first; ``since`` inclusive, ``until`` exclusive."""
+
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+    offset: int = Field(0, ge=0, le=10_000_000)
+    since: datetime | None = None
+    until: datetime | None = None
+    decision: Literal["approved", "denied"] | None = None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        """Naive timestamps are taken as UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value

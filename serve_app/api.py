@@ -1,0 +1,50 @@
+"""The FastAPI application object: metadata, body-size limit (413), error format (422).
+
+Routes live on the ingress deployment (``deployments/ingress.py``), which Ray Serve
+binds to this app with ``@serve.ingress``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from serve_app.settings import get_settings
+
+DESCRIPTION = """Credit-default scoring. `POST /predict` returns the default probability and the
+credit decision (denied when the probability is at or above the model's business threshold).
+Every decision answered 200 is written to the prediction log."""
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Validation errors as {field, row, msg, type}; the offending input is not echoed back."""
+    errors = []
+    for err in exc.errors():
+        loc = [p for p in err.get("loc", ()) if p != "body"]
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "")
+            errors.append({"field": None, "loc": [], "msg": f"body is not valid JSON: {reason}".strip(": "),
+                           "type": "json_invalid"})
+            continue
+        row = next((p for p in loc if isinstance(p, int)), None)
+        field = next((p for p in reversed(loc) if isinstance(p, str)), None)
+        item = {"field": field, "loc": loc, "msg": err.get("msg"), "type": err.get("type")}
+        if row is not None:
+            item["row"] = row
+        errors.append(item)
+    return errors
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": _field_errors(exc)}, status_code=422)
+
+
+def create_api() -> FastAPI:
+    """The app object with its middleware and error handlers (routes added by the ingress)."""
+    api = FastAPI(title="Credit scoring API", version="1.0", description=DESCRIPTION,
+                  max_body_size=get_settings().max_body_bytes)
+    api.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    return api

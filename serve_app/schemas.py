@@ -1,0 +1,87 @@
+"""Request and response models, generated from the feature definitions."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
+
+from serve_app.features import EXAMPLE_APPLICANT, FEATURES, Feature
+
+MAX_BATCH_ROWS = 10_000
+
+
+def _no_strings_or_containers(value: Any) -> Any:
+    """Numbers only: strings, lists and objects are refused; ``true``/``false`` become 1/0."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (str, bytes, list, dict)):
+        raise ValueError("must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (NaN and Infinity are not accepted)")
+    return value
+
+
+def _field_type(feature: Feature) -> Any:
+    bounds = {
+        ("ge" if feature.low_inclusive else "gt"): feature.low,
+        ("le" if feature.high_inclusive else "lt"): feature.high,
+    }
+    python_type = int if feature.dtype == "int" else float
+    extra = {} if feature.dtype == "int" else {"allow_inf_nan": False}
+    field = Field(..., description=f"{feature.description} ({feature.unit}, {feature.range_text})",
+                  examples=[EXAMPLE_APPLICANT[feature.name]], **bounds, **extra)
+    return Annotated[python_type, BeforeValidator(_no_strings_or_containers), field]
+
+
+Applicant = create_model(  # type: ignore[call-overload]
+    "Applicant",
+    __config__=ConfigDict(json_schema_extra={"examples": [EXAMPLE_APPLICANT]}),
+    __doc__="One loan applicant: the ten model features, all required.",
+    **{f.name: _field_type(f) for f in FEATURES},
+)
+
+
+class Decision(BaseModel):
+    """A credit decision for one applicant."""
+
+    request_id: str = Field(description="Unique id of this decision, also the log record's key")
+    prediction: Literal[0, 1] = Field(description="1 = predicted default (denied)")
+    probability_default: float = Field(description="Model probability of default, 6 decimals")
+    credit_decision: Literal["approved", "denied"]
+    model_version: str
+    threshold: float = Field(description="Denied when probability_default >= threshold")
+
+
+class BatchDecisions(BaseModel):
+    """Decisions for a batch, in request order."""
+
+    count: int
+    results: list[Decision]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model_loaded: bool
+    model_version: str
+    threshold: float
+
+
+APPLICANT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Applicant)
+APPLICANTS_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(
+    Annotated[list[Applicant], Field(min_length=1, max_length=MAX_BATCH_ROWS)])  # type: ignore[valid-type]
+
+
+def _inline_schema(adapter: TypeAdapter[Any]) -> dict[str, Any]:
+    schema = adapter.json_schema()
+    defs = schema.pop("$defs", {})
+    if "items" in schema and "$ref" in schema["items"]:
+        schema["items"] = defs[schema["items"]["$ref"].split("/")[-1]]
+    return schema
+
+
+def request_body_doc(adapter: TypeAdapter[Any], example: Any) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` for routes that validate the raw body themselves."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": _inline_schema(adapter), "example": example}}}}
