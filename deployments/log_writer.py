@@ -61,6 +61,7 @@ class LogWriter:
         if self.store is not None:
             try:
                 self.counters["written"] += await self.store.insert(records)
+                self._up()
                 return len(records)
             except DATA_ERRORS as exc:
                 await self._row_by_row(records, exc)
@@ -101,17 +102,20 @@ class LogWriter:
         if isinstance(store, PostgresStore):
             asyncio.get_event_loop().create_task(store.close())
 
+    def _up(self) -> None:
+        if self._down_logged:
+            logger.warning("log writer: database is back; writing to it again")
+            self._down_logged = False
+
     async def _maintain(self) -> None:
         """Connect when needed, and replay the spool whenever the store is up."""
         while True:
             try:
                 if self.store is None and self.dsn is not None:
                     self.store = await PostgresStore.connect(self.dsn)
-                    if self._down_logged:
-                        logger.warning("log writer: database is back")
-                    self._down_logged = False
                 if self.store is not None and self.spool.pending_files():
                     await self._replay()
+                    self._up()
             except Exception as exc:
                 self._went_down(exc)
             await asyncio.sleep(self.config.retry_interval_s)

@@ -8,11 +8,13 @@ from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, SQL_TYPES, Record, as_dict
 
 TABLE = "predictions"
-_COLS = ", ".join(COLUMNS)
+SQL_COLUMNS: tuple[str, ...] = tuple(c.lower() for c in COLUMNS)
+"""Unquoted lower-case identifiers in SQL; rows map back to ``COLUMNS`` by position."""
+_COLS = ", ".join(SQL_COLUMNS)
 SCHEMA_SQL = [
     "SELECT pg_advisory_xact_lock(hashtext('predictions_schema'))",
     f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY)",
-    *[f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {c} {SQL_TYPES[c]}" for c in COLUMNS],
+    *[f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {c.lower()} {SQL_TYPES[c]}" for c in COLUMNS],
     f"CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_request_id_key ON {TABLE} (request_id)",
     f"CREATE INDEX IF NOT EXISTS {TABLE}_ts_idx ON {TABLE} (ts DESC)",
     f"CREATE INDEX IF NOT EXISTS {TABLE}_decision_ts_idx ON {TABLE} (credit_decision, ts DESC)",
@@ -58,7 +60,7 @@ class PostgresStore:
     async def insert(self, records: list[Record]) -> int:
         """COPY into the staging table, then merge; duplicates (request_id) are skipped."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.copy_records_to_table(f"{TABLE}_stage", records=records, columns=COLUMNS)
+            await conn.copy_records_to_table(f"{TABLE}_stage", records=records, columns=SQL_COLUMNS)
             status = await conn.execute(_MERGE)
         return int(status.split()[-1])
 

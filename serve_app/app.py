@@ -19,10 +19,18 @@ from deployments.scorer import Scorer
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """The application graph: Ingress → (Scorer, LogWriter).
 
-    ``args`` may hold ``scorer``, ``ingress`` and ``log_writer`` user_config dicts, used
-    when the app is started from Python rather than serve_config.yaml.
+    ``args`` may hold ``scorer``, ``ingress`` and ``log_writer`` user_config dicts, and
+    ``env`` (environment variables for every replica, e.g. ``DATABASE_URL``), used when
+    the app is started from Python rather than from serve_config.yaml.
     """
     args = args or {}
-    scorer = Scorer.options(user_config=args.get("scorer", {})).bind()
-    log_writer = LogWriter.options(user_config=args.get("log_writer", {})).bind()
-    return Ingress.options(user_config=args.get("ingress", {})).bind(scorer, log_writer)
+    actor_options: dict[str, Any] = {"num_cpus": 0}
+    if args.get("env"):
+        actor_options["runtime_env"] = {"env_vars": {k: str(v) for k, v in args["env"].items()}}
+
+    def configured(deployment: Any, name: str) -> Any:
+        return deployment.options(user_config=args.get(name, {}), ray_actor_options=actor_options)
+
+    scorer = configured(Scorer, "scorer").bind()
+    log_writer = configured(LogWriter, "log_writer").bind()
+    return configured(Ingress, "ingress").bind(scorer, log_writer)

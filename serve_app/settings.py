@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(PROJECT_ROOT / "data", description="File log, spool and generated API key")
     max_body_bytes: int = Field(8 * 1024 * 1024, description="Larger request bodies get 413")
     api_url: str = Field("http://127.0.0.1:8000", description="Where tools (dashboard, load test) find the API")
+
+    @field_validator("database_url", "api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 class ScorerConfig(BaseModel):

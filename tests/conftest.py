@@ -1,0 +1,62 @@
+"""Shared fixtures: one Ray instance per test session, the Serve app over real HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.pg_cluster import PgCluster
+from tests.serving import APP_NAME, RunningApp, deploy, free_port
+
+API_KEY = "test-api-key"
+
+
+@pytest.fixture(scope="session")
+def serve_url() -> Iterator[str]:
+    """A local Ray instance (random ports) with Serve's HTTP proxy on a free loopback port."""
+    import ray
+    from ray import serve
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def file_app(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """The app with the default JSONL file log in a fresh data directory."""
+    from ray import serve
+
+    data_dir: Path = tmp_path_factory.mktemp("data")
+    env = {"DATA_DIR": str(data_dir), "API_KEY": API_KEY, "DATABASE_URL": ""}
+    deploy(serve_url, env)
+    yield RunningApp(serve_url, data_dir, API_KEY, env)
+    serve.delete(APP_NAME)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster this module can stop and start."""
+    cluster = PgCluster()
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="module")
+def pg_app(serve_url: str, pg: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """The app logging to the throwaway PostgreSQL cluster (quick retry for outage tests)."""
+    from ray import serve
+
+    data_dir: Path = tmp_path_factory.mktemp("data")
+    env = {"DATA_DIR": str(data_dir), "API_KEY": API_KEY, "DATABASE_URL": pg.dsn}
+    deploy(serve_url, env, log_writer={"retry_interval_s": 0.5})
+    yield RunningApp(serve_url, data_dir, API_KEY, env)
+    serve.delete(APP_NAME)

@@ -1,0 +1,85 @@
+"""Helpers for tests that run the real Serve application and speak HTTP to it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from ray import serve
+
+from serve_app.app import build_app
+
+APP_NAME = "credit"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningApp:
+    url: str
+    data_dir: Path
+    api_key: str
+    env: dict[str, str]
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def auth(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
+    def stats(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/predictions/stats", headers=self.auth(), timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_logged(self, expected: int, timeout_s: float = 60) -> dict[str, Any]:
+        """Poll until the store holds ``expected`` records (or time out); returns the last stats."""
+        deadline = time.monotonic() + timeout_s
+        stats = self.stats()
+        while stats["records_in_store"] != expected and time.monotonic() < deadline:
+            time.sleep(0.3)
+            stats = self.stats()
+        return stats
+
+
+def deploy(url: str, env: dict[str, str], **user_configs: dict[str, Any]) -> None:
+    """(Re)deploy the app with replica environment ``env`` and wait for /health."""
+    serve.run(build_app({"env": env, **user_configs}), name=APP_NAME, route_prefix="/")
+    wait_healthy(url)
+
+
+def wait_healthy(url: str, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url}/health not ready after {timeout_s}s")
+
+
+def send_singles(url: str, applicants: list[dict[str, Any]], threads: int = 8) -> tuple[dict[str, dict], int]:
+    """POST each applicant to /predict from a thread pool; returns {request_id: body} of 200s and the non-200 count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(client: httpx.Client, applicant: dict[str, Any]) -> dict | None:
+        try:
+            response = client.post("/predict", json=applicant)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    with httpx.Client(base_url=url, timeout=30) as client, ThreadPoolExecutor(threads) as pool:
+        bodies = list(pool.map(lambda a: one(client, a), applicants))
+    ok = {b["request_id"]: b for b in bodies if b is not None}
+    return ok, sum(b is None for b in bodies)

@@ -1,0 +1,78 @@
+"""The default JSONL prediction log: every 200 logged once, the API-key guard, query validation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from loadtest.applicants import sample_applicants
+from serve_app.features import EXAMPLE_APPLICANT, FEATURE_NAMES
+from tests.serving import RunningApp, send_singles
+
+
+def test_log_requires_api_key(file_app: RunningApp) -> None:
+    with file_app.client() as client:
+        assert client.get("/predictions").status_code == 401
+        assert client.get("/predictions", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert client.get("/predictions/stats").status_code == 401
+        assert client.get("/predictions", headers=file_app.auth()).status_code == 200
+
+
+@pytest.mark.parametrize("params", [
+    {"limit": -1}, {"limit": 10**9}, {"limit": "x"}, {"offset": -5}, {"since": "yesterday"},
+    {"until": "2026-13-45"}, {"decision": "maybe"},
+])
+def test_bad_query_parameters_get_422(file_app: RunningApp, params: dict) -> None:
+    with file_app.client() as client:
+        response = client.get("/predictions", params=params, headers=file_app.auth())
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == next(iter(params))
+
+
+def test_every_answer_is_logged_exactly_once(file_app: RunningApp) -> None:
+    before = file_app.stats()["records_in_store"]
+    applicants = sample_applicants(300, seed=7)
+    ok, failed = send_singles(file_app.url, applicants)
+    with file_app.client() as client:
+        batch = client.post("/predict/batch", json=applicants[:120]).json()["results"]
+    ok.update({r["request_id"]: r for r in batch})
+    assert failed == 0 and len(ok) == 420
+
+    stats = file_app.wait_logged(before + 420)
+    assert stats["records_in_store"] == before + 420
+    with file_app.client() as client:
+        rows = client.get("/predictions", params={"limit": 1000}, headers=file_app.auth()).json()["items"]
+    logged = {r["request_id"]: r for r in rows}
+    assert set(ok) <= set(logged)
+    for request_id, answer in ok.items():
+        row = logged[request_id]
+        assert round(row["probability_default"], 6) == answer["probability_default"]
+        assert row["credit_decision"] == answer["credit_decision"]
+        assert row["model_version"] == answer["model_version"]
+    by_batch = [logged[r["request_id"]] for r in batch]
+    assert [[row[n] for n in FEATURE_NAMES] for row in by_batch] == [
+        [a[n] for n in FEATURE_NAMES] for a in applicants[:120]]
+
+
+def test_query_filters_and_order(file_app: RunningApp) -> None:
+    with file_app.client() as client:
+        client.post("/predict", json=EXAMPLE_APPLICANT)
+        file_app.wait_logged(file_app.stats()["records_in_store"] + 1, timeout_s=5)
+        auth = file_app.auth()
+        rows = client.get("/predictions", params={"limit": 50}, headers=auth).json()["items"]
+        times = [datetime.fromisoformat(r["ts"]) for r in rows]
+        assert times == sorted(times, reverse=True)
+        approved = client.get("/predictions", params={"decision": "approved"}, headers=auth).json()["items"]
+        assert approved and {r["credit_decision"] for r in approved} == {"approved"}
+        future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+        assert client.get("/predictions", params={"since": future}, headers=auth).json()["count"] == 0
+        page = client.get("/predictions", params={"limit": 2, "offset": 1}, headers=auth).json()["items"]
+        assert [r["request_id"] for r in page] == [r["request_id"] for r in rows[1:3]]
+
+
+def test_log_file_is_jsonl_in_data_dir(file_app: RunningApp) -> None:
+    lines = (file_app.data_dir / "predictions.jsonl").read_text().splitlines()
+    assert lines and all(line.startswith('{"request_id":') for line in lines)
+    assert httpx.get(f"{file_app.url}/health").status_code == 200

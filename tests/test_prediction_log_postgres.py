@@ -1,0 +1,157 @@
+"""PostgreSQL logging against a real throwaway cluster: exactly once, outages, refusals, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import asyncpg
+import pytest
+from ray import serve
+
+from loadtest.applicants import sample_applicants
+from serve_app.features import FEATURE_NAMES
+from tests.pg_cluster import PgCluster
+from tests.serving import APP_NAME, RunningApp, deploy, send_singles
+
+
+def sql(pg: PgCluster, query: str, *args: object) -> list:
+    async def run() -> list:
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+    return asyncio.run(run())
+
+
+def table_count(pg: PgCluster) -> tuple[int, int]:
+    (row,) = sql(pg, "SELECT count(*) AS n, count(DISTINCT request_id) AS d FROM predictions")
+    return row["n"], row["d"]
+
+
+def wait_rows(pg: PgCluster, expected: int, timeout_s: float = 60) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            n, _ = table_count(pg)
+            if n >= expected:
+                return n
+        except (OSError, asyncpg.PostgresError):
+            pass
+        time.sleep(0.3)
+    return table_count(pg)[0]
+
+
+def test_table_schema_is_typed_and_indexed(pg_app: RunningApp, pg: PgCluster) -> None:
+    columns = {r["column_name"]: r["data_type"] for r in sql(
+        pg, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'predictions'")}
+    assert columns["ts"] == "timestamp with time zone" and columns["DAYS_BIRTH".lower()] == "integer"
+    assert columns["probability_default"] == "double precision" and columns["request_id"] == "text"
+    indexes = {r["indexname"] for r in sql(pg, "SELECT indexname FROM pg_indexes WHERE tablename = 'predictions'")}
+    assert {"predictions_request_id_key", "predictions_ts_idx"} <= indexes
+
+
+def test_every_answer_is_one_row(pg_app: RunningApp, pg: PgCluster) -> None:
+    before, _ = table_count(pg)
+    applicants = sample_applicants(400, seed=3)
+    ok, failed = send_singles(pg_app.url, applicants)
+    with pg_app.client() as client:
+        for start in range(0, 300, 100):
+            ok.update({r["request_id"]: r for r in
+                       client.post("/predict/batch", json=applicants[start:start + 100]).json()["results"]})
+    assert failed == 0 and len(ok) == 700
+    assert wait_rows(pg, before + 700) == before + 700
+    rows = {r["request_id"]: r for r in sql(pg, "SELECT * FROM predictions WHERE request_id = ANY($1)", list(ok))}
+    assert len(rows) == 700
+    for request_id, answer in ok.items():
+        assert round(rows[request_id]["probability_default"], 6) == answer["probability_default"]
+        assert rows[request_id]["credit_decision"] == answer["credit_decision"]
+    n, distinct = table_count(pg)
+    assert n == distinct
+
+
+def test_database_outage_mid_load_loses_nothing(pg_app: RunningApp, pg: PgCluster) -> None:
+    before, _ = table_count(pg)
+    answered: dict[str, dict] = {}
+    failures = [0]
+    stop = threading.Event()
+
+    def load() -> None:
+        seed = 100
+        while not stop.is_set():
+            ok, failed = send_singles(pg_app.url, sample_applicants(40, seed=seed), threads=4)
+            answered.update(ok)
+            failures[0] += failed
+            seed += 1
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    time.sleep(1.5)
+    pg.stop("fast")
+    time.sleep(3.0)
+    down_answers = len(answered)
+    pg.start()
+    time.sleep(2.0)
+    stop.set()
+    worker.join()
+    assert failures[0] == 0 and len(answered) > down_answers > 0
+    assert wait_rows(pg, before + len(answered)) == before + len(answered)
+    n, distinct = table_count(pg)
+    assert n == distinct
+    stats = pg_app.stats()
+    assert stats["spooled"] > 0 and stats["replayed"] > 0 and stats["spool_records"] == 0
+
+
+def test_row_refused_by_database_is_kept(pg_app: RunningApp, pg: PgCluster) -> None:
+    sql(pg, 'ALTER TABLE predictions ADD CONSTRAINT refuse_one CHECK ("amt_annuity" <> 12345.5)')
+    try:
+        applicants = sample_applicants(20, seed=11)
+        applicants[7]["AMT_ANNUITY"] = 12345.5
+        with pg_app.client() as client:
+            results = client.post("/predict/batch", json=applicants).json()["results"]
+        refused_id = results[7]["request_id"]
+        ids = [r["request_id"] for r in results]
+        deadline = time.monotonic() + 30
+        rejected_file = pg_app.data_dir / "rejected.jsonl"
+        while not rejected_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stored = {r["request_id"] for r in sql(pg, "SELECT request_id FROM predictions WHERE request_id = ANY($1)", ids)}
+        assert stored == set(ids) - {refused_id}
+        kept = [json.loads(line) for line in rejected_file.read_text().splitlines()]
+        assert [k["record"]["request_id"] for k in kept] == [refused_id]
+        assert "refuse_one" in kept[0]["error"]
+    finally:
+        sql(pg, "ALTER TABLE predictions DROP CONSTRAINT refuse_one")
+
+
+def test_restart_with_spooled_records_replays_them(serve_url: str, pg_app: RunningApp, pg: PgCluster) -> None:
+    pg.stop("fast")
+    ok, failed = send_singles(pg_app.url, sample_applicants(60, seed=21))
+    assert failed == 0 and len(ok) == 60
+    deadline = time.monotonic() + 20
+    while pg_app.stats()["spool_records"] < 60 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pg_app.stats()["spool_records"] == 60
+    serve.delete(APP_NAME)  # graceful shutdown with records still in the spool
+    pg.start()
+    deploy(serve_url, pg_app.env, log_writer={"retry_interval_s": 0.5})
+    deadline = time.monotonic() + 30
+    stored: set[str] = set()
+    while len(stored) < 60 and time.monotonic() < deadline:
+        stored = {r["request_id"] for r in sql(pg, "SELECT request_id FROM predictions WHERE request_id = ANY($1)", list(ok))}
+        time.sleep(0.3)
+    assert stored == set(ok)
+    assert table_count(pg)[0] == table_count(pg)[1]
+
+
+def test_predictions_endpoint_reads_postgres(pg_app: RunningApp) -> None:
+    with pg_app.client() as client:
+        rows = client.get("/predictions", params={"limit": 20}, headers=pg_app.auth()).json()["items"]
+        denied = client.get("/predictions", params={"decision": "denied", "limit": 5},
+                            headers=pg_app.auth()).json()["items"]
+    assert len(rows) == 20 and [r["ts"] for r in rows] == sorted((r["ts"] for r in rows), reverse=True)
+    assert set(FEATURE_NAMES) <= set(rows[0])
+    assert all(r["credit_decision"] == "denied" for r in denied)
