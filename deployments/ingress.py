@@ -6,29 +6,26 @@ handed to the log shipper (never awaited by the response).
 """
 
 
-import json
 import logging
 import secrets
 import time
-import uuid
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import numpy as np
+import orjson
 from fastapi import Header, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import TypeAdapter, ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from deployments.decisions import decide
 from deployments.log_shipper import LogShipper
 from deployments.scorer import Scored
 from prediction_log.query import LogQuery
-from prediction_log.records import Record
 from prediction_log.spool import Spool
 from serve_app.api import create_api
 from serve_app.api_key import resolve_api_key
-from serve_app.features import EXAMPLE_APPLICANT, FEATURE_NAMES
+from serve_app.features import EXAMPLE_APPLICANT
+from serve_app.rows import batch_rows, single_row
 from serve_app.schemas import (APPLICANT_ADAPTER, APPLICANTS_ADAPTER, BatchDecisions, Decision, Health,
                                request_body_doc)
 from serve_app.settings import IngressConfig, get_settings
@@ -38,20 +35,8 @@ api = create_api()
 UNAVAILABLE = {"Retry-After": "1"}
 
 
-def _rows(applicants: list[Any]) -> np.ndarray:
-    return np.array([[getattr(a, n) for n in FEATURE_NAMES] for a in applicants], dtype=np.float64)
-
-
-def _parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
-    """Validate the raw body in one pass (pydantic-core's JSON parser); 422 on failure."""
-    try:
-        return adapter.validate_json(body)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_input=False)) from None
-
-
 def _json(content: Any) -> Response:
-    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
+    return Response(orjson.dumps(content), media_type="application/json")
 
 
 @serve.deployment(max_ongoing_requests=1024, graceful_shutdown_timeout_s=20)
@@ -86,49 +71,38 @@ class Ingress:
     async def _score_block(self, block: np.ndarray) -> Scored:
         return await self.scorer.score.remote(block)
 
-    def _decide(self, applicants: list[Any], probabilities: list[float], version: str, threshold: float,
+    def _decide(self, rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
                 started: float, endpoint: str) -> list[dict[str, Any]]:
-        """Apply the policy (denied when p >= threshold), queue the log records, build responses."""
-        now = datetime.now(timezone.utc)
-        latency_ms = (time.perf_counter() - started) * 1000
-        decisions, records = [], []
-        for applicant, p in zip(applicants, probabilities):
-            denied = p >= threshold
-            request_id = uuid.uuid4().hex
-            label = "denied" if denied else "approved"
-            decisions.append({"request_id": request_id, "prediction": int(denied),
-                              "probability_default": round(p, 6), "credit_decision": label,
-                              "model_version": version, "threshold": threshold})
-            records.append((request_id, now, endpoint, version,
-                            *(getattr(applicant, n) for n in FEATURE_NAMES),
-                            p, int(denied), label, threshold, latency_ms))
-        self.shipper.add(records)
-        return decisions
+        """Apply the policy, queue the log records, return the response items."""
+        decided = decide(rows, probabilities, version, threshold,
+                         (time.perf_counter() - started) * 1000, endpoint)
+        self.shipper.add(decided.records)
+        return decided.responses
 
     @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
               openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
     async def predict(self, request: Request) -> Response:
         started = time.perf_counter()
-        applicant = _parse(APPLICANT_ADAPTER, await request.body())
+        row = single_row(await request.body())
         try:
-            p, version, threshold = await self._score_single(_rows([applicant])[0])
+            p, version, threshold = await self._score_single(row[0])
         except Exception as exc:
             raise HTTPException(503, f"scorer unavailable: {type(exc).__name__}", headers=UNAVAILABLE) from exc
-        return _json(self._decide([applicant], [p], version, threshold, started, "predict")[0])
+        return _json(self._decide(row, np.array([p]), version, threshold, started, "predict")[0])
 
     @api.post("/predict/batch", response_model=BatchDecisions,
               summary="Credit decisions for up to 10,000 applicants, in order; one bad row rejects all",
               openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
     async def predict_batch(self, request: Request) -> Response:
         started = time.perf_counter()
-        applicants = _parse(APPLICANTS_ADAPTER, await request.body())
-        if len(applicants) > self.config.max_batch_rows:
+        rows = batch_rows(await request.body())
+        if len(rows) > self.config.max_batch_rows:
             raise HTTPException(413, f"at most {self.config.max_batch_rows} applicants per batch")
         try:
-            scored = await self._score_block(_rows(applicants))
+            scored = await self._score_block(rows)
         except Exception as exc:
             raise HTTPException(503, f"scorer unavailable: {type(exc).__name__}", headers=UNAVAILABLE) from exc
-        results = self._decide(applicants, scored.probabilities.tolist(), scored.model_version,
+        results = self._decide(rows, scored.probabilities, scored.model_version,
                                scored.threshold, started, "batch")
         return _json({"count": len(results), "results": results})
 

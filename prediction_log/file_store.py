@@ -8,7 +8,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from prediction_log.query import LogQuery
-from prediction_log.records import COLUMNS, Record, as_dict, from_json_line, timestamp, to_json_line
+from prediction_log.records import COLUMNS, Record, as_dict, from_json_line, timestamp, to_json_lines
 
 RECENT_IDS = 200_000
 _DECISION = COLUMNS.index("credit_decision")
@@ -28,8 +28,8 @@ class FileStore:
     def _append_sync(self, records: list[Record]) -> int:
         fresh = [r for r in records if r[0] not in self._recent]
         if fresh:
-            with self.path.open("a", encoding="utf-8") as out:
-                out.write("".join(to_json_line(r) + "\n" for r in fresh))
+            with self.path.open("ab") as out:
+                out.write(to_json_lines(fresh))
                 out.flush()
                 os.fsync(out.fileno())
         for r in fresh:

@@ -6,9 +6,10 @@ disk (file log, spool) it is one JSON object per line.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from serve_app.features import FEATURE_NAMES, FEATURES
 
@@ -33,16 +34,19 @@ SQL_TYPES: dict[str, str] = {
 _TS = COLUMNS.index("ts")
 
 
+def to_json_lines(records: list[Record]) -> bytes:
+    """JSONL bytes, one object per record, each line ending in a newline (timestamps in ISO 8601)."""
+    return b"".join(orjson.dumps(dict(zip(COLUMNS, r)), option=orjson.OPT_APPEND_NEWLINE) for r in records)
+
+
 def to_json_line(record: Record) -> str:
-    """One JSONL line (timestamps in ISO 8601)."""
-    row = dict(zip(COLUMNS, record))
-    row["ts"] = row["ts"].isoformat()
-    return json.dumps(row, separators=(",", ":"))
+    """One JSONL line without its newline."""
+    return orjson.dumps(dict(zip(COLUMNS, record))).decode()
 
 
-def from_json_line(line: str) -> Record:
+def from_json_line(line: str | bytes) -> Record:
     """The record tuple back from a JSONL line."""
-    row = json.loads(line)
+    row = orjson.loads(line)
     row["ts"] = datetime.fromisoformat(row["ts"])
     return tuple(row[c] for c in COLUMNS)
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prediction_log.records import Record, from_json_line, to_json_line
+from prediction_log.records import Record, from_json_line, to_json_lines
 
 
 class Spool:
@@ -25,8 +25,8 @@ class Spool:
 
     def append_sync(self, records: list[Record]) -> None:
         """Durably append records (fsync before returning)."""
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write("".join(to_json_line(r) + "\n" for r in records))
+        with self.path.open("ab") as out:
+            out.write(to_json_lines(records))
             out.flush()
             os.fsync(out.fileno())
 

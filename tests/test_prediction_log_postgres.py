@@ -8,7 +8,6 @@ import threading
 import time
 
 import asyncpg
-import pytest
 from ray import serve
 
 from loadtest.applicants import sample_applicants
