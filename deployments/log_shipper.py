@@ -1,10 +1,11 @@
 """Ingress-side buffer that hands decisions to the log writer in batches.
 
-Requests only append to an in-memory list; a background task ships the list every
-``log_flush_interval_s`` (or sooner when ``log_flush_max_records`` are waiting) with one
-remote call. Records leave the buffer only when the writer acknowledges them; on
-failure they are retried. On shutdown whatever the writer cannot take is spooled to
-local disk, where the writer replays it.
+Requests only append to an in-memory list; a background task ships it every
+``log_flush_interval_s`` (or sooner when ``log_flush_max_records`` are waiting), at most
+``log_flush_max_records`` per remote call (a message must stay under gRPC's 4 MB).
+Records leave the buffer only when the writer acknowledges them; on failure they are
+retried, and moved to the local spool once ``spill_records`` are held. On shutdown
+whatever the writer cannot take is spooled; the writer replays the spool.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ logger = logging.getLogger("ray.serve")
 
 
 class LogShipper:
-    def __init__(self, writer: DeploymentHandle, spool: Spool, interval_s: float, max_records: int) -> None:
+    def __init__(self, writer: DeploymentHandle, spool: Spool, interval_s: float, max_records: int,
+                 spill_records: int = 100_000) -> None:
         self.writer = writer
         self.spool = spool
         self.interval_s = interval_s
         self.max_records = max_records
+        self.spill_records = spill_records
         self.buffer: list[Record] = []
         self.shipped = 0
         self._wake = asyncio.Event()
@@ -45,12 +48,15 @@ class LogShipper:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            if self.buffer:
-                await self._ship()
+            while self.buffer and await self._ship():
+                pass
+            if self._failing and len(self.buffer) >= self.spill_records:
+                await self._spill()
 
     async def _ship(self) -> bool:
-        """Send the buffer in one call; on any failure (or cancellation) put it back."""
-        batch, self.buffer = self.buffer, []
+        """Send up to ``max_records`` in one call; on any failure (or cancellation) put them back."""
+        batch = self.buffer[:self.max_records]
+        del self.buffer[:len(batch)]
         shipped = False
         try:
             await self.writer.write.remote(batch)
@@ -70,6 +76,16 @@ class LogShipper:
             logger.warning("log shipper: log writer reachable again")
             self._failing = False
         return True
+
+    async def _spill(self) -> None:
+        """Writer unreachable for long: move the buffer to the local spool (the writer replays it)."""
+        batch, self.buffer = self.buffer, []
+        try:
+            await self.spool.append(batch)
+        except BaseException:
+            self.buffer[:0] = batch
+            raise
+        logger.warning("log shipper: spooled %d records while the log writer is unreachable", len(batch))
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Ship what is buffered; spool anything the writer could not take in time."""

@@ -52,7 +52,7 @@ class IngressConfig(BaseModel):
     batch_wait_timeout_s: float = Field(0.002, ge=0)
     max_batch_rows: int = Field(10_000, ge=1, description="Largest /predict/batch request")
     log_flush_interval_s: float = Field(0.05, gt=0, description="Decisions are handed to the log writer this often")
-    log_flush_max_records: int = Field(2000, ge=1, description="... or when this many are buffered")
+    log_flush_max_records: int = Field(2000, ge=1, le=10_000, description="... or when this many are buffered")
 
 
 class LogWriterConfig(BaseModel):

@@ -8,19 +8,26 @@ from pathlib import Path
 
 import pytest
 
+from serve_app.settings import PROJECT_ROOT
 from tests.pg_cluster import PgCluster
-from tests.serving import APP_NAME, RunningApp, deploy, free_port
+from tests.serving import APP_NAME, RunningApp, deploy, free_port, read_env_file
 
 API_KEY = "test-api-key"
 
 
 @pytest.fixture(scope="session")
 def serve_url() -> Iterator[str]:
-    """A local Ray instance (random ports) with Serve's HTTP proxy on a free loopback port."""
+    """A local Ray instance (random ports) with Serve's HTTP ingress on a free loopback port.
+
+    Ray starts with ``serve.env`` (HAProxy + direct ingress, throughput-optimised replicas), as
+    the README's run command does; ``SERVE_TEST_DEFAULT_PROXY=1`` tests the default proxy instead.
+    """
     import ray
     from ray import serve
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if os.environ.get("SERVE_TEST_DEFAULT_PROXY") != "1":
+        os.environ.update(read_env_file(PROJECT_ROOT / "serve.env"))
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

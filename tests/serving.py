@@ -16,6 +16,13 @@ from serve_app.app import build_app
 APP_NAME = "credit"
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of an env file (as ``uv run --env-file`` reads them), comments skipped."""
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -30,7 +37,7 @@ class RunningApp:
     env: dict[str, str]
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+        return httpx.Client(base_url=self.url, **({"timeout": 30} | kwargs))
 
     def auth(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key}

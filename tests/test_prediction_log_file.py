@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -54,6 +56,17 @@ def test_every_answer_is_logged_exactly_once(file_app: RunningApp) -> None:
     by_batch = [logged[r["request_id"]] for r in batch]
     assert [[row[n] for n in FEATURE_NAMES] for row in by_batch] == [
         [a[n] for n in FEATURE_NAMES] for a in applicants[:120]]
+
+
+def test_large_batches_are_all_logged(file_app: RunningApp) -> None:
+    """Full 10,000-row batches back to back: the shipper splits them into bounded calls."""
+    before = file_app.stats()["records_in_store"]
+    applicants = sample_applicants(10_000, seed=11)
+    body = json.dumps(applicants)
+    with file_app.client(timeout=60) as client, ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(lambda _: client.post("/predict/batch", content=body).status_code, range(4)))
+    assert statuses == [200] * 4
+    assert file_app.wait_logged(before + 40_000)["records_in_store"] == before + 40_000
 
 
 def test_query_filters_and_order(file_app: RunningApp) -> None:
