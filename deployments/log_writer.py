@@ -24,6 +24,7 @@ from prediction_log.postgres_store import DATA_ERRORS, PostgresStore
 from prediction_log.query import LogQuery
 from prediction_log.records import Record, to_json_line
 from prediction_log.spool import Spool
+from prediction_log.stores import file_log_path
 from serve_app.settings import LogWriterConfig, get_settings
 
 logger = logging.getLogger("ray.serve")
@@ -47,7 +48,7 @@ class LogWriter:
         self._down_logged = False
         self._replay_lock = asyncio.Lock()
         if self.dsn is None:
-            self.store = FileStore(self.data_dir / "predictions.jsonl")
+            self.store = FileStore(file_log_path(settings))
             logger.info("log writer: DATABASE_URL unset, logging to %s", self.store.path)
         self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
 

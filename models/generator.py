@@ -11,6 +11,8 @@ function of the ten model features, so the Bayes-optimal AUC and cost are comput
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -18,6 +20,7 @@ from scipy import stats
 from serve_app.features import FEATURE_NAMES
 
 DEFAULT_RATE = 0.0807
+EXT_COLUMNS = ("EXT_SOURCE_1", "EXT_SOURCE_2", "EXT_SOURCE_3")
 EXT_WEIGHTS = (0.8, 1.2, 1.0)
 """Weights of EXT_SOURCE_1..3 in EXT_SOURCES_WEIGHTED (sum 3, so the feature spans 0-3)."""
 
@@ -36,7 +39,7 @@ def _latent(rng: np.random.Generator, factor: np.ndarray, loading: float) -> np.
     return stats.norm.cdf(loading * factor + np.sqrt(1.0 - loading**2) * noise)
 
 
-def _raw_columns(n: int, rng: np.random.Generator) -> pd.DataFrame:
+def raw_columns(n: int, rng: np.random.Generator) -> pd.DataFrame:
     """Base application columns modelled on ``application_train``."""
     worth = rng.standard_normal(n)  # latent credit-worthiness
     ext1 = _beta_on(_latent(rng, worth, 0.55), 3.0, 2.9, 0.962)
@@ -74,14 +77,15 @@ def _raw_columns(n: int, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
-def model_features(raw: pd.DataFrame) -> pd.DataFrame:
+def model_features(raw: pd.DataFrame, fill: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Derive the ten model features from base columns, as the original pipeline did.
 
-    Missing EXT_SOURCE_3 is imputed with its median; values are rounded to float32 so the
-    ONNX model (float32 inputs) sees exactly what LightGBM was trained on.
+    Missing external scores are imputed with ``fill`` (default: this frame's medians, as in
+    training); values are rounded to float32 so the ONNX model (float32 inputs) sees exactly
+    what LightGBM was trained on.
     """
-    ext = raw[["EXT_SOURCE_1", "EXT_SOURCE_2", "EXT_SOURCE_3"]]
-    ext_filled = ext.fillna(ext.median())
+    ext = raw[list(EXT_COLUMNS)]
+    ext_filled = ext.fillna(ext.median() if fill is None else pd.Series(fill))
     features = pd.DataFrame(
         {
             "EXT_SOURCES_MEAN": ext.mean(axis=1, skipna=True),
@@ -124,12 +128,17 @@ def true_probability(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT) -> np.n
 
 def calibrate_intercept(n: int = 400_000, seed: int = 0) -> float:
     """Solve the intercept that gives the published default rate (used to set TRUE_INTERCEPT)."""
-    x = model_features(_raw_columns(n, np.random.default_rng(seed)))
+    x = model_features(raw_columns(n, np.random.default_rng(seed)))
     low, high = -8.0, 2.0
     for _ in range(60):
         mid = (low + high) / 2
         low, high = (mid, high) if true_probability(x, mid).mean() < DEFAULT_RATE else (low, mid)
     return round((low + high) / 2, 4)
+
+
+def imputation_values(n: int, seed: int) -> dict[str, float]:
+    """The external-score medians of the ``generate(n, seed)`` data: what training imputed with."""
+    return raw_columns(n, np.random.default_rng(seed))[list(EXT_COLUMNS)].median().to_dict()
 
 
 def generate(n: int, seed: int) -> pd.DataFrame:
@@ -138,7 +147,7 @@ def generate(n: int, seed: int) -> pd.DataFrame:
     The same ``(n, seed)`` always gives the same frame.
     """
     rng = np.random.default_rng(seed)
-    raw = _raw_columns(n, rng)
+    raw = raw_columns(n, rng)
     features = model_features(raw)
     p = true_probability(features)
     target = (rng.random(n) < p).astype(np.int8)

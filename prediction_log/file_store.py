@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import OrderedDict
+from datetime import datetime
 from pathlib import Path
 
 from prediction_log.query import LogQuery
@@ -74,6 +75,16 @@ class FileStore:
 
     async def count(self) -> int:
         return await asyncio.to_thread(lambda: len(self._read_all()))
+
+    def _between_sync(self, since: datetime | None, until: datetime | None) -> list[Record]:
+        rows = [r for r in self._read_all()
+                if (since is None or timestamp(r) >= since) and (until is None or timestamp(r) < until)]
+        rows.sort(key=timestamp)
+        return rows
+
+    async def records_between(self, since: datetime | None, until: datetime | None) -> list[Record]:
+        """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
+        return await asyncio.to_thread(self._between_sync, since, until)
 
     async def close(self) -> None:
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 
 from prediction_log.query import LogQuery
@@ -84,6 +86,14 @@ class PostgresStore:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(sql, *args)
         return [as_dict(tuple(r)) for r in rows]
+
+    async def records_between(self, since: datetime | None, until: datetime | None) -> list[Record]:
+        """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
+        sql = (f"SELECT {_COLS} FROM {TABLE} WHERE ($1::timestamptz IS NULL OR ts >= $1) "
+               "AND ($2::timestamptz IS NULL OR ts < $2) ORDER BY ts, id")
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(sql, since, until)
+        return [tuple(r) for r in rows]
 
     async def count(self) -> int:
         async with self.pool.acquire() as conn:

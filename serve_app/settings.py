@@ -27,6 +27,7 @@ class Settings(BaseSettings):
         None, description="Key for /predictions (X-API-Key). Unset = a random key kept in DATA_DIR/api_key")
     data_dir: Path = Field(PROJECT_ROOT / "data", description="File log, spool and generated API key")
     max_body_bytes: int = Field(8 * 1024 * 1024, description="Larger request bodies get 413")
+    reports_dir: Path = Field(PROJECT_ROOT / "reports", description="Benchmark and drift reports")
     api_url: str = Field("http://127.0.0.1:8000", description="Where tools (dashboard, load test) find the API")
 
     @field_validator("database_url", "api_key", mode="before")

@@ -28,6 +28,9 @@ def serve_url() -> Iterator[str]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if os.environ.get("SERVE_TEST_DEFAULT_PROXY") != "1":
         os.environ.update(read_env_file(PROJECT_ROOT / "serve.env"))
+        # HAProxy's own stats/metrics listeners, off their defaults so a running server doesn't collide.
+        os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
+        os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from ray import serve
+from ray.serve.schema import ServeDeploySchema
 
-from serve_app.app import build_app
+from serve_app.settings import PROJECT_ROOT
 
 APP_NAME = "credit"
 
@@ -57,9 +59,26 @@ class RunningApp:
         return stats
 
 
+DEPLOYMENT_NAMES = {"ingress": "Ingress", "scorer": "Scorer", "log_writer": "LogWriter"}
+
+
+def app_config(env: dict[str, str], **user_configs: dict[str, Any]) -> dict[str, Any]:
+    """serve_config.yaml's application, with replica ``env`` and user_config overrides merged in."""
+    app = yaml.safe_load((PROJECT_ROOT / "serve_config.yaml").read_text())["applications"][0]
+    app["runtime_env"] = {"env_vars": env}   # as an operator sets it; merged into every replica
+    for deployment in app["deployments"]:
+        overrides = next((v for k, v in user_configs.items() if DEPLOYMENT_NAMES[k] == deployment["name"]), {})
+        deployment["user_config"] = {**deployment.get("user_config", {}), **overrides}
+    return app
+
+
 def deploy(url: str, env: dict[str, str], **user_configs: dict[str, Any]) -> None:
-    """(Re)deploy the app with replica environment ``env`` and wait for /health."""
-    serve.run(build_app({"env": env, **user_configs}), name=APP_NAME, route_prefix="/")
+    """Apply serve_config.yaml (as ``serve deploy`` does) with overrides, and wait for /health.
+
+    A redeploy that changes only user_config reconfigures the running replicas in place.
+    """
+    schema = ServeDeploySchema(applications=[app_config(env, **user_configs)])
+    serve.context._get_global_client().deploy_apps(schema)
     wait_healthy(url)
 
 

@@ -1,0 +1,34 @@
+"""The training baseline a log window is compared with: the model's reference sample, scored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.artifacts import ONNX_FILE, REFERENCE_FILE, load_card
+from models.onnx_classifier import OnnxBinaryClassifier
+from serve_app.features import FEATURE_NAMES
+
+
+@dataclass(frozen=True)
+class Baseline:
+    model_version: str
+    threshold: float
+    frame: pd.DataFrame
+    """The ten features plus ``probability_default`` as the model scores them."""
+
+    @property
+    def approval_rate(self) -> float:
+        return float((self.frame["probability_default"] < self.threshold).mean())
+
+
+def load_baseline(model_dir: Path) -> Baseline:
+    """Reference sample of ``model_dir`` scored by its own ONNX model at its card's threshold."""
+    card = load_card(model_dir)
+    frame = pd.read_csv(model_dir / REFERENCE_FILE)[list(FEATURE_NAMES)]
+    model = OnnxBinaryClassifier(model_dir / ONNX_FILE)
+    frame["probability_default"] = model.predict_proba(frame.to_numpy(dtype=np.float64))
+    return Baseline(card["version"], float(card["threshold"]["value"]), frame)

@@ -1,0 +1,75 @@
+"""Synthetic traffic scenarios: training-distribution applicants, optionally drifted.
+
+Drift is applied to the generator's base columns and the ten features are derived again,
+so features computed from a drifted column (EXT_SOURCES_MEAN, EXT_SOURCES_WEIGHTED from
+EXT_SOURCE_2; CREDIT_TERM from AMT_ANNUITY) move with it, as they would in real data.
+With ``ramp`` the shift grows linearly from 0 to its full size over the rows (time order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from models.artifacts import load_card, resolve_model_dir
+from models.generator import imputation_values, model_features, raw_columns
+from serve_app.features import FEATURES
+
+
+@dataclass(frozen=True)
+class Shift:
+    column: str          # a base column of models.generator.raw_columns
+    add: float = 0.0
+    multiply: float = 1.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    shifts: tuple[Shift, ...] = field(default_factory=tuple)
+
+    @property
+    def drifted_columns(self) -> tuple[str, ...]:
+        return tuple(s.column for s in self.shifts)
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("control", "no drift: the training distribution"),
+    Scenario("drift", "the original's scenario: EXT_SOURCE_2 -0.15, DAYS_BIRTH +3000 (younger), AMT_ANNUITY x1.2",
+             (Shift("EXT_SOURCE_2", add=-0.15), Shift("DAYS_BIRTH", add=3000), Shift("AMT_ANNUITY", multiply=1.2))),
+)}
+
+# Base-column limits that keep derived features inside the API's valid ranges.
+_RAW_LIMITS = {"EXT_SOURCE_2": (0.0, 1.0), "DAYS_BIRTH": (-29_999, -6_570), "AMT_ANNUITY": (1_615, 1_000_000)}
+
+
+@lru_cache(maxsize=1)
+def training_imputation() -> dict[str, float]:
+    """The active model's training imputation values (regenerated from its card's data seed)."""
+    data = load_card(resolve_model_dir(None))["data"]
+    return imputation_values(data["rows"], data["seed"])
+
+
+def applicants(scenario: Scenario, n: int, seed: int, ramp: bool = True) -> pd.DataFrame:
+    """``n`` applicants (the ten features, API-valid) in time order."""
+    raw = raw_columns(n, np.random.default_rng(seed))
+    strength = np.linspace(0.0, 1.0, n) if ramp else np.ones(n)
+    for shift in scenario.shifts:
+        column = raw[shift.column].to_numpy()
+        moved = (column * (1 + (shift.multiply - 1) * strength)) + shift.add * strength
+        raw[shift.column] = np.clip(moved, *_RAW_LIMITS.get(shift.column, (-np.inf, np.inf)))
+    raw["DAYS_BIRTH"] = raw["DAYS_BIRTH"].round()
+    features = model_features(raw, fill=training_imputation())
+    for f in FEATURES:
+        features[f.name] = features[f.name].clip(f.low, f.high)
+    return features.astype({f.name: "int64" for f in FEATURES if f.dtype == "int"})
+
+
+def as_json_rows(frame: pd.DataFrame) -> list[dict[str, float | int]]:
+    """JSON-ready request bodies from a feature frame."""
+    return [{f.name: (int(v) if f.dtype == "int" else float(v)) for f, v in zip(FEATURES, row)}
+            for row in frame[[f.name for f in FEATURES]].itertuples(index=False)]

@@ -1,0 +1,103 @@
+"""Send synthetic traffic through the live API, or backfill the prediction log directly.
+
+    python -m monitoring.traffic api      --scenario drift --rows 5000 [--host URL]
+    python -m monitoring.traffic backfill --scenario drift --rows 20000 --days 14
+
+``api`` posts ``/predict/batch`` requests, so decisions are scored and logged by the real
+path (timestamps are now). ``backfill`` scores with the active ONNX model locally and
+writes records straight into the configured store (``DATABASE_URL`` or the JSONL file)
+with timestamps spread evenly over the last ``--days`` days, for demos and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from deployments.decisions import request_ids
+from models.artifacts import load_card, resolve_model_dir
+from models.onnx_classifier import OnnxBinaryClassifier
+from monitoring.scenarios import SCENARIOS, applicants, as_json_rows
+from prediction_log.records import Record
+from prediction_log.stores import open_store
+from serve_app.features import FEATURES
+from serve_app.settings import Settings, get_settings
+
+CHUNK = 1000
+
+
+def send_via_api(frame: pd.DataFrame, host: str, chunk: int = CHUNK, progress: bool = True) -> int:
+    """POST the rows in ``/predict/batch`` chunks; returns how many decisions were answered."""
+    answered = 0
+    rows = as_json_rows(frame)
+    with httpx.Client(base_url=host, timeout=60) as client, \
+            tqdm(total=len(rows), unit="row", disable=not progress, desc="api") as bar:
+        for start in range(0, len(rows), chunk):
+            response = client.post("/predict/batch", json=rows[start:start + chunk])
+            response.raise_for_status()
+            answered += response.json()["count"]
+            bar.update(len(rows[start:start + chunk]))
+    return answered
+
+
+def backfill_records(frame: pd.DataFrame, days: float, model: str | None = None,
+                     end: datetime | None = None) -> list[Record]:
+    """Score ``frame`` with the model and build log records spread over ``days`` up to ``end``."""
+    model_dir = resolve_model_dir(model)
+    card = load_card(model_dir)
+    threshold = float(card["threshold"]["value"])
+    matrix = frame[[f.name for f in FEATURES]].to_numpy(dtype=np.float64)
+    probabilities = OnnxBinaryClassifier(model_dir / "model.onnx").predict_proba(matrix)
+    end = end or datetime.now(timezone.utc)
+    step = timedelta(days=days) / max(len(frame), 1)
+    start = end - timedelta(days=days)
+    records = []
+    for i, (request_id, row, p) in enumerate(zip(request_ids(len(frame)), matrix.tolist(), probabilities.tolist())):
+        denied = int(p >= threshold)
+        values = [int(v) if f.dtype == "int" else v for f, v in zip(FEATURES, row)]
+        records.append((request_id, start + step * (i + 1), "backfill", card["version"], *values,
+                        p, denied, "denied" if denied else "approved", threshold, 0.0))
+    return records
+
+
+async def write_records(records: list[Record], settings: Settings | None = None, progress: bool = True) -> int:
+    """Insert into the configured store in chunks; returns rows written."""
+    store = await open_store(settings or get_settings())
+    written = 0
+    try:
+        for start in tqdm(range(0, len(records), 5000), disable=not progress, desc="backfill", unit="chunk"):
+            written += await store.insert(records[start:start + 5000])
+    finally:
+        await store.close()
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["api", "backfill"])
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="drift")
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-ramp", action="store_true", help="full drift from the first row")
+    parser.add_argument("--days", type=float, default=14.0, help="backfill: time span of the records")
+    parser.add_argument("--host", default=None, help="api: server URL (default: API_URL setting)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+
+    frame = applicants(SCENARIOS[args.scenario], args.rows, args.seed, ramp=not args.no_ramp)
+    if args.mode == "api":
+        answered = send_via_api(frame, args.host or get_settings().api_url, progress=not args.no_progress)
+        print(f"{answered} decisions answered ({args.scenario})")
+    else:
+        written = asyncio.run(write_records(backfill_records(frame, args.days), progress=not args.no_progress))
+        print(f"{written} records written over {args.days:g} days ({args.scenario})")
+
+
+if __name__ == "__main__":
+    main()

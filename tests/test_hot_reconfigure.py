@@ -1,0 +1,91 @@
+"""`serve deploy` of an edited user_config swaps threshold and model in place, under load, with no failed request."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from loadtest.applicants import sample_applicants
+from models import artifacts
+from serve_app.settings import PROJECT_ROOT
+from tests.serving import RunningApp, deploy
+
+
+class _Load(threading.Thread):
+    """Steady /predict traffic on 4 connections until stopped; keeps every status and answer."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.stop = threading.Event()
+        self.statuses: list[int] = []
+        self.answers: list[dict] = []
+
+    def run(self) -> None:
+        applicants = sample_applicants(50, seed=21)
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            i = 0
+            while not self.stop.is_set():
+                response = client.post("/predict", json=applicants[i % 50])
+                self.statuses.append(response.status_code)
+                if response.status_code == 200:
+                    self.answers.append(response.json())
+                i += 1
+
+
+def _wait_for_answers(load: _Load, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(load.statuses) < count:
+        assert time.monotonic() < deadline, f"load got only {len(load.statuses)} answers"
+        time.sleep(0.05)
+
+
+def _under_load(app: RunningApp, applied: Callable[[dict], bool], **user_configs: dict) -> _Load:
+    """Redeploy with ``user_configs`` while traffic runs; stop once /health shows ``applied``."""
+    load = _Load(app.url)
+    load.start()
+    try:
+        _wait_for_answers(load, 20)
+        deploy(app.url, app.env, **user_configs)
+        deadline = time.monotonic() + 60
+        while not applied(httpx.get(f"{app.url}/health").json()):
+            assert time.monotonic() < deadline, "new user_config not applied within 60 s"
+            time.sleep(0.2)
+        _wait_for_answers(load, len(load.statuses) + 20)
+    finally:
+        load.stop.set()
+        load.join()
+    return load
+
+
+def test_threshold_change_applies_without_failed_request(file_app: RunningApp) -> None:
+    load = _under_load(file_app, lambda health: health["threshold"] == 0.5, scorer={"threshold": 0.5})
+    assert len(load.statuses) >= 40 and set(load.statuses) == {200}
+    thresholds = [a["threshold"] for a in load.answers]
+    assert thresholds[0] != 0.5 and thresholds[-1] == 0.5
+    assert httpx.get(f"{file_app.url}/health").json()["threshold"] == 0.5
+    with httpx.Client(base_url=file_app.url) as client:
+        answer = client.post("/predict", json=sample_applicants(1, seed=1)[0]).json()
+    assert answer["threshold"] == 0.5
+    assert answer["credit_decision"] == ("denied" if answer["probability_default"] >= 0.5 else "approved")
+
+
+def test_new_model_file_is_picked_up_without_failed_request(file_app: RunningApp, tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "models.train", "--rows", "20000", "--seed", "9",
+                    "--out", str(tmp_path), "--no-progress"], check=True, cwd=PROJECT_ROOT)
+    new_dir = artifacts.resolve_model_dir(None, tmp_path)
+    card = artifacts.load_card(new_dir)
+    load = _under_load(file_app, lambda health: health["model_version"] == card["version"],
+                       scorer={"model": str(new_dir), "threshold": None})
+    assert len(load.statuses) >= 40 and set(load.statuses) == {200}
+    health = httpx.get(f"{file_app.url}/health").json()
+    assert health["model_version"] == card["version"]
+    assert health["threshold"] == card["threshold"]["value"]
+    versions = [a["model_version"] for a in load.answers]
+    assert versions[0] != card["version"] and versions[-1] == card["version"]
