@@ -16,11 +16,13 @@ def reference_applicants(model: str | None = None) -> pd.DataFrame:
     return pd.read_csv(resolve_model_dir(model) / REFERENCE_FILE)[list(FEATURE_NAMES)]
 
 
+def json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready request bodies from a frame holding the ten feature columns."""
+    return [{f.name: (int(v) if f.dtype == "int" else float(v)) for f, v in zip(FEATURES, row)}
+            for row in frame[list(FEATURE_NAMES)].itertuples(index=False)]
+
+
 def sample_applicants(n: int, seed: int = 0, model: str | None = None) -> list[dict[str, Any]]:
     """``n`` JSON-ready applicants drawn with replacement from the reference sample."""
     frame = reference_applicants(model)
-    rows = frame.iloc[np.random.default_rng(seed).integers(0, len(frame), n)]
-    return [
-        {f.name: (int(row[f.name]) if f.dtype == "int" else float(row[f.name])) for f in FEATURES}
-        for _, row in rows.iterrows()
-    ]
+    return json_rows(frame.iloc[np.random.default_rng(seed).integers(0, len(frame), n)])

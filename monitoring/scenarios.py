@@ -67,9 +67,3 @@ def applicants(scenario: Scenario, n: int, seed: int, ramp: bool = True) -> pd.D
     for f in FEATURES:
         features[f.name] = features[f.name].clip(f.low, f.high)
     return features.astype({f.name: "int64" for f in FEATURES if f.dtype == "int"})
-
-
-def as_json_rows(frame: pd.DataFrame) -> list[dict[str, float | int]]:
-    """JSON-ready request bodies from a feature frame."""
-    return [{f.name: (int(v) if f.dtype == "int" else float(v)) for f, v in zip(FEATURES, row)}
-            for row in frame[[f.name for f in FEATURES]].itertuples(index=False)]

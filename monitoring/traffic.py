@@ -23,7 +23,8 @@ from tqdm import tqdm
 from deployments.decisions import request_ids
 from models.artifacts import load_card, resolve_model_dir
 from models.onnx_classifier import OnnxBinaryClassifier
-from monitoring.scenarios import SCENARIOS, applicants, as_json_rows
+from loadtest.applicants import json_rows
+from monitoring.scenarios import SCENARIOS, applicants
 from prediction_log.records import Record
 from prediction_log.stores import open_store
 from serve_app.features import FEATURES
@@ -35,7 +36,7 @@ CHUNK = 1000
 def send_via_api(frame: pd.DataFrame, host: str, chunk: int = CHUNK, progress: bool = True) -> int:
     """POST the rows in ``/predict/batch`` chunks; returns how many decisions were answered."""
     answered = 0
-    rows = as_json_rows(frame)
+    rows = json_rows(frame)
     with httpx.Client(base_url=host, timeout=60) as client, \
             tqdm(total=len(rows), unit="row", disable=not progress, desc="api") as bar:
         for start in range(0, len(rows), chunk):

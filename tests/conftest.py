@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from serve_app.process_env import free_port, private_ingress_env, read_env_file
 from serve_app.settings import PROJECT_ROOT
 from tests.pg_cluster import PgCluster
-from tests.serving import APP_NAME, RunningApp, deploy, free_port, read_env_file
+from tests.serving import APP_NAME, RunningApp, deploy
 
 API_KEY = "test-api-key"
 
@@ -28,9 +30,8 @@ def serve_url() -> Iterator[str]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if os.environ.get("SERVE_TEST_DEFAULT_PROXY") != "1":
         os.environ.update(read_env_file(PROJECT_ROOT / "serve.env"))
-        # HAProxy's own stats/metrics listeners, off their defaults so a running server doesn't collide.
-        os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
-        os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
+        # HAProxy state and listeners of our own, so a server running on this machine doesn't collide.
+        os.environ.update(private_ingress_env(Path(tempfile.mkdtemp(prefix="haproxy-tests-"))))
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.serving import free_port
+from serve_app.process_env import free_port
 
 
 def _bin_dir() -> Path | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,22 +12,10 @@ import yaml
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
 
+from serve_app.process_env import free_port
 from serve_app.settings import PROJECT_ROOT
 
 APP_NAME = "credit"
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines of an env file (as ``uv run --env-file`` reads them), comments skipped."""
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#"))
-    return {key.strip(): value.strip() for key, value in pairs}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

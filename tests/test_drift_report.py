@@ -24,7 +24,7 @@ DERIVED = {"EXT_SOURCES_MEAN", "EXT_SOURCES_WEIGHTED", "CREDIT_TERM"}
 """Computed from a moved column: may be flagged, nothing else may."""
 NOW = datetime.now(timezone.utc)
 CONTROL_WINDOW = ("--since", (NOW - timedelta(days=13)).isoformat(), "--until", (NOW - timedelta(days=9)).isoformat())
-DRIFT_WINDOW = ("--days", "3")
+DRIFT_WINDOW = ("--since", (NOW - timedelta(days=3, hours=1)).isoformat())
 
 
 def _backfill(settings: Settings) -> None:

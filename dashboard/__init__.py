@@ -1,0 +1,1 @@
+"""Streamlit dashboard over the scoring API and the prediction log."""

@@ -1,0 +1,64 @@
+"""The dashboard's only way to the server: the HTTP API, with readable errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pandas as pd
+
+PAGE = 1000
+
+
+class ApiError(Exception):
+    """A failed API call, with a message fit to show a user."""
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = response.text[:200]
+    if isinstance(detail, list):
+        detail = "; ".join(f"{d.get('field') or d.get('loc')}: {d.get('msg')}" for d in detail)
+    return f"API answered {response.status_code}: {detail}"
+
+
+class ApiClient:
+    def __init__(self, base_url: str, api_key: str | None, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"X-API-Key": api_key} if api_key else {}
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = httpx.request(method, f"{self.base_url}{path}", headers=self.headers,
+                                     timeout=self.timeout_s, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"API unreachable at {self.base_url}: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise ApiError(_message(response))
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def predict(self, applicant: dict[str, float | int]) -> dict[str, Any]:
+        return self._call("POST", "/predict", json=applicant)
+
+    def decisions(self, max_rows: int, since: datetime | None = None) -> pd.DataFrame:
+        """The newest ``max_rows`` logged decisions (since ``since``), paged through ``/predictions``."""
+        items: list[dict[str, Any]] = []
+        while len(items) < max_rows:
+            params: dict[str, Any] = {"limit": min(PAGE, max_rows - len(items)), "offset": len(items)}
+            if since is not None:
+                params["since"] = since.isoformat()
+            page = self._call("GET", "/predictions", params=params)["items"]
+            items += page
+            if len(page) < params["limit"]:
+                break
+        frame = pd.DataFrame(items)
+        if not frame.empty:
+            frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
+        return frame
