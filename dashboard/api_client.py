@@ -31,6 +31,10 @@ class ApiClient:
         self.headers = {"X-API-Key": api_key} if api_key else {}
         self.timeout_s = timeout_s
 
+    def __reduce__(self) -> tuple:
+        """Cache key for ``st.cache_data``: the same URL and key are the same client."""
+        return (ApiClient, (self.base_url, self.headers.get("X-API-Key"), self.timeout_s))
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = httpx.request(method, f"{self.base_url}{path}", headers=self.headers,

@@ -1,0 +1,96 @@
+"""Dashboard pages with Streamlit's AppTest against the real API (file log)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from loadtest.applicants import reference_applicants
+from models.artifacts import resolve_model_dir
+from monitoring.baseline import load_baseline
+from monitoring.drift_analysis import analyse
+from monitoring.drift_report import write_report
+from monitoring.log_window import read_window
+from serve_app.features import FEATURES
+from serve_app.settings import PROJECT_ROOT, Settings
+from tests.serving import RunningApp
+
+VIEWS = PROJECT_ROOT / "dashboard" / "views"
+
+
+@pytest.fixture
+def dashboard_env(file_app: RunningApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Settings of the dashboard process: the running API, its key, a reports folder."""
+    reports = tmp_path / "reports"
+    for name, value in {"API_URL": file_app.url, "API_KEY": file_app.api_key, "REPORTS_DIR": str(reports),
+                        "DATA_DIR": str(file_app.data_dir)}.items():
+        monkeypatch.setenv(name, value)
+    yield reports
+
+
+def _page(name: str) -> AppTest:
+    return AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=60).run()
+
+
+def test_scoring_page_offers_every_feature_within_its_range(dashboard_env: Path) -> None:
+    at = _page("scoring")
+    assert not at.exception
+    inputs = {w.label.split(" (")[0]: w for w in [*at.number_input, *at.slider]}
+    assert set(inputs) == {f.name for f in FEATURES}
+    medians = reference_applicants().median()
+    for feature in FEATURES:
+        widget = inputs[feature.name]
+        assert widget.min >= feature.low and widget.max <= feature.high
+        assert widget.value == pytest.approx(medians[feature.name], abs=1e-3 if feature.dtype == "float" else 1)
+
+
+def test_submitted_prediction_shows_the_api_decision(dashboard_env: Path, file_app: RunningApp) -> None:
+    at = _page("scoring")
+    at.button[0].click().run()
+    assert not at.exception
+    shown = (at.success or at.error)[0].value
+    assert shown.startswith("Decision")
+    inputs = {w.label.split(" (")[0]: w.value for w in [*at.number_input, *at.slider]}
+    expected = httpx.post(f"{file_app.url}/predict", json=inputs).json()
+    assert expected["credit_decision"].upper() in shown
+    assert at.metric[0].value == f"{expected['probability_default']:.2%}"
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_api_error_is_a_message_not_a_traceback(dashboard_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_URL", "http://127.0.0.1:9")
+    at = _page("scoring")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "API unreachable" in at.error[0].value
+
+
+def test_monitoring_page_charts_the_log_and_the_latest_drift_report(
+        dashboard_env: Path, file_app: RunningApp) -> None:
+    with httpx.Client(base_url=file_app.url, timeout=30) as client:
+        client.post("/predict/batch", json=[{f.name: f.example for f in FEATURES}] * 50).raise_for_status()
+    file_app.wait_logged(file_app.stats()["records_in_store"])
+    window = asyncio.run(read_window(Settings(data_dir=file_app.data_dir, database_url=None), None, None))
+    analysis = analyse(window, load_baseline(resolve_model_dir(None)), None, None, 0.25)
+    write_report(analysis, dashboard_env / "drift")
+
+    at = _page("monitoring")
+    assert not at.exception
+    assert [e.value for e in at.error if "API" in e.value] == []
+    assert int(at.metric[0].value.rstrip("+").replace(",", "")) >= 50
+    assert len(at.get("plotly_chart")) == 4
+    drift_table = at.dataframe[-1].value
+    assert list(drift_table["feature"]) == [f.name for f in FEATURES]
+    assert f"{analysis.summary['drifted_count']} of 10 features drifted" in (at.success or at.error)[0].value
+
+
+def test_monitoring_page_without_the_key_says_so(dashboard_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEY", "wrong-key")
+    at = _page("monitoring")
+    assert not at.exception
+    assert "401" in at.error[0].value

@@ -1,0 +1,73 @@
+"""End to end in headless Chromium: the dashboard against the running API, screenshots kept."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serve_app.process_env import free_port
+from serve_app.settings import PROJECT_ROOT
+from tests.serving import RunningApp
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no system Chromium (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(file_app: RunningApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run dashboard/app.py`` against the test API, on a free port."""
+    port = free_port()
+    env = {**os.environ, "API_URL": file_app.url, "API_KEY": file_app.api_key, "DATA_DIR": str(file_app.data_dir),
+           "REPORTS_DIR": str(tmp_path_factory.mktemp("reports"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline and process.poll() is None, "streamlit did not start"
+        time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(30)
+
+
+def test_score_an_applicant_then_see_the_monitoring_charts(dashboard_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(dashboard_url)
+        expect(page.get_by_text("Score an applicant")).to_be_visible(timeout=60_000)
+        page.get_by_role("button", name="Score", exact=True).click()
+        expect(page.get_by_text("Decision:")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Probability of default").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "dashboard-scoring.png"), full_page=True)
+
+        page.goto(f"{dashboard_url}/monitoring")
+        expect(page.get_by_text("Decisions over time")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Approval rate").first).to_be_visible()
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        assert page.locator(".js-plotly-plot").count() == 4
+        page.screenshot(path=str(ARTIFACTS / "dashboard-monitoring.png"), full_page=True)
+        browser.close()
+    assert (ARTIFACTS / "dashboard-scoring.png").stat().st_size > 10_000
