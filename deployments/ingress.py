@@ -26,8 +26,7 @@ from serve_app.api import create_api
 from serve_app.api_key import resolve_api_key
 from serve_app.features import EXAMPLE_APPLICANT
 from serve_app.rows import batch_rows, single_row
-from serve_app.schemas import (APPLICANT_ADAPTER, APPLICANTS_ADAPTER, BatchDecisions, Decision, Health,
-                               request_body_doc)
+from serve_app.schemas import APPLICANT_ADAPTER, APPLICANTS_ADAPTER, BatchDecisions, Decision, Health, request_body_doc
 from serve_app.settings import IngressConfig, get_settings
 
 logger = logging.getLogger("ray.serve")

@@ -76,7 +76,8 @@ def sweep(host: str, args: argparse.Namespace, api_key: str) -> list[dict[str, A
     results = []
     for scenario in args.scenarios:
         for users in (args.batch_users if scenario == "batch" else args.users):
-            run = LocustRun(scenario, users, args.duration, args.batch_size, args.processes, args.locust_cpus)
+            batch_size = args.mixed_batch_size if scenario == "mixed" else args.batch_size
+            run = LocustRun(scenario, users, args.duration, batch_size, args.processes, args.locust_cpus)
             before = settled_count(host, api_key)
             result = run_locust(run, host, args.out / "locust", {"API_KEY": api_key})
             after = settled_count(host, api_key)
@@ -98,7 +99,8 @@ def main() -> None:
                         help="comma-separated: single,batch,mixed")
     parser.add_argument("--users", type=_ints, default=[1, 8, 32, 64, 128], help="concurrency sweep (single, mixed)")
     parser.add_argument("--batch-users", type=_ints, default=[1, 4], help="concurrency sweep (batch)")
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=1000, help="rows per /predict/batch (batch scenario)")
+    parser.add_argument("--mixed-batch-size", type=int, default=20, help="rows per /predict/batch (mixed scenario)")
     parser.add_argument("--duration", type=int, default=20, help="seconds per run")
     parser.add_argument("--processes", type=int, default=1, help="Locust worker processes")
     parser.add_argument("--locust-cpus", type=lambda s: tuple(_ints(s)), help="pin Locust to these CPUs, e.g. 1")

@@ -12,10 +12,11 @@ answered 422 (anything else counts as a failure). Settings by environment:
 load from the test's start; Locust's own ``-t`` also counts its start-up).
 """
 
+# ruff: noqa: I001  (locust must be imported first)
 from __future__ import annotations
 
 # Locust first: gevent must monkey-patch before anything imports ssl.
-import locust  # noqa: I001
+import locust
 from locust import FastHttpUser, constant, events, tag, task
 from locust.env import Environment
 from locust.runners import WorkerRunner

@@ -21,9 +21,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from deployments.decisions import request_ids
+from loadtest.applicants import json_rows
 from models.artifacts import load_card, resolve_model_dir
 from models.onnx_classifier import OnnxBinaryClassifier
-from loadtest.applicants import json_rows
 from monitoring.scenarios import SCENARIOS, applicants
 from prediction_log.records import Record
 from prediction_log.stores import open_store

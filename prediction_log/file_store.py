@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import os
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from prediction_log.file_lines import LineCounter, lines_backwards
 from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, Record, as_dict, from_json_line, timestamp, to_json_lines
 
 RECENT_IDS = 200_000
+ORDER_SLACK = timedelta(seconds=60)
+"""How far out of time order appended lines may be (flush interval, clock steps between replicas)."""
 _DECISION = COLUMNS.index("credit_decision")
 
 
@@ -25,10 +29,30 @@ class FileStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._lock = asyncio.Lock()
+        self._counter = LineCounter(path)
+        self._unordered_marker = path.with_name(path.name + ".unordered")
+        self._newest: datetime | None = None
+
+    def _note_order(self, fresh: list[Record]) -> None:
+        """Mark the file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
+        if self._newest is None:
+            last = next(lines_backwards(self.path), None)
+            self._newest = timestamp(from_json_line(last)) if last else None
+        oldest = min(timestamp(r) for r in fresh)
+        if self._newest is not None and oldest < self._newest - ORDER_SLACK:
+            self._unordered_marker.touch()
+        newest = max(timestamp(r) for r in fresh)
+        self._newest = newest if self._newest is None else max(self._newest, newest)
+
+    @property
+    def time_ordered(self) -> bool:
+        """Whether lines are in time order (up to ORDER_SLACK): backfills and replays of old records break it."""
+        return not self._unordered_marker.exists()
 
     def _append_sync(self, records: list[Record]) -> int:
         fresh = [r for r in records if r[0] not in self._recent]
         if fresh:
+            self._note_order(fresh)
             with self.path.open("ab") as out:
                 out.write(to_json_lines(fresh))
                 out.flush()
@@ -60,21 +84,33 @@ class FileStore:
             return [from_json_line(line) for line in lines if line.strip()]
 
     def _query_sync(self, q: LogQuery) -> list[dict]:
-        rows = [
-            r for r in self._read_all()
-            if (q.since is None or timestamp(r) >= q.since)
-            and (q.until is None or timestamp(r) < q.until)
-            and (q.decision is None or r[_DECISION] == q.decision)
-        ]
+        """Newest-first page. A time-ordered file is scanned from its end and the scan stops
+        ``ORDER_SLACK`` past the oldest record the page needs; otherwise the whole file is read."""
+        wanted = q.offset + q.limit
+        ordered = self.time_ordered
+        floor: datetime | None = None
+        rows: list[Record] = []
+        for line in lines_backwards(self.path):
+            r = from_json_line(line)
+            ts = timestamp(r)
+            if ordered and ((floor is not None and ts < floor - ORDER_SLACK)
+                            or (q.since is not None and ts < q.since - ORDER_SLACK)):
+                break
+            if ((q.since is None or ts >= q.since) and (q.until is None or ts < q.until)
+                    and (q.decision is None or r[_DECISION] == q.decision)):
+                rows.append(r)
+                if floor is None and len(rows) == wanted:
+                    floor = heapq.nlargest(wanted, (timestamp(x) for x in rows))[-1]
         rows.sort(key=timestamp, reverse=True)
-        return [as_dict(r) for r in rows[q.offset:q.offset + q.limit]]
+        return [as_dict(r) for r in rows[q.offset:wanted]]
 
     async def query(self, q: LogQuery) -> list[dict]:
         """Newest-first page of records matching ``q``."""
         return await asyncio.to_thread(self._query_sync, q)
 
     async def count(self) -> int:
-        return await asyncio.to_thread(lambda: len(self._read_all()))
+        """Records in the file (newlines counted incrementally, not parsed)."""
+        return await asyncio.to_thread(self._counter.count)
 
     def _between_sync(self, since: datetime | None, until: datetime | None) -> list[Record]:
         rows = [r for r in self._read_all()

@@ -12,7 +12,6 @@ import yaml
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
 
-from serve_app.process_env import free_port
 from serve_app.settings import PROJECT_ROOT
 
 APP_NAME = "credit"

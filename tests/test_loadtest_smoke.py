@@ -16,7 +16,8 @@ def test_bench_runs_every_scenario_and_counts_logged_decisions(file_app: Running
     env = {**os.environ, **file_app.env, "LOADTEST_INVALID_SHARE": "0.2"}
     done = subprocess.run(
         [sys.executable, "-m", "loadtest.bench", "--host", file_app.url, "--scenarios", "single,batch,mixed",
-         "--users", "2", "--batch-users", "1", "--duration", "3", "--batch-size", "20", "--out", str(tmp_path)],
+         "--users", "2", "--batch-users", "1", "--duration", "3", "--batch-size", "20", "--mixed-batch-size", "5",
+         "--out", str(tmp_path)],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     print(done.stdout)
@@ -31,5 +32,8 @@ def test_bench_runs_every_scenario_and_counts_logged_decisions(file_app: Running
     invalid = results["single"]["endpoints"]["POST /predict (invalid)"]
     assert invalid["requests"] > 0 and invalid["failures"] == 0          # every one answered 422
     assert results["batch"]["decisions_2xx"] == 20 * results["batch"]["endpoints"]["POST /predict/batch"]["requests"]
-    assert {"GET /predictions", "GET /health"} <= set(results["mixed"]["endpoints"])
+    mixed = results["mixed"]["endpoints"]
+    assert {"GET /predictions", "GET /health"} <= set(mixed)
+    batches = mixed.get("POST /predict/batch", {"requests": 0})["requests"]
+    assert results["mixed"]["decisions_2xx"] == mixed["POST /predict"]["requests"] + 5 * batches
     assert "| single | 2 |" in (tmp_path / "bench.md").read_text()

@@ -1,0 +1,54 @@
+"""Reading an append-only JSONL file cheaply: newest lines first, and line counts by increment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+BLOCK = 1 << 20
+
+
+def lines_backwards(path: Path, block: int = BLOCK) -> Iterator[bytes]:
+    """The file's non-empty lines, last first, reading ``block`` bytes at a time from the end."""
+    if not path.exists():
+        return
+    with path.open("rb") as f:
+        position = f.seek(0, 2)
+        tail = b""
+        while position > 0:
+            step = min(block, position)
+            position -= step
+            f.seek(position)
+            chunk = f.read(step) + tail
+            parts = chunk.split(b"\n")
+            tail = parts[0]          # may be cut: completed by the next (earlier) block
+            for line in reversed(parts[1:]):
+                if line.strip():
+                    yield line
+        if tail.strip():
+            yield tail
+
+
+class LineCounter:
+    """Counts lines of a growing file, reading only the bytes appended since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._count = 0
+
+    def count(self) -> int:
+        """Newline-terminated lines in the file now."""
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < self._offset:           # replaced or truncated: start over
+            self._offset = self._count = 0
+        if size > self._offset:
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                while self._offset < size:
+                    chunk = f.read(min(BLOCK, size - self._offset))
+                    if not chunk:
+                        break
+                    self._count += chunk.count(b"\n")
+                    self._offset += len(chunk)
+        return self._count

@@ -1,0 +1,75 @@
+"""The file log's newest-first scan and line counter agree with a full read, in and out of time order."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from monitoring.scenarios import SCENARIOS, applicants
+from monitoring.traffic import backfill_records
+from prediction_log.file_lines import LineCounter, lines_backwards
+from prediction_log.file_store import FileStore
+from prediction_log.query import LogQuery
+from prediction_log.records import COLUMNS, as_dict, timestamp
+
+DECISION = COLUMNS.index("credit_decision")
+NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+QUERIES = [
+    LogQuery(limit=10), LogQuery(limit=100, offset=250), LogQuery(limit=50, decision="denied"),
+    LogQuery(limit=1000, since=NOW - timedelta(hours=30)), LogQuery(limit=20, until=NOW - timedelta(days=1)),
+    LogQuery(limit=7, offset=3, since=NOW - timedelta(days=2), until=NOW - timedelta(hours=5), decision="approved"),
+]
+
+
+def _expected(records: list, q: LogQuery) -> list[dict]:
+    rows = [r for r in records if (q.since is None or timestamp(r) >= q.since)
+            and (q.until is None or timestamp(r) < q.until) and (q.decision is None or r[DECISION] == q.decision)]
+    rows.sort(key=timestamp, reverse=True)
+    return [as_dict(r) for r in rows[q.offset:q.offset + q.limit]]
+
+
+@pytest.fixture(scope="module")
+def records() -> list:
+    return backfill_records(applicants(SCENARIOS["control"], 4000, seed=5, ramp=False), days=3, end=NOW)
+
+
+def _insert(store: FileStore, records: list, chunk: int = 500) -> None:
+    for start in range(0, len(records), chunk):
+        asyncio.run(store.insert(records[start:start + chunk]))
+
+
+def test_time_ordered_file_is_scanned_from_its_end(tmp_path: Path, records: list) -> None:
+    store = FileStore(tmp_path / "predictions.jsonl")
+    _insert(store, records)
+    assert store.time_ordered
+    for q in QUERIES:
+        assert asyncio.run(store.query(q)) == _expected(records, q), q
+    assert asyncio.run(store.count()) == len(records)
+
+
+def test_backfill_of_older_records_falls_back_to_a_full_read(tmp_path: Path, records: list) -> None:
+    store = FileStore(tmp_path / "predictions.jsonl")
+    newer, older = records[2000:], records[:2000]
+    _insert(store, newer)
+    _insert(FileStore(store.path), older)            # another writer (a backfill tool) appends older records
+    assert not store.time_ordered
+    for q in QUERIES:
+        assert asyncio.run(store.query(q)) == _expected(records, q), q
+    assert asyncio.run(store.count()) == len(records)
+
+
+def test_backward_lines_and_counter(tmp_path: Path) -> None:
+    path = tmp_path / "lines.jsonl"
+    lines = [f'{{"n": {i}, "pad": "{"x" * (i % 37)}"}}'.encode() for i in range(500)]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert list(lines_backwards(path, block=64)) == lines[::-1]
+    counter = LineCounter(path)
+    assert counter.count() == 500
+    with path.open("ab") as out:
+        out.write(b'{"n": 500}\n{"n": 501}\n')
+    assert counter.count() == 502
+    path.write_bytes(b'{"n": 0}\n')                   # replaced: counted again from the start
+    assert counter.count() == 1
