@@ -1,0 +1,57 @@
+"""Dockerfile, docker-compose.yml and the CI workflow agree with the code (no Docker engine here: parsed, not built)."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from serve_app.settings import PROJECT_ROOT, Settings
+
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
+SERVE_CONFIG = yaml.safe_load((PROJECT_ROOT / "serve_config.yaml").read_text())
+SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+
+
+def test_compose_services_and_dependencies() -> None:
+    services = COMPOSE["services"]
+    assert set(services) == {"postgres", "api", "dashboard"}
+    assert services["postgres"]["image"] == "postgres:16" and "healthcheck" in services["postgres"]
+    assert services["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["dashboard"]["depends_on"]["api"]["condition"] == "service_healthy"
+    assert set(COMPOSE["volumes"]) == {"pgdata", "data"}
+
+
+def test_compose_environment_names_are_settings() -> None:
+    for name in ("api", "dashboard"):
+        assert set(COMPOSE["services"][name]["environment"]) <= SETTINGS_ENV, name
+    dsn = COMPOSE["services"]["api"]["environment"]["DATABASE_URL"]
+    assert dsn.startswith("postgresql://") and "@postgres:5432/" + COMPOSE["services"]["postgres"]["environment"]["POSTGRES_DB"] in dsn
+    assert COMPOSE["services"]["dashboard"]["environment"]["API_URL"] == f"http://api:{SERVE_CONFIG['http_options']['port']}"
+
+
+def test_ports_match_the_serve_config_and_dashboard() -> None:
+    port = SERVE_CONFIG["http_options"]["port"]
+    assert COMPOSE["services"]["api"]["ports"] == [f"{port}:{port}"]
+    assert f"EXPOSE {port}" in DOCKERFILE and f"127.0.0.1:{port}/health" in DOCKERFILE
+    dashboard = COMPOSE["services"]["dashboard"]
+    assert dashboard["ports"] == ["8501:8501"] and "8501" in dashboard["command"]
+    assert (PROJECT_ROOT / dashboard["command"][2]).is_file()
+
+
+def test_dockerfile_copies_paths_that_exist_and_runs_the_readme_server() -> None:
+    for line in DOCKERFILE.splitlines():
+        if line.startswith("COPY") and "--from" not in line:
+            *sources, _ = line.split()[1:]
+            for source in sources:
+                assert (PROJECT_ROOT / source).exists(), source
+    assert re.search(r"USER scorer", DOCKERFILE) and "uv sync --frozen" in DOCKERFILE
+    assert "host: 127.0.0.1" in (PROJECT_ROOT / "serve_config.yaml").read_text()   # what the CMD rewrites
+    assert ". ./serve.env" in DOCKERFILE and "serve run" in DOCKERFILE
+
+
+def test_ci_workflow_runs_the_ci_script() -> None:
+    workflow = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "test.yml").read_text())
+    steps = workflow["jobs"]["test"]["steps"]
+    assert any("bash .ci/run" in step.get("run", "") for step in steps)
