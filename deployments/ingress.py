@@ -70,6 +70,17 @@ class Ingress:
     async def _score_block(self, block: np.ndarray) -> Scored:
         return await self.scorer.score.remote(block)
 
+    async def _explained(self, rows: np.ndarray, started: float, endpoint: str) -> list[dict[str, Any]]:
+        """Decisions with their explanations, scored and explained by the same model in one call."""
+        try:
+            scored, explanations = await self.scorer.score_explained.remote(rows)
+        except LookupError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except Exception as exc:
+            raise HTTPException(503, f"scorer unavailable: {type(exc).__name__}", headers=UNAVAILABLE) from exc
+        items = self._decide(rows, scored.probabilities, scored.model_version, scored.threshold, started, endpoint)
+        return [item | {"explanation": e} for item, e in zip(items, explanations)]
+
     def _decide(self, rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
                 started: float, endpoint: str) -> list[dict[str, Any]]:
         """Apply the policy, queue the log records, return the response items."""
@@ -80,9 +91,13 @@ class Ingress:
 
     @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
               openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
-    async def predict(self, request: Request) -> Response:
+    async def predict(self, request: Request, explain: Annotated[bool, Query(
+            description="Add reason codes: TreeSHAP contributions and the features that raise the risk")] = False,
+    ) -> Response:
         started = time.perf_counter()
         row = single_row(await request.body())
+        if explain:
+            return _json((await self._explained(row, started, "predict"))[0])
         try:
             p, version, threshold = await self._score_single(row[0])
         except Exception as exc:
@@ -92,11 +107,15 @@ class Ingress:
     @api.post("/predict/batch", response_model=BatchDecisions,
               summary="Credit decisions for up to 10,000 applicants, in order; one bad row rejects all",
               openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
-    async def predict_batch(self, request: Request) -> Response:
+    async def predict_batch(self, request: Request, explain: Annotated[bool, Query(
+            description="Add reason codes to every result")] = False) -> Response:
         started = time.perf_counter()
         rows = batch_rows(await request.body())
         if len(rows) > self.config.max_batch_rows:
             raise HTTPException(413, f"at most {self.config.max_batch_rows} applicants per batch")
+        if explain:
+            results = await self._explained(rows, started, "batch")
+            return _json({"count": len(results), "results": results})
         try:
             scored = await self._score_block(rows)
         except Exception as exc:

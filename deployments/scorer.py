@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from ray import serve
 
-from models.artifacts import ONNX_FILE, load_card, resolve_model_dir
+from models.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
 from models.onnx_classifier import OnnxBinaryClassifier
+from models.reasons import ReasonCoder
 from serve_app.settings import ScorerConfig
 
 logger = logging.getLogger("ray.serve")
@@ -31,6 +33,8 @@ class _ActiveModel:
     version: str
     threshold: float
     card: dict[str, Any]
+    reasons: ReasonCoder | None
+    """TreeSHAP reason codes from the LightGBM model next to the ONNX file (None if it is missing)."""
 
 
 @serve.deployment(max_ongoing_requests=128)
@@ -59,7 +63,8 @@ class Scorer:
             classifier = OnnxBinaryClassifier(folder / ONNX_FILE, config.intra_op_threads)
             classifier.predict_proba(np.zeros((1, 10)))  # warm up before taking traffic
             threshold = config.threshold if config.threshold is not None else float(card["threshold"]["value"])
-            self._active = _ActiveModel(classifier, card["version"], threshold, card)  # atomic swap
+            reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
+            self._active = _ActiveModel(classifier, card["version"], threshold, card, reasons)  # atomic swap
             logger.info("scorer: model %s active, threshold %.6f", card["version"], threshold)
         self.score.set_max_batch_size(config.max_batch_size)
         self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
@@ -73,6 +78,19 @@ class Scorer:
         probabilities = active.classifier.predict_proba(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
         parts = np.split(probabilities, np.cumsum(sizes)[:-1])
         return [Scored(p, active.version, active.threshold) for p in parts]
+
+    async def score_explained(self, block: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
+        """Score and explain one block with the same model; only for ``explain=true`` requests.
+
+        Kept off the batched ``score`` path; the TreeSHAP work runs in a thread so the
+        replica's event loop keeps serving ``score`` calls.
+        """
+        active = self._ensure_loaded()
+        if active.reasons is None:
+            raise LookupError(f"model {active.version} has no LightGBM file for explanations")
+        probabilities = active.classifier.predict_proba(block)
+        explanations = await asyncio.to_thread(active.reasons.explain, block)
+        return Scored(probabilities, active.version, active.threshold), [asdict(e) for e in explanations]
 
     def model_card(self) -> dict[str, Any]:
         """The active model card, with the threshold in force."""

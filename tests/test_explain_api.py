@@ -1,0 +1,56 @@
+"""Reason codes over HTTP: ``?explain=true`` on /predict and /predict/batch; unexplained answers unchanged."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from loadtest.applicants import sample_applicants
+from serve_app.features import FEATURE_NAMES
+from tests.serving import RunningApp
+
+
+def _check(item: dict) -> None:
+    explanation = item["explanation"]
+    assert set(explanation["contributions"]) == set(FEATURE_NAMES)
+    total = explanation["base_value"] + sum(explanation["contributions"].values())
+    assert math.isclose(total, explanation["raw_score"], abs_tol=1e-9)
+    assert abs(1 / (1 + math.exp(-explanation["raw_score"])) - item["probability_default"]) < 2e-6
+    reasons = explanation["reasons"]
+    assert all(r["contribution"] > 0 and r["text"] for r in reasons)
+    assert [r["contribution"] for r in reasons] == sorted((r["contribution"] for r in reasons), reverse=True)
+
+
+def test_single_prediction_with_reason_codes(file_app: RunningApp) -> None:
+    applicant = sample_applicants(1, seed=31)[0]
+    with file_app.client() as client:
+        plain = client.post("/predict", json=applicant).json()
+        explained = client.post("/predict", params={"explain": "true"}, json=applicant).json()
+        bad = client.post("/predict", params={"explain": "maybe"}, json=applicant)
+    assert "explanation" not in plain
+    assert explained["probability_default"] == plain["probability_default"]
+    assert explained["credit_decision"] == plain["credit_decision"]
+    _check(explained)
+    assert bad.status_code == 422 and "explain" in bad.text
+
+
+def test_batch_with_reason_codes_is_in_order_and_logged(file_app: RunningApp) -> None:
+    applicants = sample_applicants(200, seed=32)
+    with file_app.client() as client:
+        plain = client.post("/predict/batch", json=applicants).json()["results"]
+        explained = client.post("/predict/batch", params={"explain": "1"}, json=applicants).json()
+    assert explained["count"] == 200
+    for a, b in zip(plain, explained["results"]):
+        assert a["probability_default"] == b["probability_default"]
+        _check(b)
+    ids = {r["request_id"] for r in explained["results"]}
+    deadline = time.monotonic() + 30
+    while not ids <= (logged := _logged_ids(file_app)):
+        assert time.monotonic() < deadline, f"{len(ids - logged)} explained decisions not logged"
+        time.sleep(0.3)
+
+
+def _logged_ids(app: RunningApp) -> set[str]:
+    path = app.data_dir / "predictions.jsonl"
+    return {json.loads(line)["request_id"] for line in path.read_text().splitlines() if line} if path.exists() else set()
