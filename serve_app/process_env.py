@@ -21,6 +21,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+GRPC_OFFSET = 5_000
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_block(width: int = 100) -> int:
+    """Start of a block of ``width`` HTTP ports in 20000–24999 (gRPC: the same + 5000), below Serve's
+    default 30000 and the kernel's ephemeral range, whose first ports are free; random among 50 blocks."""
+    starts = [20_000 + width * i for i in range(50)]
+    random.shuffle(starts)
+    for start in starts:
+        if all(_port_free(port) for port in range(start, start + 10)) and _port_free(start + GRPC_OFFSET):
+            return start
+    raise RuntimeError("no free block of ports for a second Serve instance")
+
+
 def private_ingress_env(state_dir: Path) -> dict[str, str]:
     """HAProxy / direct-ingress settings for a second Serve instance on this machine.
 
@@ -32,12 +55,12 @@ def private_ingress_env(state_dir: Path) -> dict[str, str]:
     listener ports and a separate replica port range.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
-    base = 31_000 + 100 * random.randrange(1, 15)
+    base = _free_port_block()
     return {
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(base),
         "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(base + 100),
-        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(base + 10_000),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(base + 10_100),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(base + GRPC_OFFSET),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(base + GRPC_OFFSET + 100),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state_dir / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state_dir / "admin.sock"),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state_dir),
