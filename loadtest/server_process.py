@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,8 +33,8 @@ class ServerConfig:
     """Per deployment name, keys replaced in its serve_config.yaml entry (``user_config`` merged)."""
 
 
-def config_file(config: ServerConfig, port: int) -> Path:
-    """serve_config.yaml with the port and ``config``'s overrides, written to a temp file."""
+def config_file(config: ServerConfig, port: int, path: Path) -> Path:
+    """serve_config.yaml with the port and ``config``'s overrides, written to ``path``."""
     document = yaml.safe_load(CONFIG.read_text())
     document["http_options"]["port"] = port
     for deployment in document["applications"][0]["deployments"]:
@@ -42,10 +43,8 @@ def config_file(config: ServerConfig, port: int) -> Path:
                 deployment["user_config"] = {**deployment.get("user_config", {}), **value}
             else:
                 deployment[key] = value
-    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="serve_config-", delete=False)
-    with handle:
-        yaml.safe_dump(document, handle)
-    return Path(handle.name)
+    path.write_text(yaml.safe_dump(document))
+    return path
 
 
 class ServerProcess:
@@ -58,18 +57,20 @@ class ServerProcess:
     def __init__(self, config: ServerConfig, env: dict[str, str] | None = None, log: Path | None = None) -> None:
         self.config = config
         self.port = free_port()
+        self.state_dir = Path(tempfile.mkdtemp(prefix="sb-"))
+        """The generated config and HAProxy state of this instance; removed by ``stop``."""
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(read_env_file(SERVE_ENV) if config.fast_ingress else {}), **(env or {}),
-                    **private_ingress_env(Path(tempfile.mkdtemp(prefix="haproxy-bench-")))}
+                    **private_ingress_env(self.state_dir)}   # short path: HAProxy sockets max 97 chars
         self.log = log
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 180) -> "ServerProcess":
-        path = config_file(self.config, self.port)
+        path = config_file(self.config, self.port, self.state_dir / "serve_config.yaml")
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
         serve_cli = Path(sys.executable).with_name("serve")
-        self.process = subprocess.Popen([str(serve_cli), "run", "--address", "local", str(path)], cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen([str(serve_cli), "run", "--address", "local", str(path)], cwd=PROJECT_ROOT,
+                                        env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -84,9 +85,12 @@ class ServerProcess:
         raise TimeoutError(f"server not healthy after {timeout_s}s (log: {self.log})")
 
     def stop(self, timeout_s: float = 90) -> None:
-        """Ctrl-C (graceful: buffered decisions flushed), then the whole process group."""
-        if self.process is None or self.process.poll() is not None:
-            return
+        """Ctrl-C (graceful: buffered decisions flushed), then the whole process group; state removed."""
+        if self.process is not None and self.process.poll() is None:
+            self._terminate(timeout_s)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _terminate(self, timeout_s: float) -> None:
         os.killpg(self.process.pid, signal.SIGINT)
         try:
             self.process.wait(timeout_s)

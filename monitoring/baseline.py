@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.artifacts import ONNX_FILE, REFERENCE_FILE, load_card
+from loadtest.applicants import reference_applicants
+from models.artifacts import ONNX_FILE, load_card
 from models.onnx_classifier import OnnxBinaryClassifier
-from serve_app.features import FEATURE_NAMES
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Baseline:
 def load_baseline(model_dir: Path) -> Baseline:
     """Reference sample of ``model_dir`` scored by its own ONNX model at its card's threshold."""
     card = load_card(model_dir)
-    frame = pd.read_csv(model_dir / REFERENCE_FILE)[list(FEATURE_NAMES)]
+    frame = reference_applicants(str(model_dir))
     model = OnnxBinaryClassifier(model_dir / ONNX_FILE)
     frame["probability_default"] = model.predict_proba(frame.to_numpy(dtype=np.float64))
     return Baseline(card["version"], float(card["threshold"]["value"]), frame)

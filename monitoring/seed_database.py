@@ -18,6 +18,7 @@ import pandas as pd
 from models.artifacts import REFERENCE_FILE, resolve_model_dir
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
+from prediction_log.records import SQL_TYPES
 from serve_app.features import FEATURES
 from serve_app.settings import get_settings
 
@@ -28,8 +29,7 @@ async def seed_reference(dsn: str, model: str | None = None) -> int:
     """Replace the reference table with the model's reference sample; returns its row count."""
     frame = pd.read_csv(resolve_model_dir(model) / REFERENCE_FILE)
     columns = [f.name for f in FEATURES]
-    types = ", ".join(f'"{f.name.lower()}" {"integer" if f.dtype == "int" else "double precision"} NOT NULL'
-                      for f in FEATURES)
+    types = ", ".join(f"{f.name.lower()} {SQL_TYPES[f.name]}" for f in FEATURES)
     rows = [tuple(int(v) if f.dtype == "int" else float(v) for f, v in zip(FEATURES, row))
             for row in frame[columns].itertuples(index=False)]
     conn = await asyncpg.connect(dsn)

@@ -20,17 +20,18 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from deployments.decisions import request_ids
+from deployments.decisions import decide
 from loadtest.applicants import json_rows
-from models.artifacts import load_card, resolve_model_dir
+from models.artifacts import ONNX_FILE, load_card, resolve_model_dir
 from models.onnx_classifier import OnnxBinaryClassifier
 from monitoring.scenarios import SCENARIOS, applicants
-from prediction_log.records import Record
+from prediction_log.records import COLUMNS, Record
 from prediction_log.stores import open_store
-from serve_app.features import FEATURES
+from serve_app.features import FEATURE_NAMES
 from serve_app.settings import Settings, get_settings
 
 CHUNK = 1000
+_TS = COLUMNS.index("ts")
 
 
 def send_via_api(frame: pd.DataFrame, host: str, chunk: int = CHUNK, progress: bool = True) -> int:
@@ -49,22 +50,16 @@ def send_via_api(frame: pd.DataFrame, host: str, chunk: int = CHUNK, progress: b
 
 def backfill_records(frame: pd.DataFrame, days: float, model: str | None = None,
                      end: datetime | None = None) -> list[Record]:
-    """Score ``frame`` with the model and build log records spread over ``days`` up to ``end``."""
+    """Score ``frame`` with the model, decide as the server does, and spread the records over ``days`` up to ``end``."""
     model_dir = resolve_model_dir(model)
     card = load_card(model_dir)
-    threshold = float(card["threshold"]["value"])
-    matrix = frame[[f.name for f in FEATURES]].to_numpy(dtype=np.float64)
-    probabilities = OnnxBinaryClassifier(model_dir / "model.onnx").predict_proba(matrix)
+    matrix = frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+    probabilities = OnnxBinaryClassifier(model_dir / ONNX_FILE).predict_proba(matrix)
+    records = decide(matrix, probabilities, card["version"], float(card["threshold"]["value"]), 0.0, "backfill").records
     end = end or datetime.now(timezone.utc)
     step = timedelta(days=days) / max(len(frame), 1)
     start = end - timedelta(days=days)
-    records = []
-    for i, (request_id, row, p) in enumerate(zip(request_ids(len(frame)), matrix.tolist(), probabilities.tolist())):
-        denied = int(p >= threshold)
-        values = [int(v) if f.dtype == "int" else v for f, v in zip(FEATURES, row)]
-        records.append((request_id, start + step * (i + 1), "backfill", card["version"], *values,
-                        p, denied, "denied" if denied else "approved", threshold, 0.0))
-    return records
+    return [r[:_TS] + (start + step * (i + 1),) + r[_TS + 1:] for i, r in enumerate(records)]
 
 
 async def write_records(records: list[Record], settings: Settings | None = None, progress: bool = True) -> int:
