@@ -33,8 +33,11 @@ class Decided:
 
 
 def decide(rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
-           latency_ms: float, endpoint: str) -> Decided:
-    """Apply the threshold to a block; build the response items and the log records in row order."""
+           latency_ms: float, endpoint: str, explanations: list[dict[str, Any]] | None = None) -> Decided:
+    """Apply the threshold to a block; build the response items and the log records in row order.
+
+    ``explanations`` (reason codes, one per row) go into both the responses and the records.
+    """
     n = len(rows)
     denied = (probabilities >= threshold).astype(np.int8).tolist()
     labels = ["denied" if d else "approved" for d in denied]
@@ -49,5 +52,8 @@ def decide(rows: np.ndarray, probabilities: np.ndarray, version: str, threshold:
         columns[j] = [int(v) for v in columns[j]]
     now = datetime.now(timezone.utc)
     records = list(zip(ids, repeat(now), repeat(endpoint), repeat(version), *columns,
-                       exact, denied, labels, repeat(threshold), repeat(latency_ms)))
+                       exact, denied, labels, repeat(threshold), repeat(latency_ms),
+                       repeat(None) if explanations is None else explanations))
+    if explanations is not None:
+        responses = [item | {"explanation": e} for item, e in zip(responses, explanations)]
     return Decided(responses, records)

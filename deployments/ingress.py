@@ -78,14 +78,15 @@ class Ingress:
             raise HTTPException(409, str(exc)) from exc
         except Exception as exc:
             raise HTTPException(503, f"scorer unavailable: {type(exc).__name__}", headers=UNAVAILABLE) from exc
-        items = self._decide(rows, scored.probabilities, scored.model_version, scored.threshold, started, endpoint)
-        return [item | {"explanation": e} for item, e in zip(items, explanations)]
+        return self._decide(rows, scored.probabilities, scored.model_version, scored.threshold, started, endpoint,
+                            explanations)
 
     def _decide(self, rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
-                started: float, endpoint: str) -> list[dict[str, Any]]:
-        """Apply the policy, queue the log records, return the response items."""
+                started: float, endpoint: str, explanations: list[dict[str, Any]] | None = None,
+                ) -> list[dict[str, Any]]:
+        """Apply the policy, queue the log records (with any explanations), return the response items."""
         decided = decide(rows, probabilities, version, threshold,
-                         (time.perf_counter() - started) * 1000, endpoint)
+                         (time.perf_counter() - started) * 1000, endpoint, explanations)
         self.shipper.add(decided.records)
         return decided.responses
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, SQL_TYPES, Record, as_dict
@@ -37,6 +38,13 @@ async def ensure_schema(conn: asyncpg.Connection) -> None:
             await conn.execute(statement)
 
 
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb as Python objects (the ``explanation`` column; binary, as COPY needs); the staging table."""
+    await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
+                              encoder=lambda v: b"\x01" + orjson.dumps(v), decoder=lambda b: orjson.loads(b[1:]))
+    await conn.execute(_STAGE)
+
+
 class PostgresStore:
     name = "postgresql"
 
@@ -52,10 +60,7 @@ class PostgresStore:
         finally:
             await conn.close()
 
-        async def init(c: asyncpg.Connection) -> None:
-            await c.execute(_STAGE)
-
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init, timeout=timeout,
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=_init_connection, timeout=timeout,
                                          command_timeout=30)
         return cls(pool)
 

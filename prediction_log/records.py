@@ -17,8 +17,10 @@ Record = tuple[Any, ...]
 
 COLUMNS: tuple[str, ...] = (
     "request_id", "ts", "endpoint", "model_version", *FEATURE_NAMES,
-    "probability_default", "prediction", "credit_decision", "threshold", "latency_ms",
+    "probability_default", "prediction", "credit_decision", "threshold", "latency_ms", "explanation",
 )
+OPTIONAL_COLUMNS = frozenset({"explanation"})
+"""Columns that may be absent from older log lines (read back as null)."""
 SQL_TYPES: dict[str, str] = {
     "request_id": "text NOT NULL",
     "ts": "timestamptz NOT NULL",
@@ -30,7 +32,9 @@ SQL_TYPES: dict[str, str] = {
     "credit_decision": "text NOT NULL",
     "threshold": "double precision NOT NULL",
     "latency_ms": "real NOT NULL",
+    "explanation": "jsonb",
 }
+"""``explanation`` holds the reason codes of ``?explain=true`` requests, else null."""
 _TS = COLUMNS.index("ts")
 
 
@@ -48,7 +52,7 @@ def from_json_line(line: str | bytes) -> Record:
     """The record tuple back from a JSONL line."""
     row = orjson.loads(line)
     row["ts"] = datetime.fromisoformat(row["ts"])
-    return tuple(row[c] for c in COLUMNS)
+    return tuple(row.get(c) if c in OPTIONAL_COLUMNS else row[c] for c in COLUMNS)
 
 
 def as_dict(record: Record) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def test_single_prediction_with_reason_codes(file_app: RunningApp) -> None:
     assert bad.status_code == 422 and "explain" in bad.text
 
 
-def test_batch_with_reason_codes_is_in_order_and_logged(file_app: RunningApp) -> None:
+def test_batch_with_reason_codes_is_in_order_and_logged_with_them(file_app: RunningApp) -> None:
     applicants = sample_applicants(200, seed=32)
     with file_app.client() as client:
         plain = client.post("/predict/batch", json=applicants).json()["results"]
@@ -44,13 +44,18 @@ def test_batch_with_reason_codes_is_in_order_and_logged(file_app: RunningApp) ->
     for a, b in zip(plain, explained["results"]):
         assert a["probability_default"] == b["probability_default"]
         _check(b)
-    ids = {r["request_id"] for r in explained["results"]}
+    explained_by_id = {r["request_id"]: r["explanation"] for r in explained["results"]}
+    plain_ids = {r["request_id"] for r in plain}
     deadline = time.monotonic() + 30
-    while not ids <= (logged := _logged_ids(file_app)):
-        assert time.monotonic() < deadline, f"{len(ids - logged)} explained decisions not logged"
+    while not (set(explained_by_id) | plain_ids) <= set(logged := _logged(file_app)):
+        assert time.monotonic() < deadline, "explained decisions not logged within 30 s"
         time.sleep(0.3)
+    assert all(logged[i]["explanation"] == e for i, e in explained_by_id.items())
+    assert all(logged[i]["explanation"] is None for i in plain_ids)
 
 
-def _logged_ids(app: RunningApp) -> set[str]:
+def _logged(app: RunningApp) -> dict[str, dict]:
+    """The file log's records by request_id."""
     path = app.data_dir / "predictions.jsonl"
-    return {json.loads(line)["request_id"] for line in path.read_text().splitlines() if line} if path.exists() else set()
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {(row := json.loads(line))["request_id"]: row for line in lines if line}

@@ -1,7 +1,11 @@
-"""`serve deploy` of an edited user_config swaps threshold and model in place, under load, with no failed request."""
+"""`serve deploy` of an edited user_config swaps threshold and model in place, under load, with no failed request.
+
+The model swap leaves both versions in the log, each answer logged with the version that produced it.
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -89,3 +93,17 @@ def test_new_model_file_is_picked_up_without_failed_request(file_app: RunningApp
     assert health["threshold"] == card["threshold"]["value"]
     versions = [a["model_version"] for a in load.answers]
     assert versions[0] != card["version"] and versions[-1] == card["version"]
+    answered = {a["request_id"]: a["model_version"] for a in load.answers}
+    deadline = time.monotonic() + 30
+    while not set(answered) <= set(logged := _logged_versions(file_app.data_dir)):
+        assert time.monotonic() < deadline, "answers missing from the log after 30 s"
+        time.sleep(0.3)
+    assert all(logged[i] == v for i, v in answered.items())
+    assert {versions[0], card["version"]} <= set(logged.values())
+
+
+def _logged_versions(data_dir: Path) -> dict[str, str]:
+    """model_version of every record in the file log, by request_id."""
+    path = data_dir / "predictions.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {(row := json.loads(line))["request_id"]: row["model_version"] for line in lines if line}

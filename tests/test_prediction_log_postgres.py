@@ -72,6 +72,23 @@ def test_every_answer_is_one_row(pg_app: RunningApp, pg: PgCluster) -> None:
     assert n == distinct
 
 
+def test_reason_codes_are_logged_as_jsonb(pg_app: RunningApp, pg: PgCluster) -> None:
+    applicants = sample_applicants(20, seed=33)
+    with pg_app.client() as client:
+        explained = client.post("/predict/batch", params={"explain": "true"}, json=applicants).json()["results"]
+        plain = client.post("/predict", json=applicants[0]).json()
+    ids = [r["request_id"] for r in explained] + [plain["request_id"]]
+    deadline = time.monotonic() + 30
+    while len(rows := sql(pg, "SELECT request_id, explanation FROM predictions WHERE request_id = ANY($1)",
+                          ids)) < len(ids):
+        assert time.monotonic() < deadline, "decisions not logged within 30 s"
+        time.sleep(0.3)
+    logged = {r["request_id"]: r["explanation"] for r in rows}
+    assert logged[plain["request_id"]] is None
+    for answer in explained:
+        assert json.loads(logged[answer["request_id"]]) == answer["explanation"]
+
+
 def test_database_outage_mid_load_loses_nothing(pg_app: RunningApp, pg: PgCluster) -> None:
     before, _ = table_count(pg)
     answered: dict[str, dict] = {}
