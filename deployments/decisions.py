@@ -30,6 +30,8 @@ def request_ids(n: int) -> list[str]:
 class Decided:
     responses: list[dict[str, Any]]
     records: list[Record]
+    denied: int
+    """How many of the block were denied."""
 
 
 def decide(rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
@@ -56,4 +58,4 @@ def decide(rows: np.ndarray, probabilities: np.ndarray, version: str, threshold:
                        repeat(None) if explanations is None else explanations))
     if explanations is not None:
         responses = [item | {"explanation": e} for item, e in zip(responses, explanations)]
-    return Decided(responses, records)
+    return Decided(responses, records, sum(denied))

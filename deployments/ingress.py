@@ -19,6 +19,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.decisions import decide
 from deployments.log_shipper import LogShipper
+from deployments.metrics import IngressMetrics
 from deployments.scorer import Scored
 from prediction_log.query import LogQuery
 from prediction_log.spool import Spool
@@ -47,9 +48,11 @@ class Ingress:
         self.log_writer = log_writer
         self.config = IngressConfig()
         self.api_key = resolve_api_key(settings)
+        self.metrics = IngressMetrics()
         replica = serve.get_replica_context().replica_id.unique_id
         self.shipper = LogShipper(log_writer, Spool(settings.data_dir / "spool", f"ingress-{replica}"),
-                                  self.config.log_flush_interval_s, self.config.log_flush_max_records)
+                                  self.config.log_flush_interval_s, self.config.log_flush_max_records,
+                                  buffer_gauge=self.metrics.log_buffer)
         if settings.api_key is None:
             logger.warning("API_KEY unset: /predictions requires the generated key in %s",
                            settings.data_dir / "api_key")
@@ -64,10 +67,12 @@ class Ingress:
     @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.002, max_concurrent_batches=4)
     async def _score_single(self, rows: list[np.ndarray]) -> list[tuple[float, str, float]]:
         """Many single-row requests → one scorer call."""
+        self.metrics.scorer_call(len(rows), "micro_batch")
         scored: Scored = await self.scorer.score.remote(np.vstack(rows))
         return [(float(p), scored.model_version, scored.threshold) for p in scored.probabilities]
 
     async def _score_block(self, block: np.ndarray) -> Scored:
+        self.metrics.scorer_call(len(block), "request")
         return await self.scorer.score.remote(block)
 
     async def _explained(self, rows: np.ndarray, started: float, endpoint: str) -> list[dict[str, Any]]:
@@ -88,6 +93,7 @@ class Ingress:
         decided = decide(rows, probabilities, version, threshold,
                          (time.perf_counter() - started) * 1000, endpoint, explanations)
         self.shipper.add(decided.records)
+        self.metrics.decided(probabilities, decided.denied, endpoint, version)
         return decided.responses
 
     @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",

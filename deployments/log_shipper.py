@@ -14,6 +14,7 @@ import asyncio
 import logging
 
 from ray.serve.handle import DeploymentHandle
+from ray.serve.metrics import Gauge
 
 from prediction_log.records import Record
 from prediction_log.spool import Spool
@@ -23,12 +24,14 @@ logger = logging.getLogger("ray.serve")
 
 class LogShipper:
     def __init__(self, writer: DeploymentHandle, spool: Spool, interval_s: float, max_records: int,
-                 spill_records: int = 100_000) -> None:
+                 spill_records: int = 100_000, buffer_gauge: Gauge | None = None) -> None:
         self.writer = writer
         self.spool = spool
         self.interval_s = interval_s
         self.max_records = max_records
         self.spill_records = spill_records
+        self.buffer_gauge = buffer_gauge
+        """Set to the buffer's size once per flush cycle."""
         self.buffer: list[Record] = []
         self.shipped = 0
         self._wake = asyncio.Event()
@@ -48,6 +51,8 @@ class LogShipper:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            if self.buffer_gauge is not None:
+                self.buffer_gauge.set(len(self.buffer))
             while self.buffer and await self._ship():
                 pass
             if self._failing and len(self.buffer) >= self.spill_records:

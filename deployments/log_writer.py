@@ -19,6 +19,7 @@ from typing import Any
 
 from ray import serve
 
+from deployments.metrics import LogWriterMetrics
 from prediction_log.file_store import FileStore
 from prediction_log.postgres_store import DATA_ERRORS, PostgresStore
 from prediction_log.query import LogQuery
@@ -45,6 +46,8 @@ class LogWriter:
         self.rejected_path = self.data_dir / "rejected.jsonl"
         self.store: FileStore | PostgresStore | None = None
         self.counters = {"written": 0, "spooled": 0, "replayed": 0, "rejected": 0}
+        self.metrics = LogWriterMetrics()
+        self._in_flight = 0
         self._down_logged = False
         self._replay_lock = asyncio.Lock()
         if self.dsn is None:
@@ -55,13 +58,26 @@ class LogWriter:
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         self.config = LogWriterConfig.model_validate(user_config or {})
 
+    def _count(self, outcome: str, records: int) -> None:
+        self.counters[outcome] += records
+        self.metrics.count(outcome, records)
+
     async def write(self, records: list[Record]) -> int:
         """Store (or spool) a batch; returns how many records were accepted."""
         if not records:
             return 0
+        self._in_flight += len(records)
+        self.metrics.queue.set(self._in_flight)
+        try:
+            return await self._store_or_spool(records)
+        finally:
+            self._in_flight -= len(records)
+            self.metrics.queue.set(self._in_flight)
+
+    async def _store_or_spool(self, records: list[Record]) -> int:
         if self.store is not None:
             try:
-                self.counters["written"] += await self.store.insert(records)
+                self._count("written", await self.store.insert(records))
                 self._up()
                 return len(records)
             except DATA_ERRORS as exc:
@@ -72,7 +88,7 @@ class LogWriter:
                     raise  # the caller keeps the records and retries
                 self._went_down(exc)
         await self.spool.append(records)
-        self.counters["spooled"] += len(records)
+        self._count("spooled", len(records))
         return len(records)
 
     async def _row_by_row(self, records: list[Record], batch_error: Exception) -> None:
@@ -81,14 +97,14 @@ class LogWriter:
         refused: list[str] = []
         for record in records:
             try:
-                self.counters["written"] += await self.store.insert_one(record)
+                self._count("written", await self.store.insert_one(record))
             except DATA_ERRORS as exc:
                 refused.append(json.dumps({"error": str(exc), "record": json.loads(to_json_line(record))}))
         if refused:
             logger.error("log writer: database refused %d of %d records (%s); kept in %s",
                          len(refused), len(records), batch_error, self.rejected_path)
             await asyncio.to_thread(self._append_rejected, refused)
-            self.counters["rejected"] += len(refused)
+            self._count("rejected", len(refused))
 
     def _append_rejected(self, lines: list[str]) -> None:
         with self.rejected_path.open("a", encoding="utf-8") as out:
@@ -119,6 +135,10 @@ class LogWriter:
                     self._up()
             except Exception as exc:
                 self._went_down(exc)
+            try:
+                self.metrics.spool.set(await asyncio.to_thread(self.spool.record_count))
+            except OSError as exc:
+                logger.warning("log writer: cannot count the spool: %s", exc)
             await asyncio.sleep(self.config.retry_interval_s)
 
     async def _replay(self) -> None:
@@ -135,7 +155,7 @@ class LogWriter:
                 except DATA_ERRORS as exc:
                     await self._row_by_row(chunk, exc)
             path.unlink()
-            self.counters["replayed"] += total
+            self._count("replayed", total)
             logger.info("log writer: replayed %d records from %s", total, path.name)
 
     async def query(self, query: LogQuery) -> list[dict]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from deployments.metrics import ScorerMetrics
 from models.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.reasons import ReasonCoder
@@ -44,6 +45,7 @@ class Scorer:
     def __init__(self) -> None:
         self._active: _ActiveModel | None = None
         self._config: ScorerConfig | None = None
+        self.metrics = ScorerMetrics()
 
     def _ensure_loaded(self) -> _ActiveModel:
         """Serve calls ``reconfigure`` before traffic when user_config is set; else load defaults."""
@@ -75,6 +77,7 @@ class Scorer:
         """Score each caller's ``(n_i, 10)`` block in one ONNX run; same order back."""
         active = self._ensure_loaded()
         sizes = [len(b) for b in blocks]
+        self.metrics.run(sum(sizes), len(blocks))
         probabilities = active.classifier.predict_proba(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
         parts = np.split(probabilities, np.cumsum(sizes)[:-1])
         return [Scored(p, active.version, active.threshold) for p in parts]

@@ -32,12 +32,22 @@ def serve_url() -> Iterator[str]:
         os.environ.update(read_env_file(PROJECT_ROOT / "serve.env"))
         # HAProxy state and listeners of our own, so a server running on this machine doesn't collide.
         os.environ.update(private_ingress_env(Path(tempfile.mkdtemp(prefix="haproxy-tests-"))))
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False,
+             _metrics_export_port=free_port(), _system_config={"metrics_report_interval_ms": 1000})
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def metrics_url(serve_url: str) -> str:
+    """Prometheus endpoint of this node's Ray metrics agent (Serve's and the app's metrics)."""
+    import ray
+
+    (node,) = ray.nodes()
+    return f"http://127.0.0.1:{node['MetricsExportPort']}/metrics"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,79 @@
+"""Prometheus metrics of the credit app, exported through Ray's metrics agent next to Ray Serve's own.
+
+Ray prefixes every name with ``ray_`` and adds ``deployment``, ``replica`` and ``application``
+tags (counters also get ``_total``). Each node's agent serves them on its metrics export port;
+see the README's *Metrics* section for where to scrape. Recording is in-process and cheap
+(about 1 µs per observation); counters move once per block of decisions, not per row.
+Ray's exporter derives a histogram's ``_sum`` from bucket midpoints: use the counters for exact totals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ray.serve.metrics import Counter, Gauge, Histogram
+
+PROBABILITY_BUCKETS = [0.01, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0]
+ROW_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 10000, 100000]
+
+
+class IngressMetrics:
+    """Decisions answered, their default probabilities, rows per scorer call, records awaiting shipment."""
+
+    def __init__(self) -> None:
+        self.decisions = Counter("credit_decisions", description="Decisions answered with 200.",
+                                 tag_keys=("decision", "endpoint", "model_version"))
+        self.probability = Histogram("credit_probability_default", boundaries=PROBABILITY_BUCKETS,
+                                     description="Default probability of every decision answered.")
+        self.batch_rows = Histogram("credit_ingress_batch_rows", boundaries=ROW_BUCKETS, tag_keys=("source",),
+                                    description="Rows per scorer call (source: micro_batch of /predict "
+                                                "requests, or one /predict/batch request).")
+        self.log_buffer = Gauge("credit_log_buffer_records",
+                                description="Decisions buffered on this ingress replica, not yet shipped to the "
+                                            "log writer.")
+
+    def decided(self, probabilities: np.ndarray, denied: int, endpoint: str, version: str) -> None:
+        """Count one block of decisions and observe its probabilities."""
+        total = len(probabilities)
+        if denied:
+            self.decisions.inc(denied, {"decision": "denied", "endpoint": endpoint, "model_version": version})
+        if total - denied:
+            self.decisions.inc(total - denied,
+                               {"decision": "approved", "endpoint": endpoint, "model_version": version})
+        observe = self.probability.observe
+        for p in probabilities.tolist():
+            observe(p)
+
+    def scorer_call(self, rows: int, source: str) -> None:
+        self.batch_rows.observe(rows, {"source": source})
+
+
+class ScorerMetrics:
+    """What each ONNX run carried."""
+
+    def __init__(self) -> None:
+        self.scored = Counter("credit_scorer_rows", description="Rows scored by ONNX Runtime.")
+        self.rows = Histogram("credit_scorer_batch_rows", boundaries=ROW_BUCKETS,
+                              description="Rows per ONNX Runtime run.")
+        self.calls = Histogram("credit_scorer_batch_calls", boundaries=ROW_BUCKETS[:9],
+                               description="Caller blocks (scorer calls) merged into one ONNX run.")
+
+    def run(self, rows: int, calls: int) -> None:
+        self.scored.inc(rows)
+        self.rows.observe(rows)
+        self.calls.observe(calls)
+
+
+class LogWriterMetrics:
+    """Records by outcome, records in flight in the writer, records waiting in the spool."""
+
+    def __init__(self) -> None:
+        self.records = Counter("credit_log_records", tag_keys=("outcome",),
+                               description="Log records by outcome: written, spooled (store down), "
+                                           "replayed (from the spool), rejected (refused by the database).")
+        self.queue = Gauge("credit_log_writer_queue_records",
+                           description="Records received by the log writer and not yet stored or spooled.")
+        self.spool = Gauge("credit_log_spool_records", description="Records waiting in the spool for replay.")
+
+    def count(self, outcome: str, records: int) -> None:
+        if records:
+            self.records.inc(records, {"outcome": outcome})
