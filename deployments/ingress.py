@@ -9,12 +9,16 @@ handed to the log shipper (never awaited by the response).
 import logging
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import numpy as np
 import orjson
 from fastapi import Header, HTTPException, Query, Request, Response
 from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from deployments.decisions import decide
@@ -33,6 +37,8 @@ from serve_app.settings import IngressConfig, get_settings
 logger = logging.getLogger("ray.serve")
 api = create_api()
 UNAVAILABLE = {"Retry-After": "1"}
+REPLICA_LOST = (RayActorError, ActorUnavailableError, ReplicaUnavailableError)
+"""A scorer replica died or became unreachable while holding the call."""
 
 
 def _json(content: Any) -> Response:
@@ -49,6 +55,7 @@ class Ingress:
         self.config = IngressConfig()
         self.api_key = resolve_api_key(settings)
         self.metrics = IngressMetrics()
+        self.in_flight = 0
         replica = serve.get_replica_context().replica_id.unique_id
         self.shipper = LogShipper(log_writer, Spool(settings.data_dir / "spool", f"ingress-{replica}"),
                                   self.config.log_flush_interval_s, self.config.log_flush_max_records,
@@ -68,12 +75,20 @@ class Ingress:
     async def _score_single(self, rows: list[np.ndarray]) -> list[tuple[float, str, float]]:
         """Many single-row requests → one scorer call."""
         self.metrics.scorer_call(len(rows), "micro_batch")
-        scored: Scored = await self.scorer.score.remote(np.vstack(rows))
+        scored = await self._score_on_any_replica(np.vstack(rows))
         return [(float(p), scored.model_version, scored.threshold) for p in scored.probabilities]
 
     async def _score_block(self, block: np.ndarray) -> Scored:
         self.metrics.scorer_call(len(block), "request")
-        return await self.scorer.score.remote(block)
+        return await self._score_on_any_replica(block)
+
+    async def _score_on_any_replica(self, block: np.ndarray) -> Scored:
+        """Scoring is pure, so a block whose replica was lost is sent once more (to another replica)."""
+        try:
+            return await self.scorer.score.remote(block)
+        except REPLICA_LOST as exc:
+            logger.warning("ingress: scorer replica lost (%s); retrying %d rows", type(exc).__name__, len(block))
+            return await self.scorer.score.remote(block)
 
     async def _explained(self, rows: np.ndarray, started: float, endpoint: str) -> list[dict[str, Any]]:
         """Decisions with their explanations, scored and explained by the same model in one call."""
@@ -101,6 +116,22 @@ class Ingress:
     async def predict(self, request: Request, explain: Annotated[bool, Query(
             description="Add reason codes: TreeSHAP contributions and the features that raise the risk")] = False,
     ) -> Response:
+        with self._admitted():
+            return await self._predict(request, explain)
+
+    @contextmanager
+    def _admitted(self) -> Iterator[None]:
+        """Shed load: 503 + Retry-After once ``max_in_flight_requests`` scoring requests are held."""
+        if self.in_flight >= self.config.max_in_flight_requests:
+            self.metrics.shed.inc()
+            raise HTTPException(503, "server overloaded, retry later", headers=UNAVAILABLE)
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def _predict(self, request: Request, explain: bool) -> Response:
         started = time.perf_counter()
         row = single_row(await request.body())
         if explain:
@@ -116,6 +147,10 @@ class Ingress:
               openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
     async def predict_batch(self, request: Request, explain: Annotated[bool, Query(
             description="Add reason codes to every result")] = False) -> Response:
+        with self._admitted():
+            return await self._predict_batch(request, explain)
+
+    async def _predict_batch(self, request: Request, explain: bool) -> Response:
         started = time.perf_counter()
         rows = batch_rows(await request.body())
         if len(rows) > self.config.max_batch_rows:

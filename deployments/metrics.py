@@ -27,6 +27,7 @@ class IngressMetrics:
         self.batch_rows = Histogram("credit_ingress_batch_rows", boundaries=ROW_BUCKETS, tag_keys=("source",),
                                     description="Rows per scorer call (source: micro_batch of /predict "
                                                 "requests, or one /predict/batch request).")
+        self.shed = Counter("credit_requests_shed", description="Scoring requests refused with 503 (overload).")
         self.log_buffer = Gauge("credit_log_buffer_records",
                                 description="Decisions buffered on this ingress replica, not yet shipped to the "
                                             "log writer.")

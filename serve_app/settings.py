@@ -47,11 +47,14 @@ class ScorerConfig(BaseModel):
 
 
 class IngressConfig(BaseModel):
-    """Ingress deployment ``user_config``: micro-batching of single-row requests."""
+    """Ingress deployment ``user_config``: micro-batching of single-row requests, load shedding, log shipping."""
 
     max_batch_size: int = Field(256, ge=1, description="Single-row requests carried by one scorer call")
     batch_wait_timeout_s: float = Field(0.002, ge=0)
     max_batch_rows: int = Field(10_000, ge=1, description="Largest /predict/batch request")
+    max_in_flight_requests: int = Field(
+        1024, ge=1, description="Scoring requests one ingress replica holds at once; beyond it 503 + Retry-After "
+                                "(direct ingress bypasses Serve's own max_ongoing/max_queued limits)")
     log_flush_interval_s: float = Field(0.05, gt=0, description="Decisions are handed to the log writer this often")
     log_flush_max_records: int = Field(2000, ge=1, le=10_000, description="... or when this many are buffered")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,22 +50,26 @@ class RunningApp:
 DEPLOYMENT_NAMES = {"ingress": "Ingress", "scorer": "Scorer", "log_writer": "LogWriter"}
 
 
-def app_config(env: dict[str, str], **user_configs: dict[str, Any]) -> dict[str, Any]:
-    """serve_config.yaml's application, with replica ``env`` and user_config overrides merged in."""
+def app_config(env: dict[str, str], options: dict[str, dict[str, Any]] | None = None,
+               **user_configs: dict[str, Any]) -> dict[str, Any]:
+    """serve_config.yaml's application, with replica ``env``, deployment ``options`` (by deployment
+    name, e.g. ``{"Scorer": {"num_replicas": 2}}``) and user_config overrides merged in."""
     app = yaml.safe_load((PROJECT_ROOT / "serve_config.yaml").read_text())["applications"][0]
     app["runtime_env"] = {"env_vars": env}   # as an operator sets it; merged into every replica
     for deployment in app["deployments"]:
         overrides = next((v for k, v in user_configs.items() if DEPLOYMENT_NAMES[k] == deployment["name"]), {})
         deployment["user_config"] = {**deployment.get("user_config", {}), **overrides}
+        deployment.update((options or {}).get(deployment["name"], {}))
     return app
 
 
-def deploy(url: str, env: dict[str, str], **user_configs: dict[str, Any]) -> None:
+def deploy(url: str, env: dict[str, str], options: dict[str, dict[str, Any]] | None = None,
+           **user_configs: dict[str, Any]) -> None:
     """Apply serve_config.yaml (as ``serve deploy`` does) with overrides, and wait for /health.
 
     A redeploy that changes only user_config reconfigures the running replicas in place.
     """
-    schema = ServeDeploySchema(applications=[app_config(env, **user_configs)])
+    schema = ServeDeploySchema(applications=[app_config(env, options, **user_configs)])
     serve.context._get_global_client().deploy_apps(schema)
     wait_healthy(url)
 
@@ -80,10 +86,75 @@ def wait_healthy(url: str, timeout_s: float = 90) -> None:
     raise TimeoutError(f"{url}/health not ready after {timeout_s}s")
 
 
+@dataclass
+class Answer:
+    sent_at: float
+    """``time.monotonic()`` when the request was sent."""
+    status: int
+    """HTTP status, or 0 when the connection failed."""
+    body: dict[str, Any] | None
+    retry_after: str | None = None
+
+
+@dataclass
+class Load:
+    """Steady /predict traffic on ``connections`` threads until ``stop``; keeps every answer."""
+
+    url: str
+    connections: int = 4
+    timeout_s: float = 30
+    answers: list[Answer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from loadtest.applicants import sample_applicants
+
+        self._applicants = sample_applicants(50, seed=21)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.connections)]
+
+    def _run(self, offset: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=self.timeout_s) as client:
+            i = offset
+            while not self._stop.is_set():
+                sent = time.monotonic()
+                try:
+                    response = client.post("/predict", json=self._applicants[i % 50])
+                    ok = response.status_code == 200
+                    self.answers.append(Answer(sent, response.status_code, response.json() if ok else None,
+                                               response.headers.get("retry-after")))
+                except httpx.HTTPError:
+                    self.answers.append(Answer(sent, 0, None))
+                i += self.connections
+
+    def start(self) -> "Load":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def wait_for(self, count: int, timeout_s: float = 30) -> None:
+        """Block until ``count`` more answers have arrived."""
+        target = len(self.answers) + count
+        deadline = time.monotonic() + timeout_s
+        while len(self.answers) < target:
+            assert time.monotonic() < deadline, f"load got only {len(self.answers)} of {target} answers"
+            time.sleep(0.05)
+
+    @property
+    def statuses(self) -> list[int]:
+        return [a.status for a in self.answers]
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [a.body for a in self.answers if a.body is not None]
+
+
 def send_singles(url: str, applicants: list[dict[str, Any]], threads: int = 8) -> tuple[dict[str, dict], int]:
     """POST each applicant to /predict from a thread pool; returns {request_id: body} of 200s and the non-200 count."""
-    from concurrent.futures import ThreadPoolExecutor
-
     def one(client: httpx.Client, applicant: dict[str, Any]) -> dict | None:
         try:
             response = client.post("/predict", json=applicant)

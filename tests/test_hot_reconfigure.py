@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,60 +17,29 @@ import httpx
 from loadtest.applicants import sample_applicants
 from models import artifacts
 from serve_app.settings import PROJECT_ROOT
-from tests.serving import RunningApp, deploy
+from tests.serving import Load, RunningApp, deploy
 
 
-class _Load(threading.Thread):
-    """Steady /predict traffic on 4 connections until stopped; keeps every status and answer."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.stop = threading.Event()
-        self.statuses: list[int] = []
-        self.answers: list[dict] = []
-
-    def run(self) -> None:
-        applicants = sample_applicants(50, seed=21)
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            i = 0
-            while not self.stop.is_set():
-                response = client.post("/predict", json=applicants[i % 50])
-                self.statuses.append(response.status_code)
-                if response.status_code == 200:
-                    self.answers.append(response.json())
-                i += 1
-
-
-def _wait_for_answers(load: _Load, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while len(load.statuses) < count:
-        assert time.monotonic() < deadline, f"load got only {len(load.statuses)} answers"
-        time.sleep(0.05)
-
-
-def _under_load(app: RunningApp, applied: Callable[[dict], bool], **user_configs: dict) -> _Load:
-    """Redeploy with ``user_configs`` while traffic runs; stop once /health shows ``applied``."""
-    load = _Load(app.url)
-    load.start()
+def _under_load(app: RunningApp, applied: Callable[[dict], bool], **user_configs: dict) -> Load:
+    """Redeploy with ``user_configs`` while traffic runs on 4 connections; stop once /health shows ``applied``."""
+    load = Load(app.url).start()
     try:
-        _wait_for_answers(load, 20)
+        load.wait_for(20)
         deploy(app.url, app.env, **user_configs)
         deadline = time.monotonic() + 60
         while not applied(httpx.get(f"{app.url}/health").json()):
             assert time.monotonic() < deadline, "new user_config not applied within 60 s"
             time.sleep(0.2)
-        _wait_for_answers(load, len(load.statuses) + 20)
+        load.wait_for(20)
     finally:
-        load.stop.set()
-        load.join()
+        load.stop()
     return load
 
 
 def test_threshold_change_applies_without_failed_request(file_app: RunningApp) -> None:
     load = _under_load(file_app, lambda health: health["threshold"] == 0.5, scorer={"threshold": 0.5})
     assert len(load.statuses) >= 40 and set(load.statuses) == {200}
-    thresholds = [a["threshold"] for a in load.answers]
+    thresholds = [a["threshold"] for a in load.bodies]
     assert thresholds[0] != 0.5 and thresholds[-1] == 0.5
     assert httpx.get(f"{file_app.url}/health").json()["threshold"] == 0.5
     with httpx.Client(base_url=file_app.url) as client:
@@ -91,9 +59,9 @@ def test_new_model_file_is_picked_up_without_failed_request(file_app: RunningApp
     health = httpx.get(f"{file_app.url}/health").json()
     assert health["model_version"] == card["version"]
     assert health["threshold"] == card["threshold"]["value"]
-    versions = [a["model_version"] for a in load.answers]
+    versions = [a["model_version"] for a in load.bodies]
     assert versions[0] != card["version"] and versions[-1] == card["version"]
-    answered = {a["request_id"]: a["model_version"] for a in load.answers}
+    answered = {a["request_id"]: a["model_version"] for a in load.bodies}
     deadline = time.monotonic() + 30
     while not set(answered) <= set(logged := _logged_versions(file_app.data_dir)):
         assert time.monotonic() < deadline, "answers missing from the log after 30 s"
