@@ -32,7 +32,7 @@ def _field_type(feature: Feature) -> Any:
     extra = {} if feature.dtype == "int" else {"allow_inf_nan": False}
     field = Field(..., description=f"{feature.description} ({feature.unit}, {feature.range_text})",
                   examples=[EXAMPLE_APPLICANT[feature.name]], **bounds, **extra)
-    return Annotated[python_type, BeforeValidator(_no_strings_or_containers), field]
+    return Annotated[python_type, field, BeforeValidator(_no_strings_or_containers)]
 
 
 Applicant = create_model(  # type: ignore[call-overload]

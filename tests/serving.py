@@ -124,6 +124,7 @@ class Load:
                                                response.headers.get("retry-after")))
                 except httpx.HTTPError:
                     self.answers.append(Answer(sent, 0, None))
+                    time.sleep(0.01)   # server gone or restarting: don't spin
                 i += self.connections
 
     def start(self) -> "Load":
