@@ -15,6 +15,8 @@ from deployments.ingress import Ingress
 from deployments.log_writer import LogWriter
 from deployments.scorer import Scorer
 
+HEAD_NODE_RESOURCE = "node:__internal_head__"   # Ray gives the head node this resource
+
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """The application graph: Ingress → (Scorer, LogWriter).
@@ -28,9 +30,10 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     if args.get("env"):
         actor_options["runtime_env"] = {"env_vars": {k: str(v) for k, v in args["env"].items()}}
 
-    def configured(deployment: Any, name: str) -> Any:
-        return deployment.options(user_config=args.get(name, {}), ray_actor_options=actor_options)
+    def configured(deployment: Any, name: str, **extra: Any) -> Any:
+        return deployment.options(user_config=args.get(name, {}), ray_actor_options=actor_options | extra)
 
     scorer = configured(Scorer, "scorer").bind()
-    log_writer = configured(LogWriter, "log_writer").bind()
+    # The file log and the spool live on one node's disk: the head's (as serve_config.yaml pins it).
+    log_writer = configured(LogWriter, "log_writer", resources={HEAD_NODE_RESOURCE: 0.001}).bind()
     return configured(Ingress, "ingress").bind(scorer, log_writer)

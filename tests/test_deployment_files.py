@@ -16,7 +16,8 @@ SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 
 def test_compose_services_and_dependencies() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "api", "dashboard"}
+    assert set(services) == {"postgres", "api", "dashboard", "ray-worker"}
+    assert [name for name, s in services.items() if s.get("profiles")] == ["ray-worker"]   # optional
     assert services["postgres"]["image"] == "postgres:16" and "healthcheck" in services["postgres"]
     assert services["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["dashboard"]["depends_on"]["api"]["condition"] == "service_healthy"
@@ -55,3 +56,12 @@ def test_ci_workflow_runs_the_ci_script() -> None:
     workflow = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "test.yml").read_text())
     steps = workflow["jobs"]["test"]["steps"]
     assert any("bash .ci/run" in step.get("run", "") for step in steps)
+
+
+def test_ray_worker_joins_the_head_the_image_starts() -> None:
+    head_port = re.search(r"ray start --head --port=(\d+)", DOCKERFILE).group(1)
+    worker = COMPOSE["services"]["ray-worker"]
+    command = worker["command"][-1]
+    assert f"ray start --address=api:{head_port}" in command and "--block" in command and ". ./serve.env" in command
+    assert worker["depends_on"]["api"]["condition"] == "service_healthy" and worker["build"] == "."
+    assert "serve run --address=auto" in DOCKERFILE and "STOPSIGNAL SIGINT" in DOCKERFILE

@@ -1,0 +1,132 @@
+"""A two-node Ray cluster on this machine, started as an operator does: ``ray start --head`` and
+``ray start --address=…`` (each its own process group, temp dir and ports), for the multi-node test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from serve_app.process_env import free_port, private_ingress_env, read_env_file
+from serve_app.settings import PROJECT_ROOT
+
+
+def node_ports() -> dict[str, int]:
+    """Every port a Ray node opens, free ones, so it cannot collide with another instance here."""
+    names = ("node-manager-port", "object-manager-port", "metrics-export-port", "dashboard-agent-listen-port",
+             "dashboard-agent-grpc-port", "runtime-env-agent-port")
+    return {name: free_port() for name in names}
+
+
+class RayNodes:
+    """Head and worker nodes with ``num_cpus`` CPUs each; ``serve.env`` in their environment as in the README."""
+
+    def __init__(self, workers: int = 1, num_cpus: int = 1) -> None:
+        self.workers = workers
+        self.num_cpus = num_cpus
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="rn-"))   # short: Ray's socket paths must fit 107 chars
+        self.gcs_port = free_port()
+        self.dashboard_port = free_port()
+        self.dashboard_url = f"http://127.0.0.1:{self.dashboard_port}"
+        self.env = {**os.environ, **read_env_file(PROJECT_ROOT / "serve.env"),
+                    **private_ingress_env(self.temp_dir / "haproxy"),
+                    "PYTHONPATH": str(PROJECT_ROOT), "RAY_AUTH_MODE": "disabled"}
+        self.env.pop("RAY_ADDRESS", None)
+        self.processes: list[subprocess.Popen] = []
+        self.metrics_ports: list[int] = []
+
+    def ray_command(self, *args: str) -> list[str]:
+        return [str(Path(sys.executable).with_name("ray")), *args]
+
+    def start(self, timeout_s: float = 120) -> "RayNodes":
+        self._spawn("head", "start", "--head", "--block", f"--port={self.gcs_port}", "--node-ip-address=127.0.0.1",
+                    f"--num-cpus={self.num_cpus}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
+                    f"--temp-dir={self.temp_dir}", "--disable-usage-stats",
+                    '--system-config={"metrics_report_interval_ms": 1000}')
+        self._wait_nodes(1, timeout_s)
+        for index in range(self.workers):
+            self._spawn(f"worker-{index}", "start", "--block", f"--address=127.0.0.1:{self.gcs_port}",
+                        "--node-ip-address=127.0.0.1", f"--num-cpus={self.num_cpus}", "--disable-usage-stats")
+        self._wait_nodes(1 + self.workers, timeout_s)
+        return self
+
+    def _spawn(self, name: str, *args: str) -> None:
+        ports = node_ports()
+        self.metrics_ports.append(ports["metrics-export-port"])
+        args += tuple(f"--{flag}={port}" for flag, port in ports.items())
+        log = (self.temp_dir / f"{name}.log").open("ab")
+        self.processes.append(subprocess.Popen(self.ray_command(*args), cwd=PROJECT_ROOT, env=self.env,
+                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+
+    def nodes(self) -> list[dict]:
+        """Alive nodes, from the head's state API."""
+        from ray.util.state import list_nodes
+
+        return [n.__dict__ for n in list_nodes(address=self.dashboard_url, filters=[("state", "=", "ALIVE")],
+                                               raise_on_missing_output=False)]
+
+    def _wait_nodes(self, count: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError(f"a ray start exited; logs in {self.temp_dir}")
+            try:
+                if len(self.nodes()) >= count:
+                    return
+            except Exception:   # dashboard not up yet
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"{count} Ray nodes not alive after {timeout_s}s; logs in {self.temp_dir}")
+
+    def serve(self, *args: str, timeout_s: float = 300) -> str:
+        """A ``serve`` CLI command against this cluster (``--address`` = the head's dashboard)."""
+        serve_cli = str(Path(sys.executable).with_name("serve"))
+        done = subprocess.run([serve_cli, *args, f"--address={self.dashboard_url}"], cwd=PROJECT_ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout_s)
+        if done.returncode != 0:
+            raise RuntimeError(f"serve {' '.join(args)} failed: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def replica_nodes(self, deployment_class: str) -> list[str]:
+        """Node ids of the alive actors of ``deployment_class`` (e.g. ``ServeReplica:credit:Scorer``)."""
+        from ray.util.state import list_actors
+
+        actors = list_actors(address=self.dashboard_url, raise_on_missing_output=False,
+                             filters=[("class_name", "=", deployment_class), ("state", "=", "ALIVE")])
+        return [actor.node_id for actor in actors]
+
+    def metrics_urls(self) -> list[str]:
+        """Each node's Prometheus endpoint (its Ray metrics agent)."""
+        return [f"http://127.0.0.1:{port}/metrics" for port in self.metrics_ports]
+
+    def stop(self) -> None:
+        """SIGTERM each node's process group (as ``ray stop`` does, but only for these nodes), then SIGKILL."""
+        for process in reversed(self.processes):
+            _signal_group(process, signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(process, signal.SIGKILL)
+        subprocess.run(["pkill", "-9", "-f", str(self.temp_dir)], check=False)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def __enter__(self) -> "RayNodes":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
