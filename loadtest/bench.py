@@ -23,6 +23,7 @@ import httpx
 
 from loadtest.bench_report import markdown
 from loadtest.locust_run import USER_CLASSES, LocustRun, run_locust
+from loadtest.log_counts import settled_count
 from loadtest.server_process import ServerConfig, ServerProcess
 from serve_app.api_key import resolve_api_key
 from serve_app.settings import get_settings
@@ -37,38 +38,6 @@ CONFIGURATIONS = (
 
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
-
-
-def logged_records(host: str, api_key: str, timeout_s: float = 60) -> int | None:
-    """Records in the prediction log (``/predictions/stats``); None without a valid key or if it stays unavailable."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            response = httpx.get(f"{host}/predictions/stats", headers={"X-API-Key": api_key}, timeout=30)
-            count = response.json().get("records_in_store") if response.status_code == 200 else None
-            if count is not None:
-                return count          # None while the log writer is still opening its store
-            if response.status_code in (401, 403):
-                print(f"log counts unavailable: /predictions/stats answered {response.status_code}")
-                return None
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(1.0)
-
-
-def settled_count(host: str, api_key: str, timeout_s: float = 30) -> int | None:
-    """The log's record count once it stops growing (the last flushes landed)."""
-    count = logged_records(host, api_key)
-    deadline = time.monotonic() + timeout_s
-    while count is not None and time.monotonic() < deadline:
-        time.sleep(1.0)
-        again = logged_records(host, api_key)
-        if again == count:
-            break
-        count = again
-    return count
 
 
 def sweep(host: str, args: argparse.Namespace, api_key: str) -> list[dict[str, Any]]:

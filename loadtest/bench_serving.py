@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from loadtest.applicants import sample_applicants
+from loadtest.log_counts import settled_stats
 from serve_app.api_key import resolve_api_key
 from serve_app.settings import PROJECT_ROOT, get_settings
 
@@ -75,16 +76,6 @@ def run_wrk(host: str, path: str, bodies: list[str], connections: int, duration:
     }
 
 
-def log_stats(host: str) -> dict[str, Any] | None:
-    """The log writer's counters, if this machine holds the API key."""
-    try:
-        key = resolve_api_key(get_settings())
-        response = httpx.get(f"{host}/predictions/stats", headers={"X-API-Key": key}, timeout=30)
-        return response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, OSError):
-        return None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=get_settings().api_url)
@@ -99,14 +90,14 @@ def main() -> None:
     httpx.get(f"{args.host}/health", timeout=30).raise_for_status()
     singles = [json.dumps(a) for a in sample_applicants(500, seed=1)]
     batches = [json.dumps(sample_applicants(args.batch_size, seed=s)) for s in range(4)]
-    before = log_stats(args.host)
+    api_key = resolve_api_key(get_settings())
+    before = settled_stats(args.host, api_key)
     warm = run_wrk(args.host, "/predict", singles, args.connections, 3)
     single = run_wrk(args.host, "/predict", singles, args.connections, args.duration)
     batch = run_wrk(args.host, "/predict/batch", batches, args.batch_connections, args.duration)
     batch["rows_per_s"] = round(batch["req_per_s"] * args.batch_size, 1)
     batch["batch_size"] = args.batch_size
-    time.sleep(2)  # let the last log flushes land
-    after = log_stats(args.host)
+    after = settled_stats(args.host, api_key) if before else None   # once the last log flushes landed
     report: dict[str, Any] = {"label": args.label, "host": args.host, "single": single, "batch": batch,
                               "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if before and after and before.get("records_in_store") is not None and after.get("records_in_store") is not None:
