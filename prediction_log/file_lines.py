@@ -9,24 +9,47 @@ BLOCK = 1 << 20
 
 
 def lines_backwards(path: Path, block: int = BLOCK) -> Iterator[bytes]:
-    """The file's non-empty lines, last first, reading ``block`` bytes at a time from the end."""
+    """The file's complete (newline-terminated) non-empty lines, last first, reading ``block`` bytes
+    at a time from the end. Bytes after the last newline belong to an append still in progress."""
     if not path.exists():
         return
     with path.open("rb") as f:
         position = f.seek(0, 2)
         tail = b""
+        first = True
         while position > 0:
             step = min(block, position)
             position -= step
             f.seek(position)
             chunk = f.read(step) + tail
             parts = chunk.split(b"\n")
+            if first:
+                parts[-1], first = b"", False   # unterminated: not a line yet
             tail = parts[0]          # may be cut: completed by the next (earlier) block
             for line in reversed(parts[1:]):
                 if line.strip():
                     yield line
         if tail.strip():
             yield tail
+
+
+def complete_lines(path: Path) -> Iterator[str]:
+    """The file's newline-terminated non-empty lines, first to last (an append in progress is left out)."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.endswith("\n") and line.strip():
+                yield line
+
+
+def ends_mid_line(path: Path) -> bool:
+    """Whether the file's last byte is not a newline (an append cut short by a crash, or in progress)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) != b"\n"
 
 
 class LineCounter:

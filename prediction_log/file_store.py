@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import os
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from prediction_log.file_lines import LineCounter, lines_backwards
+from prediction_log.file_lines import LineCounter, complete_lines, ends_mid_line, lines_backwards
 from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, Record, as_dict, from_json_line, timestamp, to_json_lines
 
@@ -17,6 +18,7 @@ RECENT_IDS = 200_000
 ORDER_SLACK = timedelta(seconds=60)
 """How far out of time order appended lines may be (flush interval, clock steps between replicas)."""
 _DECISION = COLUMNS.index("credit_decision")
+logger = logging.getLogger(__name__)
 
 
 class FileStore:
@@ -32,12 +34,13 @@ class FileStore:
         self._counter = LineCounter(path)
         self._unordered_marker = path.with_name(path.name + ".unordered")
         self._newest: datetime | None = None
+        self._checked_line_start = False
 
     def _note_order(self, fresh: list[Record]) -> None:
         """Mark the file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
         if self._newest is None:
-            last = next(lines_backwards(self.path), None)
-            self._newest = timestamp(from_json_line(last)) if last else None
+            last = next((r for r in map(_parsed, lines_backwards(self.path)) if r is not None), None)
+            self._newest = timestamp(last) if last else None
         oldest = min(timestamp(r) for r in fresh)
         if self._newest is not None and oldest < self._newest - ORDER_SLACK:
             self._unordered_marker.touch()
@@ -53,8 +56,13 @@ class FileStore:
         fresh = [r for r in records if r[0] not in self._recent]
         if fresh:
             self._note_order(fresh)
+            data = to_json_lines(fresh)
+            if not self._checked_line_start:   # a crash cut the last append short: start on a new line
+                self._checked_line_start = True
+                if ends_mid_line(self.path):
+                    data = b"\n" + data
             with self.path.open("ab") as out:
-                out.write(to_json_lines(fresh))
+                out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
         for r in fresh:
@@ -78,10 +86,7 @@ class FileStore:
         return {r[0] for r in self._read_all()}
 
     def _read_all(self) -> list[Record]:
-        if not self.path.exists():
-            return []
-        with self.path.open(encoding="utf-8") as lines:
-            return [from_json_line(line) for line in lines if line.strip()]
+        return [r for r in map(_parsed, complete_lines(self.path)) if r is not None]
 
     def _query_sync(self, q: LogQuery) -> list[dict]:
         """Newest-first page. A time-ordered file is scanned from its end and the scan stops
@@ -91,7 +96,8 @@ class FileStore:
         floor: datetime | None = None
         rows: list[Record] = []
         for line in lines_backwards(self.path):
-            r = from_json_line(line)
+            if (r := _parsed(line)) is None:
+                continue
             ts = timestamp(r)
             if ordered and ((floor is not None and ts < floor - ORDER_SLACK)
                             or (q.since is not None and ts < q.since - ORDER_SLACK)):
@@ -123,4 +129,13 @@ class FileStore:
         return await asyncio.to_thread(self._between_sync, since, until)
 
     async def close(self) -> None:
+        return None
+
+
+def _parsed(line: str | bytes) -> Record | None:
+    """The record of a line, or None for a line a crash cut short (logged)."""
+    try:
+        return from_json_line(line)
+    except (ValueError, KeyError, TypeError):
+        logger.warning("skipping a torn line in the file log: %.80r", line)
         return None

@@ -13,7 +13,7 @@ from monitoring.traffic import backfill_records
 from prediction_log.file_lines import LineCounter, lines_backwards
 from prediction_log.file_store import FileStore
 from prediction_log.query import LogQuery
-from prediction_log.records import COLUMNS, as_dict, timestamp
+from prediction_log.records import COLUMNS, as_dict, timestamp, to_json_lines
 
 DECISION = COLUMNS.index("credit_decision")
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
@@ -73,3 +73,36 @@ def test_backward_lines_and_counter(tmp_path: Path) -> None:
     assert counter.count() == 502
     path.write_bytes(b'{"n": 0}\n')                   # replaced: counted again from the start
     assert counter.count() == 1
+
+
+def _half_a_line(records: list) -> bytes:
+    data = to_json_lines(records)
+    return data[:data.index(b"\n") // 2]
+
+
+def test_an_append_in_progress_is_not_read(tmp_path: Path, records: list) -> None:
+    """A reader that sees half of an append (no newline yet) returns the complete records only."""
+    store = FileStore(tmp_path / "predictions.jsonl")
+    done, rest = records[:1000], records[1000:1010]
+    _insert(store, done)
+    with store.path.open("ab") as f:
+        f.write(_half_a_line(rest))          # a write another reader catches half-way
+    for q in QUERIES:
+        assert asyncio.run(store.query(q)) == _expected(done, q), q
+    window = asyncio.run(store.records_between(None, None))
+    assert [r[0] for r in window] == [r[0] for r in sorted(done, key=timestamp)]
+    assert asyncio.run(store.count()) == len(done)
+
+
+def test_a_line_torn_by_a_crash_is_skipped_and_the_next_append_starts_a_new_line(tmp_path: Path, records: list) -> None:
+    path = tmp_path / "predictions.jsonl"
+    _insert(FileStore(path), records[:500])
+    with path.open("ab") as f:
+        f.write(_half_a_line(records[500:510]))   # the writer died mid-append (never acknowledged)
+    restarted = FileStore(path)
+    _insert(restarted, records[510:1000])
+    kept = records[:500] + records[510:1000]   # records[500] was torn; the rest never written
+    for q in QUERIES:
+        assert asyncio.run(restarted.query(q)) == _expected(kept, q), q
+    window = asyncio.run(restarted.records_between(None, None))
+    assert sorted(r[0] for r in window) == sorted(r[0] for r in kept)
