@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -15,6 +16,8 @@ from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, Record, as_dict, from_json_line, timestamp, to_json_lines
 
 RECENT_IDS = 200_000
+RESTART_IDS = 20_000
+"""Lines read back at a start to recognise re-sent batches (ten times the shipper's largest flush)."""
 ORDER_SLACK = timedelta(seconds=60)
 """How far out of time order appended lines may be (flush interval, clock steps between replicas)."""
 _DECISION = COLUMNS.index("credit_decision")
@@ -34,7 +37,7 @@ class FileStore:
         self._counter = LineCounter(path)
         self._unordered_marker = path.with_name(path.name + ".unordered")
         self._newest: datetime | None = None
-        self._checked_line_start = False
+        self._torn_tail: bool | None = None
 
     def _note_order(self, fresh: list[Record]) -> None:
         """Mark the file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
@@ -52,15 +55,24 @@ class FileStore:
         """Whether lines are in time order (up to ORDER_SLACK): backfills and replays of old records break it."""
         return not self._unordered_marker.exists()
 
+    def _remember_tail(self) -> None:
+        """After a start: the request_ids of the file's last lines, so a batch re-sent after a crash
+        (written, never acknowledged) is not appended twice."""
+        for line in itertools.islice(lines_backwards(self.path), RESTART_IDS):
+            if (r := _parsed(line)) is not None:
+                self._recent[r[0]] = None
+                self._recent.move_to_end(r[0], last=False)
+
     def _append_sync(self, records: list[Record]) -> int:
+        if self._torn_tail is None:   # first append since this store was opened
+            self._remember_tail()
+            self._torn_tail = ends_mid_line(self.path)
         fresh = [r for r in records if r[0] not in self._recent]
         if fresh:
             self._note_order(fresh)
             data = to_json_lines(fresh)
-            if not self._checked_line_start:   # a crash cut the last append short: start on a new line
-                self._checked_line_start = True
-                if ends_mid_line(self.path):
-                    data = b"\n" + data
+            if self._torn_tail:   # a crash cut the last append short: start on a line of our own
+                data, self._torn_tail = b"\n" + data, False
             with self.path.open("ab") as out:
                 out.write(data)
                 out.flush()
