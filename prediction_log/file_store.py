@@ -41,9 +41,6 @@ class FileStore:
 
     def _note_order(self, fresh: list[Record]) -> None:
         """Mark the file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
-        if self._newest is None:
-            last = next((r for r in map(_parsed, lines_backwards(self.path)) if r is not None), None)
-            self._newest = timestamp(last) if last else None
         oldest = min(timestamp(r) for r in fresh)
         if self._newest is not None and oldest < self._newest - ORDER_SLACK:
             self._unordered_marker.touch()
@@ -56,10 +53,12 @@ class FileStore:
         return not self._unordered_marker.exists()
 
     def _remember_tail(self) -> None:
-        """After a start: the request_ids of the file's last lines, so a batch re-sent after a crash
-        (written, never acknowledged) is not appended twice."""
+        """After a start, from the file's last lines: the newest timestamp (time order) and the
+        request_ids, so a batch re-sent after a crash (written, never acknowledged) is not appended twice."""
         for line in itertools.islice(lines_backwards(self.path), RESTART_IDS):
             if (r := _parsed(line)) is not None:
+                if self._newest is None:
+                    self._newest = timestamp(r)
                 self._recent[r[0]] = None
                 self._recent.move_to_end(r[0], last=False)
 
@@ -144,10 +143,16 @@ class FileStore:
         return None
 
 
+_reported_torn: set[bytes] = set()
+
+
 def _parsed(line: str | bytes) -> Record | None:
-    """The record of a line, or None for a line a crash cut short (logged)."""
+    """The record of a line, or None for a line a crash cut short (logged once per line, not per read)."""
     try:
         return from_json_line(line)
     except (ValueError, KeyError, TypeError):
-        logger.warning("skipping a torn line in the file log: %.80r", line)
+        key = line.encode() if isinstance(line, str) else line
+        if key not in _reported_torn:
+            _reported_torn.add(key)
+            logger.warning("skipping a torn line in the file log: %.80r", line)
         return None

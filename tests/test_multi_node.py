@@ -47,8 +47,7 @@ def running_replicas(nodes: RayNodes) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RayNodes, str]]:
-    nodes = RayNodes(workers=1, num_cpus=1).start()
-    try:
+    with RayNodes(workers=1, num_cpus=1) as nodes:
         port = free_port()
         config = tmp_path_factory.mktemp("cluster") / "serve_config.yaml"
         config.write_text(yaml.safe_dump(cluster_config(port, tmp_path_factory.mktemp("data"))))
@@ -60,8 +59,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RayNodes
             assert time.monotonic() < deadline, f"replicas not running after 180 s: {running_replicas(nodes)}"
             time.sleep(1)
         yield nodes, url
-    finally:
-        nodes.stop()
 
 
 def test_scorer_replicas_spread_over_both_nodes_and_score(cluster: tuple[RayNodes, str]) -> None:
