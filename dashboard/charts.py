@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
+from core.decision import is_denied
 
 
 def gauge(probability: float, threshold: float) -> go.Figure:
@@ -12,7 +13,7 @@ def gauge(probability: float, threshold: float) -> go.Figure:
         mode="gauge+number", value=probability * 100, number={"suffix": " %", "valueformat": ".2f"},
         title={"text": "Probability of default"},
         gauge={"axis": {"range": [0, 100]},
-               "bar": {"color": "#c0392b" if probability >= threshold else "#27ae60"},
+               "bar": {"color": "#c0392b" if is_denied(probability, threshold) else "#27ae60"},
                "steps": [{"range": [0, threshold * 100], "color": "#eafaf1"},
                          {"range": [threshold * 100, 100], "color": "#fdedec"}],
                "threshold": {"line": {"color": "black", "width": 3}, "value": threshold * 100}}))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dashboard.api_client import ApiClient
-from serve_app.api_key import resolve_api_key
-from serve_app.settings import Settings
+from core.api_keys import resolve_api_key
+from core.settings import Settings
 
 
 def settings() -> Settings:

@@ -1,61 +1,73 @@
-"""The decision policy, and the response body and log records for a block of scored rows.
+"""A block of scored rows → the decision block (the log's records) and the response body.
 
-Denied when ``probability_default >= threshold``. Column-wise and without per-row Python
-objects beyond what the response and the log need.
+Column-wise from end to end: the rule (``core.decision``) runs on the probability array, the
+records are an Arrow block built from the arrays, and the response is encoded by orjson from
+lists made in C (``tolist``), without a Python object per field.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import repeat
 from typing import Any
 
 import numpy as np
+import orjson
+import pyarrow as pa
 
-from prediction_log.records import Record
-from serve_app.features import FEATURES
+from core.decision import APPROVED, DENIED, is_denied
+from core.features import FEATURES
+from prediction_log.records import SCHEMA, Block
 
-_INT_COLUMNS = [j for j, f in enumerate(FEATURES) if f.dtype == "int"]
-
-
-def request_ids(n: int) -> list[str]:
-    """``n`` random 128-bit ids as 32 hex characters (the log's unique key)."""
-    token = os.urandom(16 * n).hex()
-    return [token[i:i + 32] for i in range(0, 32 * n, 32)]
+_LABELS = pa.array([APPROVED, DENIED], pa.string())
 
 
-@dataclass(frozen=True)
-class Decided:
-    responses: list[dict[str, Any]]
-    records: list[Record]
-    denied: int
-    """How many of the block were denied."""
+def new_request_ids(n: int) -> pa.StringArray:
+    """``n`` random 128-bit ids as 32 hex characters (the log's unique key), as one Arrow string array."""
+    data = os.urandom(16 * n).hex().encode()
+    offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-def decide(rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
-           latency_ms: float, endpoint: str, explanations: list[dict[str, Any]] | None = None) -> Decided:
-    """Apply the threshold to a block; build the response items and the log records in row order.
-
-    ``explanations`` (reason codes, one per row) go into both the responses and the records.
-    """
+def decision_block(rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
+                   latency_ms: float, endpoint: str, explanations: list[dict[str, Any]] | None = None) -> Block:
+    """Apply the rule to a block of scored rows; the log records in row order."""
     n = len(rows)
-    denied = (probabilities >= threshold).astype(np.int8).tolist()
-    labels = ["denied" if d else "approved" for d in denied]
-    ids = request_ids(n)
-    exact = probabilities.astype(np.float64).tolist()
-    rounded = np.round(probabilities, 6).tolist()
-    responses = [{"request_id": i, "prediction": d, "probability_default": p, "credit_decision": c,
-                  "model_version": version, "threshold": threshold}
-                 for i, d, p, c in zip(ids, denied, rounded, labels)]
-    columns: list[list[Any]] = rows.T.tolist()
-    for j in _INT_COLUMNS:
-        columns[j] = [int(v) for v in columns[j]]
-    now = datetime.now(timezone.utc)
-    records = list(zip(ids, repeat(now), repeat(endpoint), repeat(version), *columns,
-                       exact, denied, labels, repeat(threshold), repeat(latency_ms),
-                       repeat(None) if explanations is None else explanations))
+    denied = is_denied(probabilities, threshold).astype(np.int16)
+    columns: list[Any] = [
+        new_request_ids(n),
+        pa.array(np.full(n, np.datetime64(datetime.now(timezone.utc).replace(tzinfo=None), "us")),
+                 pa.timestamp("us", tz="UTC")),
+        pa.array(np.full(n, endpoint, dtype=object), pa.string()),
+        pa.array(np.full(n, version, dtype=object), pa.string()),
+        *(pa.array(rows[:, j].astype(np.int32) if f.dtype == "int" else rows[:, j]) for j, f in enumerate(FEATURES)),
+        pa.array(probabilities.astype(np.float64)),
+        pa.array(denied),
+        _LABELS.take(pa.array(denied)),
+        pa.array(np.full(n, threshold, dtype=np.float64)),
+        pa.array(np.full(n, latency_ms, dtype=np.float32)),
+        pa.nulls(n, pa.string()) if explanations is None
+        else pa.array([orjson.dumps(e).decode() for e in explanations], pa.string()),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+def response_items(block: Block, explanations: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The documented ``Decision`` objects for a block, in row order (probability rounded to 6 decimals)."""
+    ids = block.column("request_id").to_pylist()
+    denied = block.column("prediction").to_numpy()
+    rounded = np.round(block.column("probability_default").to_numpy(), 6).tolist()
+    labels = block.column("credit_decision").to_pylist()
+    version = block.column("model_version")[0].as_py() if len(block) else ""
+    threshold = block.column("threshold")[0].as_py() if len(block) else 0.0
+    items = [{"request_id": i, "prediction": d, "probability_default": p, "credit_decision": c,
+              "model_version": version, "threshold": threshold}
+             for i, d, p, c in zip(ids, denied.tolist(), rounded, labels)]
     if explanations is not None:
-        responses = [item | {"explanation": e} for item, e in zip(responses, explanations)]
-    return Decided(responses, records, sum(denied))
+        for item, e in zip(items, explanations):
+            item["explanation"] = e
+    return items
+
+
+def denied_count(block: Block) -> int:
+    return int(np.count_nonzero(block.column("prediction").to_numpy()))

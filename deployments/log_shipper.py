@@ -1,108 +1,165 @@
-"""Ingress-side buffer that hands decisions to the log writer in batches.
+"""Ingress-side buffer that hands decision blocks to the log writer, with bounded memory and bounded loss.
 
-Requests only append to an in-memory list; a background task ships it every
-``log_flush_interval_s`` (or sooner when ``log_flush_max_records`` are waiting), at most
-``log_flush_max_records`` per remote call (a message must stay under gRPC's 4 MB).
-Records leave the buffer only when the writer acknowledges them; on failure they are
-retried, and moved to the local spool once ``spill_records`` are held. On shutdown
-whatever the writer cannot take is spooled; the writer replays the spool.
+Requests only append a block to an in-memory list; a background task ships it every
+``interval_s`` (or sooner once ``max_records`` wait), at most ``max_records`` per remote call (a
+message must stay under gRPC's limits). Records leave the buffer only when the writer acknowledges
+them. A call that fails **or takes longer than** ``write_timeout_s`` counts as failed; once the
+buffer holds ``max_buffer_records`` while the writer is failing, the buffer is spilled to the local
+spool (fsync'd; the writer replays it). If the spool cannot take them either (quota, full disk),
+``accepting`` turns false and the ingress answers 503 instead of deciding what it cannot record.
+
+A SIGKILL of the replica therefore loses at most ``max_buffer_records`` (or one flush interval of
+traffic while the writer is healthy). ``close`` stops the task, waits for it, ships what it can and
+spools the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
-from ray.serve.handle import DeploymentHandle
-from ray.serve.metrics import Gauge
-
-from prediction_log.records import Record
+from prediction_log.records import Block, concat
 from prediction_log.spool import Spool
 
 logger = logging.getLogger("ray.serve")
 
 
 class LogShipper:
-    def __init__(self, writer: DeploymentHandle, spool: Spool, interval_s: float, max_records: int,
-                 spill_records: int = 100_000, buffer_gauge: Gauge | None = None) -> None:
+    def __init__(self, writer: Any, spool: Spool, interval_s: float, max_records: int,
+                 write_timeout_s: float = 5.0, max_buffer_records: int = 20_000,
+                 buffer_gauge: Any | None = None) -> None:
         self.writer = writer
+        """A handle (or stand-in) with ``write.remote(block)``."""
         self.spool = spool
         self.interval_s = interval_s
         self.max_records = max_records
-        self.spill_records = spill_records
+        self.write_timeout_s = write_timeout_s
+        self.max_buffer_records = max_buffer_records
         self.buffer_gauge = buffer_gauge
-        """Set to the buffer's size once per flush cycle."""
-        self.buffer: list[Record] = []
+        self.buffer: list[Block] = []
+        self.buffered = 0
         self.shipped = 0
+        self.spilled = 0
+        self.failing = False
+        self.accepting = True
+        """False while the writer fails and the spool refuses: the ingress must not answer decisions."""
         self._wake = asyncio.Event()
-        self._failing = False
+        self._closing = False
         self._task = asyncio.get_event_loop().create_task(self._run())
 
-    def add(self, records: list[Record]) -> None:
+    @property
+    def state(self) -> str:
+        """``ok``, ``writer_unavailable`` (holding or spooling) or ``refusing`` (nowhere to record)."""
+        return "refusing" if not self.accepting else "writer_unavailable" if self.failing else "ok"
+
+    def add(self, block: Block) -> None:
         """Queue decisions (never blocks, never awaits)."""
-        self.buffer.extend(records)
-        if len(self.buffer) >= self.max_records:
+        self.buffer.append(block)
+        self.buffered += len(block)
+        if self.buffered >= self.max_records or (self.failing and self.buffered >= self.max_buffer_records):
             self._wake.set()
 
+    def _take(self, limit: int) -> Block:
+        """Remove up to ``limit`` records from the head of the buffer as one block."""
+        taken: list[Block] = []
+        count = 0
+        while self.buffer and count < limit:
+            head = self.buffer[0]
+            room = limit - count
+            if len(head) <= room:
+                taken.append(self.buffer.pop(0))
+                count += len(head)
+            else:
+                taken.append(head.slice(0, room))
+                self.buffer[0] = head.slice(room)
+                count += room
+        self.buffered -= count
+        return concat(taken)
+
+    def _put_back(self, block: Block) -> None:
+        self.buffer.insert(0, block)
+        self.buffered += len(block)
+
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            if self.buffer_gauge is not None:
-                self.buffer_gauge.set(len(self.buffer))
-            while self.buffer and await self._ship():
-                pass
-            if self._failing and len(self.buffer) >= self.spill_records:
-                await self._spill()
+            try:
+                await self._cycle()
+            except Exception:   # never let the shipping task die: that replica would stop logging
+                logger.exception("log shipper: unexpected error; retrying")
+                await asyncio.sleep(self.interval_s)
+
+    async def _cycle(self) -> None:
+        if self.buffer_gauge is not None:
+            self.buffer_gauge.set(self.buffered)
+        while self.buffer and not self._closing and await self._ship():
+            pass
+        if self.failing and self.buffered >= self.max_buffer_records:
+            await self._spill()
 
     async def _ship(self) -> bool:
-        """Send up to ``max_records`` in one call; on any failure (or cancellation) put them back."""
-        batch = self.buffer[:self.max_records]
-        del self.buffer[:len(batch)]
+        """Send up to ``max_records`` in one call; on failure, timeout or cancellation put them back."""
+        block = self._take(self.max_records)
         shipped = False
         try:
-            await self.writer.write.remote(batch)
+            await asyncio.wait_for(self.writer.write.remote(block), self.write_timeout_s)
             shipped = True
-        except Exception as exc:  # writer restarting or unreachable: keep and retry
-            if not self._failing:
-                logger.error("log shipper: log writer unavailable (%s); holding records", exc)
-                self._failing = True
+        except Exception as exc:  # writer restarting, unreachable or hung: keep and retry
+            if not self.failing:
+                logger.error("log shipper: log writer unavailable (%s: %s); holding records",
+                             type(exc).__name__, exc)
+                self.failing = True
         finally:
             if not shipped:
-                self.buffer[:0] = batch
+                self._put_back(block)
         if not shipped:
             await asyncio.sleep(min(1.0, self.interval_s * 10))
             return False
-        self.shipped += len(batch)
-        if self._failing:
+        self.shipped += len(block)
+        if self.failing:
             logger.warning("log shipper: log writer reachable again")
-            self._failing = False
+            self.failing = False
+            self.accepting = True
         return True
 
-    async def _spill(self) -> None:
-        """Writer unreachable for long: move the buffer to the local spool (the writer replays it)."""
-        batch, self.buffer = self.buffer, []
+    async def _spill(self) -> bool:
+        """Move the whole buffer to the local spool; on a full spool stop accepting decisions."""
+        block = self._take(self.buffered)
         try:
-            await self.spool.append(batch)
-        except BaseException:
-            self.buffer[:0] = batch
-            raise
-        logger.warning("log shipper: spooled %d records while the log writer is unreachable", len(batch))
+            await self.spool.append(block)
+        except OSError as exc:
+            self._put_back(block)
+            if self.accepting:
+                logger.error("log shipper: cannot spool (%s); refusing new decisions until the log writer "
+                             "or the spool can take them", exc)
+            self.accepting = False
+            return False
+        self.spilled += len(block)
+        self.accepting = True
+        logger.warning("log shipper: spooled %d records while the log writer is unavailable", len(block))
+        return True
 
-    async def close(self, timeout_s: float = 10.0) -> None:
-        """Ship what is buffered; spool anything the writer could not take in time."""
-        self._task.cancel()
-        deadline = asyncio.get_event_loop().time() + timeout_s
+    async def close(self, timeout_s: float = 8.0) -> None:
+        """Stop the task (and wait for it), ship what is buffered, spool what the writer cannot take in time."""
+        self._closing = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._task, timeout_s / 2)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+        deadline = asyncio.get_event_loop().time() + timeout_s / 2
+        self.write_timeout_s = min(self.write_timeout_s, timeout_s / 4)
         while self.buffer and asyncio.get_event_loop().time() < deadline:
-            try:
-                if await asyncio.wait_for(self._ship(), max(0.1, deadline - asyncio.get_event_loop().time())):
-                    continue
-            except asyncio.TimeoutError:
-                pass
+            if not await self._ship():
+                break
         if self.buffer:
-            await self.spool.append(self.buffer)
-            logger.warning("log shipper: spooled %d records at shutdown", len(self.buffer))
-            self.buffer = []
+            count = self.buffered
+            if await self._spill():
+                logger.warning("log shipper: spooled %d records at shutdown", count)
+            else:
+                logger.error("log shipper: %d records could be neither shipped nor spooled at shutdown", count)

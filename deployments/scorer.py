@@ -11,21 +11,14 @@ import numpy as np
 from ray import serve
 
 from deployments.metrics import ScorerMetrics
-from models.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
+from core.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.reasons import ReasonCoder
-from serve_app.settings import ScorerConfig
+from core.features import N_FEATURES
+from core.settings import ScorerConfig
+from deployments.http.backend import Scored
 
 logger = logging.getLogger("ray.serve")
-
-
-@dataclass(frozen=True)
-class Scored:
-    """Probabilities for one block of rows, with the model and threshold that produced them."""
-
-    probabilities: np.ndarray
-    model_version: str
-    threshold: float
 
 
 @dataclass(frozen=True)
@@ -38,7 +31,7 @@ class _ActiveModel:
     """TreeSHAP reason codes from the LightGBM model next to the ONNX file (None if it is missing)."""
 
 
-@serve.deployment(max_ongoing_requests=128)
+@serve.deployment
 class Scorer:
     """Holds one ONNX session; ``score`` concatenates the blocks of many callers into one run."""
 
@@ -63,7 +56,7 @@ class Scorer:
             folder = resolve_model_dir(config.model)
             card = load_card(folder)
             classifier = OnnxBinaryClassifier(folder / ONNX_FILE, config.intra_op_threads)
-            classifier.predict_proba(np.zeros((1, 10)))  # warm up before taking traffic
+            classifier.predict_proba(np.zeros((1, N_FEATURES)))  # warm up before taking traffic
             threshold = config.threshold if config.threshold is not None else float(card["threshold"]["value"])
             reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
             self._active = _ActiveModel(classifier, card["version"], threshold, card, reasons)  # atomic swap
@@ -72,7 +65,7 @@ class Scorer:
         self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self._config = config
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    @serve.batch  # sizes come from ScorerConfig through reconfigure
     async def score(self, blocks: list[np.ndarray]) -> list[Scored]:
         """Score each caller's ``(n_i, 10)`` block in one ONNX run; same order back."""
         active = self._ensure_loaded()

@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 
-from loadtest.applicants import sample_applicants
+from core.reference import sample_applicants
 from loadtest.log_counts import settled_stats
-from serve_app.api_key import resolve_api_key
-from serve_app.settings import PROJECT_ROOT, get_settings
+from core.api_keys import resolve_api_key
+from core.settings import PROJECT_ROOT, get_settings
 
 LUA = """
 local bodies = {%s}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serve_app.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 LOCUSTFILE = PROJECT_ROOT / "loadtest" / "locustfile.py"
 USER_CLASSES = {"single": "SingleRowUser", "batch": "BatchUser", "mixed": "MixedUser"}

@@ -31,8 +31,8 @@ import psutil
 import random
 from typing import Any
 
-from loadtest.applicants import sample_applicants
-from serve_app.features import FEATURES
+from core.reference import sample_applicants
+from core.features import FEATURES
 
 BATCH_SIZE = int(os.environ.get("LOADTEST_BATCH_SIZE", "100"))
 INVALID_SHARE = float(os.environ.get("LOADTEST_INVALID_SHARE", "0.02"))

@@ -11,7 +11,7 @@ import onnxmltools
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from models.onnx_classifier import OnnxBinaryClassifier
-from serve_app.features import N_FEATURES
+from core.features import N_FEATURES
 
 INPUT_NAME = "features"
 TARGET_OPSET = 15

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from serve_app.features import FEATURE_NAMES
+from core.features import FEATURE_NAMES
 
 DEFAULT_RATE = 0.0807
 EXT_COLUMNS = ("EXT_SOURCE_1", "EXT_SOURCE_2", "EXT_SOURCE_3")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from serve_app.features import N_FEATURES
+from core.features import N_FEATURES
 
 
 class OnnxBinaryClassifier:

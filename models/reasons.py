@@ -3,7 +3,7 @@
 For each applicant, LightGBM's ``pred_contrib`` gives one contribution per feature (log-odds)
 plus the base value; they add up to the model's raw score. The principal reasons for a
 denial are the features that pushed the default risk up the most, with the texts of
-``serve_app.features`` (adverse-action notices).
+``core.features`` (adverse-action notices).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from models.artifacts import LIGHTGBM_FILE
-from serve_app.features import FEATURES
+from core.artifacts import LIGHTGBM_FILE
+from core.features import FEATURES
 
 
 @dataclass(frozen=True)

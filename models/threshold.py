@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from core.decision import is_denied
 
 FN_COST = 10.0
 FP_COST = 1.0
@@ -36,7 +37,7 @@ class CostCurve:
 def business_cost(y: np.ndarray, p: np.ndarray, threshold: float,
                   fn_cost: float = FN_COST, fp_cost: float = FP_COST) -> float:
     """Cost of denying every score ``>= threshold``."""
-    denied = p >= threshold
+    denied = is_denied(p, threshold)
     fn = np.count_nonzero((y == 1) & ~denied)
     fp = np.count_nonzero((y == 0) & denied)
     return float(fn_cost * fn + fp_cost * fp)

@@ -23,9 +23,10 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from tqdm import tqdm
 
 from models import generator, threshold
-from models.artifacts import CARD_FILE, LIGHTGBM_FILE, MODELS_DIR, ONNX_FILE, REFERENCE_FILE
+from core.artifacts import CARD_FILE, LIGHTGBM_FILE, MODELS_DIR, ONNX_FILE, REFERENCE_FILE
 from models.export_onnx import export, float32_thresholds, parity
-from serve_app.features import FEATURE_NAMES
+from core.features import FEATURE_NAMES
+from core.decision import is_denied
 
 LGBM_PARAMS: dict[str, object] = {
     "n_estimators": 462,
@@ -78,7 +79,7 @@ def _feature_profile(train: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def _confusion(y: np.ndarray, p: np.ndarray, t: float) -> dict[str, int]:
-    denied = p >= t
+    denied = is_denied(p, t)
     return {"tp": int(np.sum(denied & (y == 1))), "fp": int(np.sum(denied & (y == 0))),
             "tn": int(np.sum(~denied & (y == 0))), "fn": int(np.sum(~denied & (y == 1)))}
 

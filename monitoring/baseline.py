@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loadtest.applicants import reference_applicants
-from models.artifacts import ONNX_FILE, load_card
+from core.reference import reference_applicants
+from core.artifacts import ONNX_FILE, load_card
 from models.onnx_classifier import OnnxBinaryClassifier
+from core.decision import is_denied
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Baseline:
 
     @property
     def approval_rate(self) -> float:
-        return float((self.frame["probability_default"] < self.threshold).mean())
+        return float((~is_denied(self.frame["probability_default"].to_numpy(), self.threshold)).mean())
 
 
 def load_baseline(model_dir: Path) -> Baseline:

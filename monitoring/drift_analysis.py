@@ -14,7 +14,7 @@ from evidently.presets import DataDriftPreset
 
 from monitoring.baseline import Baseline
 from monitoring.psi import PSI_ALERT, psi
-from serve_app.features import FEATURE_NAMES
+from core.features import FEATURE_NAMES
 
 PROBABILITY = "probability_default"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

@@ -23,11 +23,11 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from models.artifacts import MODELS_DIR, resolve_model_dir
+from core.artifacts import MODELS_DIR, resolve_model_dir
 from monitoring.baseline import load_baseline
 from monitoring.drift_analysis import DriftAnalysis, analyse
 from monitoring.log_window import read_window
-from serve_app.settings import get_settings
+from core.settings import get_settings
 
 EXIT_OK, EXIT_DRIFT, EXIT_EMPTY = 0, 1, 3
 LATEST = "latest"

@@ -6,9 +6,8 @@ from datetime import datetime
 
 import pandas as pd
 
-from prediction_log.records import COLUMNS
 from prediction_log.stores import open_store
-from serve_app.settings import Settings
+from core.settings import Settings
 
 
 async def read_window(settings: Settings, since: datetime | None, until: datetime | None) -> pd.DataFrame:
@@ -18,6 +17,4 @@ async def read_window(settings: Settings, since: datetime | None, until: datetim
         records = await store.records_between(since, until)
     finally:
         await store.close()
-    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame
+    return records.to_pandas()

@@ -14,9 +14,9 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from models.artifacts import load_card, resolve_model_dir
+from core.artifacts import load_card, resolve_model_dir
 from models.generator import imputation_values, model_features, raw_columns
-from serve_app.features import FEATURES
+from core.features import FEATURES
 
 
 @dataclass(frozen=True)

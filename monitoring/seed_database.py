@@ -15,12 +15,12 @@ import asyncio
 import asyncpg
 import pandas as pd
 
-from models.artifacts import REFERENCE_FILE, resolve_model_dir
+from core.artifacts import REFERENCE_FILE, resolve_model_dir
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
 from prediction_log.records import SQL_TYPES
-from serve_app.features import FEATURES
-from serve_app.settings import get_settings
+from core.features import FEATURES
+from core.settings import get_settings
 
 REFERENCE_TABLE = "reference_applicants"
 

@@ -20,18 +20,19 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from deployments.decisions import decide
-from loadtest.applicants import json_rows
-from models.artifacts import ONNX_FILE, load_card, resolve_model_dir
+from deployments.decisions import decision_block
+from core.reference import json_rows
+from core.artifacts import ONNX_FILE, load_card, resolve_model_dir
 from models.onnx_classifier import OnnxBinaryClassifier
 from monitoring.scenarios import SCENARIOS, applicants
-from prediction_log.records import COLUMNS, Record
+import pyarrow as pa
+
+from prediction_log.records import Block
 from prediction_log.stores import open_store
-from serve_app.features import FEATURE_NAMES
-from serve_app.settings import Settings, get_settings
+from core.features import FEATURE_NAMES
+from core.settings import Settings, get_settings
 
 CHUNK = 1000
-_TS = COLUMNS.index("ts")
 
 
 def send_via_api(frame: pd.DataFrame, host: str, chunk: int = CHUNK, progress: bool = True) -> int:
@@ -49,26 +50,27 @@ def send_via_api(frame: pd.DataFrame, host: str, chunk: int = CHUNK, progress: b
 
 
 def backfill_records(frame: pd.DataFrame, days: float, model: str | None = None,
-                     end: datetime | None = None) -> list[Record]:
+                     end: datetime | None = None) -> Block:
     """Score ``frame`` with the model, decide as the server does, and spread the records over ``days`` up to ``end``."""
     model_dir = resolve_model_dir(model)
     card = load_card(model_dir)
     matrix = frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
     probabilities = OnnxBinaryClassifier(model_dir / ONNX_FILE).predict_proba(matrix)
-    records = decide(matrix, probabilities, card["version"], float(card["threshold"]["value"]), 0.0, "backfill").records
+    block = decision_block(matrix, probabilities, card["version"], float(card["threshold"]["value"]), 0.0, "backfill")
     end = end or datetime.now(timezone.utc)
-    step = timedelta(days=days) / max(len(frame), 1)
-    start = end - timedelta(days=days)
-    return [r[:_TS] + (start + step * (i + 1),) + r[_TS + 1:] for i, r in enumerate(records)]
+    step_us = int(timedelta(days=days) / max(len(frame), 1) / timedelta(microseconds=1))
+    start_us = int((end - timedelta(days=days)).timestamp() * 1_000_000)
+    ts = pa.array(start_us + step_us * np.arange(1, len(frame) + 1, dtype=np.int64), pa.int64())
+    return block.set_column(block.schema.get_field_index("ts"), "ts", ts.cast(block.schema.field("ts").type))
 
 
-async def write_records(records: list[Record], settings: Settings | None = None, progress: bool = True) -> int:
+async def write_records(records: Block, settings: Settings | None = None, progress: bool = True) -> int:
     """Insert into the configured store in chunks; returns rows written."""
     store = await open_store(settings or get_settings())
     written = 0
     try:
         for start in tqdm(range(0, len(records), 5000), disable=not progress, desc="backfill", unit="chunk"):
-            written += await store.insert(records[start:start + 5000])
+            written += await store.insert(records.slice(start, 5000))
     finally:
         await store.close()
     return written

@@ -10,24 +10,25 @@ import os
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from prediction_log.file_lines import LineCounter, complete_lines, ends_mid_line, lines_backwards
 from prediction_log.query import LogQuery
-from prediction_log.records import COLUMNS, Record, as_dict, from_json_line, timestamp, to_json_lines
+from prediction_log.records import COLUMNS, Block, from_rows, parse_line, request_ids, timestamp_of, to_json_lines
 
 RECENT_IDS = 200_000
 RESTART_IDS = 20_000
 """Lines read back at a start to recognise re-sent batches (ten times the shipper's largest flush)."""
 ORDER_SLACK = timedelta(seconds=60)
 """How far out of time order appended lines may be (flush interval, clock steps between replicas)."""
-_DECISION = COLUMNS.index("credit_decision")
 logger = logging.getLogger(__name__)
 
 
 class FileStore:
     """Appends with fsync; skips request_ids it has recently written (retried flushes)."""
-
-    name = "file"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -39,12 +40,12 @@ class FileStore:
         self._newest: datetime | None = None
         self._torn_tail: bool | None = None
 
-    def _note_order(self, fresh: list[Record]) -> None:
+    def _note_order(self, fresh: Block) -> None:
         """Mark the file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
-        oldest = min(timestamp(r) for r in fresh)
+        bounds = pc.min_max(fresh.column("ts"))
+        oldest, newest = bounds["min"].as_py(), bounds["max"].as_py()
         if self._newest is not None and oldest < self._newest - ORDER_SLACK:
             self._unordered_marker.touch()
-        newest = max(timestamp(r) for r in fresh)
         self._newest = newest if self._newest is None else max(self._newest, newest)
 
     @property
@@ -58,16 +59,18 @@ class FileStore:
         for line in itertools.islice(lines_backwards(self.path), RESTART_IDS):
             if (r := _parsed(line)) is not None:
                 if self._newest is None:
-                    self._newest = timestamp(r)
-                self._recent[r[0]] = None
-                self._recent.move_to_end(r[0], last=False)
+                    self._newest = timestamp_of(r)
+                self._recent[r["request_id"]] = None
+                self._recent.move_to_end(r["request_id"], last=False)
 
-    def _append_sync(self, records: list[Record]) -> int:
+    def _append_sync(self, block: Block, skip: set[str] | None = None) -> int:
         if self._torn_tail is None:   # first append since this store was opened
             self._remember_tail()
             self._torn_tail = ends_mid_line(self.path)
-        fresh = [r for r in records if r[0] not in self._recent]
-        if fresh:
+        ids = request_ids(block)
+        keep = [i not in self._recent and (skip is None or i not in skip) for i in ids]
+        fresh = block if all(keep) else block.filter(pa.array(keep))
+        if len(fresh):
             self._note_order(fresh)
             data = to_json_lines(fresh)
             if self._torn_tail:   # a crash cut the last append short: start on a line of our own
@@ -76,50 +79,60 @@ class FileStore:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
-        for r in fresh:
-            self._recent[r[0]] = None
+        for i, kept in zip(ids, keep):
+            if kept:
+                self._recent[i] = None
+                if skip is not None:
+                    skip.add(i)
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
         return len(fresh)
 
-    async def insert(self, records: list[Record]) -> int:
+    async def insert(self, block: Block) -> int:
         """Append records that were not written before; returns how many were new."""
         async with self._lock:
-            return await asyncio.to_thread(self._append_sync, records)
+            return await asyncio.to_thread(self._append_sync, block)
 
-    async def replay(self, records: list[Record]) -> int:
-        """Append spooled records, skipping any request_id already in the file."""
+    async def known_ids(self) -> set[str]:
+        """Every request_id in the file: read once per spool replay, then kept up to date by ``replay``."""
+        return await asyncio.to_thread(lambda: {r["request_id"] for r in self._rows()})
+
+    async def replay(self, block: Block, present: set[str] | None = None) -> int:
+        """Append spooled records, skipping any request_id already in the file (``present``: from ``known_ids``)."""
+        if present is None:
+            present = await self.known_ids()
         async with self._lock:
-            present = await asyncio.to_thread(self._all_ids)
-            return await asyncio.to_thread(self._append_sync, [r for r in records if r[0] not in present])
+            return await asyncio.to_thread(self._append_sync, block, present)
 
-    def _all_ids(self) -> set[str]:
-        return {r[0] for r in self._read_all()}
-
-    def _read_all(self) -> list[Record]:
+    def _rows(self) -> list[dict[str, Any]]:
         return [r for r in map(_parsed, complete_lines(self.path)) if r is not None]
 
     def _query_sync(self, q: LogQuery) -> list[dict]:
         """Newest-first page. A time-ordered file is scanned from its end and the scan stops
-        ``ORDER_SLACK`` past the oldest record the page needs; otherwise the whole file is read."""
+        ``ORDER_SLACK`` past the oldest record the page needs; otherwise the whole file is streamed
+        through a heap of ``offset + limit`` rows (memory bounded by the page, not the file)."""
         wanted = q.offset + q.limit
         ordered = self.time_ordered
         floor: datetime | None = None
-        rows: list[Record] = []
-        for line in lines_backwards(self.path):
+        heap: list[tuple[datetime, int, dict[str, Any]]] = []   # the newest ``wanted`` rows seen so far
+        for n, line in enumerate(lines_backwards(self.path)):
             if (r := _parsed(line)) is None:
                 continue
-            ts = timestamp(r)
+            ts = timestamp_of(r)
             if ordered and ((floor is not None and ts < floor - ORDER_SLACK)
                             or (q.since is not None and ts < q.since - ORDER_SLACK)):
                 break
             if ((q.since is None or ts >= q.since) and (q.until is None or ts < q.until)
-                    and (q.decision is None or r[_DECISION] == q.decision)):
-                rows.append(r)
-                if floor is None and len(rows) == wanted:
-                    floor = heapq.nlargest(wanted, (timestamp(x) for x in rows))[-1]
-        rows.sort(key=timestamp, reverse=True)
-        return [as_dict(r) for r in rows[q.offset:wanted]]
+                    and (q.decision is None or r["credit_decision"] == q.decision)):
+                item = (ts, -n, r)   # ties: the later line (smaller n) is newer
+                if len(heap) < wanted:
+                    heapq.heappush(heap, item)
+                elif item[:2] > heap[0][:2]:
+                    heapq.heapreplace(heap, item)
+                if floor is None and len(heap) == wanted:
+                    floor = heap[0][0]
+        page = sorted(heap, key=lambda item: item[:2], reverse=True)[q.offset:wanted]
+        return [{c: r.get(c) for c in COLUMNS} for _, _, r in page]
 
     async def query(self, q: LogQuery) -> list[dict]:
         """Newest-first page of records matching ``q``."""
@@ -129,13 +142,13 @@ class FileStore:
         """Records in the file (newlines counted incrementally, not parsed)."""
         return await asyncio.to_thread(self._counter.count)
 
-    def _between_sync(self, since: datetime | None, until: datetime | None) -> list[Record]:
-        rows = [r for r in self._read_all()
-                if (since is None or timestamp(r) >= since) and (until is None or timestamp(r) < until)]
-        rows.sort(key=timestamp)
-        return rows
+    def _between_sync(self, since: datetime | None, until: datetime | None) -> Block:
+        rows = [r for r in self._rows()
+                if (since is None or timestamp_of(r) >= since) and (until is None or timestamp_of(r) < until)]
+        rows.sort(key=timestamp_of)
+        return from_rows(rows)
 
-    async def records_between(self, since: datetime | None, until: datetime | None) -> list[Record]:
+    async def records_between(self, since: datetime | None, until: datetime | None) -> Block:
         """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
         return await asyncio.to_thread(self._between_sync, since, until)
 
@@ -146,10 +159,10 @@ class FileStore:
 _reported_torn: set[bytes] = set()
 
 
-def _parsed(line: str | bytes) -> Record | None:
+def _parsed(line: str | bytes) -> dict[str, Any] | None:
     """The record of a line, or None for a line a crash cut short (logged once per line, not per read)."""
     try:
-        return from_json_line(line)
+        return parse_line(line)
     except (ValueError, KeyError, TypeError):
         key = line.encode() if isinstance(line, str) else line
         if key not in _reported_torn:

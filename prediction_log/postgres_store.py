@@ -1,14 +1,22 @@
-"""PostgreSQL store: asyncpg pool, idempotent batched COPY, typed ``predictions`` table."""
+"""PostgreSQL store: asyncpg pool, binary COPY from Arrow blocks, idempotent on request_id, typed ``predictions`` table.
+
+Live writes COPY straight into ``predictions`` (no staging, no per-row ``ON CONFLICT``): a fresh
+block's request_ids are new, and the unique index refuses the whole COPY if any is not. Only then,
+and for every spool replay, the block goes through a staging table and ``INSERT … ON CONFLICT DO
+NOTHING``, so a block written twice (a write acknowledged too late, a replay) is stored once.
+"""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
 
 from prediction_log.query import LogQuery
-from prediction_log.records import COLUMNS, SQL_TYPES, Record, as_dict
+from prediction_log.records import COLUMNS, SQL_TYPES, Block, from_rows, to_pg_binary
 
 TABLE = "predictions"
 SQL_COLUMNS: tuple[str, ...] = tuple(c.lower() for c in COLUMNS)
@@ -31,53 +39,71 @@ DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 """Errors that refuse rows (not the connection): retried row by row."""
 
 
-async def ensure_schema(conn: asyncpg.Connection) -> None:
+async def ensure_schema(conn: asyncpg.Connection, timeout_s: float | None = None) -> None:
     """Create or migrate the table and its indexes; safe to run concurrently and repeatedly."""
     async with conn.transaction():
         for statement in SCHEMA_SQL:
-            await conn.execute(statement)
+            await conn.execute(statement, timeout=timeout_s)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    """jsonb as Python objects (the ``explanation`` column; binary, as COPY needs); the staging table."""
+    """jsonb as Python objects (reads and the row-by-row fallback); the staging table."""
     await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
                               encoder=lambda v: b"\x01" + orjson.dumps(v), decoder=lambda b: orjson.loads(b[1:]))
     await conn.execute(_STAGE)
 
 
-class PostgresStore:
-    name = "postgresql"
+def _row_dict(record: asyncpg.Record) -> dict[str, Any]:
+    row = dict(zip(COLUMNS, tuple(record)))
+    row["ts"] = row["ts"].isoformat()
+    return row
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float = 30.0) -> None:
         self.pool = pool
+        self.timeout_s = timeout_s
 
     @classmethod
-    async def connect(cls, dsn: str, timeout: float = 5.0) -> "PostgresStore":
-        """Open a pool (schema ensured, staging table per connection)."""
+    async def connect(cls, dsn: str, timeout: float = 5.0, statement_timeout_s: float = 30.0) -> "PostgresStore":
+        """Open a pool (schema ensured, staging table per connection); every statement times out."""
         conn = await asyncpg.connect(dsn, timeout=timeout)
         try:
-            await ensure_schema(conn)
+            await ensure_schema(conn, statement_timeout_s)
         finally:
             await conn.close()
-
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=_init_connection, timeout=timeout,
-                                         command_timeout=30)
-        return cls(pool)
+                                         command_timeout=statement_timeout_s)
+        return cls(pool, statement_timeout_s)
 
-    async def insert(self, records: list[Record]) -> int:
-        """COPY into the staging table, then merge; duplicates (request_id) are skipped."""
+    async def insert(self, block: Block) -> int:
+        """Binary COPY into the table; if any request_id is already there, merge through staging instead."""
+        data = to_pg_binary(block)
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.copy_to_table(TABLE, source=io.BytesIO(data), columns=SQL_COLUMNS, format="binary",
+                                         timeout=self.timeout_s)
+            return len(block)
+        except asyncpg.UniqueViolationError:
+            return await self._merge(data)
+
+    async def replay(self, block: Block) -> int:
+        """Spooled records: merged, duplicates (by request_id) skipped."""
+        return await self._merge(to_pg_binary(block))
+
+    async def _merge(self, data: bytes) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.copy_records_to_table(f"{TABLE}_stage", records=records, columns=SQL_COLUMNS)
-            status = await conn.execute(_MERGE)
+            await conn.copy_to_table(f"{TABLE}_stage", source=io.BytesIO(data), columns=SQL_COLUMNS,
+                                     format="binary", timeout=self.timeout_s)
+            status = await conn.execute(_MERGE, timeout=self.timeout_s)
         return int(status.split()[-1])
 
-    async def insert_one(self, record: Record) -> int:
+    async def insert_one(self, values: tuple[Any, ...]) -> int:
+        """One record (values in ``COLUMNS`` order; explanation as JSON text or null)."""
+        values = tuple(orjson.loads(v) if c == "explanation" and v is not None else v for c, v in zip(COLUMNS, values))
         async with self.pool.acquire() as conn:
-            status = await conn.execute(_INSERT_ONE, *record)
+            status = await conn.execute(_INSERT_ONE, *values, timeout=self.timeout_s)
         return int(status.split()[-1])
-
-    async def replay(self, records: list[Record]) -> int:
-        return await self.insert(records)
 
     async def query(self, q: LogQuery) -> list[dict]:
         """Newest-first page of records matching ``q``."""
@@ -89,24 +115,20 @@ class PostgresStore:
         sql = (f"SELECT {_COLS} FROM {TABLE} {'WHERE ' + ' AND '.join(where) if where else ''} "
                f"ORDER BY ts DESC, id DESC LIMIT {q.limit} OFFSET {q.offset}")
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(sql, *args)
-        return [as_dict(tuple(r)) for r in rows]
+            rows = await conn.fetch(sql, *args, timeout=self.timeout_s)
+        return [_row_dict(r) for r in rows]
 
-    async def records_between(self, since: datetime | None, until: datetime | None) -> list[Record]:
+    async def records_between(self, since: datetime | None, until: datetime | None) -> Block:
         """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
         sql = (f"SELECT {_COLS} FROM {TABLE} WHERE ($1::timestamptz IS NULL OR ts >= $1) "
                "AND ($2::timestamptz IS NULL OR ts < $2) ORDER BY ts, id")
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(sql, since, until)
-        return [tuple(r) for r in rows]
+        return from_rows(dict(zip(COLUMNS, tuple(r))) for r in rows)
 
     async def count(self) -> int:
         async with self.pool.acquire() as conn:
-            return int(await conn.fetchval(f"SELECT count(*) FROM {TABLE}"))
-
-    async def ping(self) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
+            return int(await conn.fetchval(f"SELECT count(*) FROM {TABLE}", timeout=self.timeout_s))
 
     async def close(self) -> None:
         await self.pool.close()

@@ -8,13 +8,15 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 MAX_LIMIT = 1000
+MAX_OFFSET = 100_000
+"""Deep pages cost the store offset + limit rows; page with `until` (keyset) instead."""
 
 
 class LogQuery(BaseModel):
     """Newest first; ``since`` inclusive, ``until`` exclusive."""
 
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
-    offset: int = Field(0, ge=0, le=10_000_000)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     since: datetime | None = None
     until: datetime | None = None
     decision: Literal["approved", "denied"] | None = None

@@ -1,66 +1,184 @@
-"""Layout of one decision record, shared by every store and tool.
+"""The decision record, defined once: its columns (name, Arrow type, SQL type) and the block that carries them.
 
-In flight a record is a tuple in ``COLUMNS`` order (cheap to pickle and to COPY); on
-disk (file log, spool) it is one JSON object per line.
+Decisions travel as **blocks**: one Arrow ``RecordBatch`` for many decisions, from the ingress to the
+log writer (pickled as a few buffers, not one object per row), into PostgreSQL (binary COPY encoded
+by pgpq straight from the columns), the JSONL file log and the spool, and back out to ``/predictions``
+and the monitoring code. Nothing else lists the record's fields.
+
+On disk (file log, spool) a record is one JSON object per line; ``explanation`` is held in the block
+as JSON text and written as an object.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
+from pgpq import ArrowToPostgresBinaryEncoder
+from pgpq import encoders as pgpq_encoders
+from pgpq import schema as pgpq_schema
 
-from serve_app.features import FEATURE_NAMES, FEATURES
+from core.features import FEATURES
 
-Record = tuple[Any, ...]
+Block = pa.RecordBatch
+"""A block of decision records with ``SCHEMA``."""
 
-COLUMNS: tuple[str, ...] = (
-    "request_id", "ts", "endpoint", "model_version", *FEATURE_NAMES,
-    "probability_default", "prediction", "credit_decision", "threshold", "latency_ms", "explanation",
+
+@dataclass(frozen=True)
+class Column:
+    """One field of the record: Arrow type in blocks, SQL type in PostgreSQL."""
+
+    name: str
+    arrow: pa.DataType
+    sql: str
+    nullable: bool = False
+
+
+_TS_TYPE = pa.timestamp("us", tz="UTC")
+RECORD_COLUMNS: tuple[Column, ...] = (
+    Column("request_id", pa.string(), "text"),
+    Column("ts", _TS_TYPE, "timestamptz"),
+    Column("endpoint", pa.string(), "text"),
+    Column("model_version", pa.string(), "text"),
+    *(Column(f.name, pa.int32() if f.dtype == "int" else pa.float64(),
+             "integer" if f.dtype == "int" else "double precision") for f in FEATURES),
+    Column("probability_default", pa.float64(), "double precision"),
+    Column("prediction", pa.int16(), "smallint"),
+    Column("credit_decision", pa.string(), "text"),
+    Column("threshold", pa.float64(), "double precision"),
+    Column("latency_ms", pa.float32(), "real"),
+    Column("explanation", pa.string(), "jsonb", nullable=True),
 )
-OPTIONAL_COLUMNS = frozenset({"explanation"})
-"""Columns that may be absent from older log lines (read back as null)."""
-SQL_TYPES: dict[str, str] = {
-    "request_id": "text NOT NULL",
-    "ts": "timestamptz NOT NULL",
-    "endpoint": "text NOT NULL",
-    "model_version": "text NOT NULL",
-    **{f.name: ("integer" if f.dtype == "int" else "double precision") + " NOT NULL" for f in FEATURES},
-    "probability_default": "double precision NOT NULL",
-    "prediction": "smallint NOT NULL",
-    "credit_decision": "text NOT NULL",
-    "threshold": "double precision NOT NULL",
-    "latency_ms": "real NOT NULL",
-    "explanation": "jsonb",
-}
-"""``explanation`` holds the reason codes of ``?explain=true`` requests, else null."""
-_TS = COLUMNS.index("ts")
+"""``explanation`` holds the reason codes of ``?explain=true`` requests (JSON), else null; older lines lack it."""
+
+COLUMNS: tuple[str, ...] = tuple(c.name for c in RECORD_COLUMNS)
+SQL_TYPES: dict[str, str] = {c.name: c.sql + ("" if c.nullable else " NOT NULL") for c in RECORD_COLUMNS}
+SCHEMA = pa.schema([pa.field(c.name, c.arrow, nullable=c.nullable) for c in RECORD_COLUMNS])
+_OPTIONAL = frozenset(c.name for c in RECORD_COLUMNS if c.nullable)
 
 
-def to_json_lines(records: list[Record]) -> bytes:
-    """JSONL bytes, one object per record, each line ending in a newline (timestamps in ISO 8601)."""
-    return b"".join(orjson.dumps(dict(zip(COLUMNS, r)), option=orjson.OPT_APPEND_NEWLINE) for r in records)
+def empty_block() -> Block:
+    return pa.RecordBatch.from_pylist([], schema=SCHEMA)
 
 
-def to_json_line(record: Record) -> str:
-    """One JSONL line without its newline."""
-    return orjson.dumps(dict(zip(COLUMNS, record))).decode()
+def concat(blocks: Sequence[Block]) -> Block:
+    """One block holding the rows of ``blocks`` in order."""
+    if len(blocks) == 1:
+        return blocks[0]
+    if not blocks:
+        return empty_block()
+    return pa.Table.from_batches(blocks, schema=SCHEMA).combine_chunks().to_batches()[0]
 
 
-def from_json_line(line: str | bytes) -> Record:
-    """The record tuple back from a JSONL line."""
+def request_ids(block: Block) -> list[str]:
+    return block.column("request_id").to_pylist()
+
+
+# ---- JSON lines (file log, spool) ----
+
+def _column_lists(block: Block) -> list[list[Any]]:
+    """Each column as a Python list, made in C: ISO text for ``ts``, JSON fragments for ``explanation``."""
+    out: list[list[Any]] = []
+    for name in COLUMNS:
+        column = block.column(name)
+        if name == "ts":
+            text = np.datetime_as_string(column.to_numpy(zero_copy_only=False).astype("datetime64[us]"), unit="us")
+            out.append(np.char.add(text, "+00:00").tolist())
+        elif name == "explanation":
+            out.append([None if e is None else orjson.Fragment(e) for e in column.to_pylist()])
+        elif name == "latency_ms":
+            out.append(np.round(column.to_numpy().astype(np.float64), 3).tolist())
+        elif pa.types.is_string(column.type):
+            out.append(column.to_pylist())
+        else:
+            out.append(column.to_numpy().tolist())
+    return out
+
+
+_ROW_START = b',{"request_id":'
+
+
+def to_json_lines(block: Block) -> bytes:
+    """JSONL bytes, one object per record, each line ending in a newline (timestamps in ISO 8601).
+
+    Without explanations orjson encodes the whole list in one call (7x cheaper than one call per
+    row): every object begins with ``{"request_id":`` and nothing nested can, so the list splits
+    into lines at exactly those boundaries.
+    """
+    if len(block) == 0:
+        return b""
+    names = COLUMNS
+    rows = [dict(zip(names, values)) for values in zip(*_column_lists(block))]
+    if block.column("explanation").null_count != len(block):
+        return b"".join([orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows])
+    return orjson.dumps(rows)[1:-1].replace(b"}" + _ROW_START, b"}\n" + _ROW_START[1:]) + b"\n"
+
+
+def from_rows(rows: Iterable[dict[str, Any]]) -> Block:
+    """A block from JSON-decoded objects (``ts`` as ISO text or datetime; ``explanation`` as object or null)."""
+    parsed = []
+    for row in rows:
+        row = {c: row.get(c) if c in _OPTIONAL else row[c] for c in COLUMNS}
+        if isinstance(row["ts"], str):
+            row["ts"] = datetime.fromisoformat(row["ts"])
+        if row["explanation"] is not None and not isinstance(row["explanation"], str):
+            row["explanation"] = orjson.dumps(row["explanation"]).decode()
+        parsed.append(row)
+    return pa.RecordBatch.from_pylist(parsed, schema=SCHEMA)
+
+
+def parse_line(line: str | bytes) -> dict[str, Any]:
+    """One JSONL line as a dict (``ts`` still text); raises ValueError/KeyError for a torn line."""
     row = orjson.loads(line)
-    row["ts"] = datetime.fromisoformat(row["ts"])
-    return tuple(row.get(c) if c in OPTIONAL_COLUMNS else row[c] for c in COLUMNS)
-
-
-def as_dict(record: Record) -> dict[str, Any]:
-    """JSON-ready mapping for API responses."""
-    row = dict(zip(COLUMNS, record))
-    row["ts"] = row["ts"].isoformat() if isinstance(row["ts"], datetime) else row["ts"]
+    if not isinstance(row, dict) or "request_id" not in row or "ts" not in row:
+        raise ValueError("not a decision record")
     return row
 
 
-def timestamp(record: Record) -> datetime:
-    return record[_TS]
+def from_json_lines(lines: Iterable[str | bytes]) -> Block:
+    return from_rows(parse_line(line) for line in lines)
+
+
+# ---- API rows ----
+
+def as_dicts(block: Block) -> list[dict[str, Any]]:
+    """JSON-ready mappings for API responses (ISO timestamps, explanation as an object)."""
+    rows = block.to_pylist()
+    for row in rows:
+        row["ts"] = row["ts"].isoformat()
+        if row["explanation"] is not None:
+            row["explanation"] = orjson.loads(row["explanation"])
+    return rows
+
+
+def row_values(block: Block, i: int) -> tuple[Any, ...]:
+    """Record ``i`` as a tuple in ``COLUMNS`` order (PostgreSQL's row-by-row fallback)."""
+    return tuple(block.column(c)[i].as_py() for c in COLUMNS)
+
+
+# ---- PostgreSQL binary COPY ----
+
+def _pg_encoder(field: pa.Field) -> Any:
+    if field.name == "explanation":
+        return pgpq_encoders.StringEncoderBuilder.new_with_output(field, pgpq_schema.Jsonb())
+    builders = {pa.string(): pgpq_encoders.StringEncoderBuilder, _TS_TYPE: pgpq_encoders.TimestampMicrosecondEncoderBuilder,
+                pa.float64(): pgpq_encoders.Float64EncoderBuilder, pa.float32(): pgpq_encoders.Float32EncoderBuilder,
+                pa.int32(): pgpq_encoders.Int32EncoderBuilder, pa.int16(): pgpq_encoders.Int16EncoderBuilder}
+    return builders[field.type](field)
+
+
+def to_pg_binary(block: Block) -> bytes:
+    """The block in PostgreSQL's binary COPY format, columns in ``COLUMNS`` order (encoded by pgpq, in Rust)."""
+    encoder = ArrowToPostgresBinaryEncoder.new_with_encoders(SCHEMA, {f.name: _pg_encoder(f) for f in SCHEMA})
+    return bytes(encoder.write_header()) + bytes(encoder.write_batch(block)) + bytes(encoder.finish())
+
+
+def timestamp_of(row: dict[str, Any]) -> datetime:
+    """A parsed JSONL row's timestamp (aware)."""
+    ts = row["ts"]
+    return datetime.fromisoformat(ts) if isinstance(ts, str) else ts

@@ -1,9 +1,11 @@
-"""Local append-only spool for records that could not reach the database yet.
+"""Local spool for records that could not reach the store yet: sealed files, a quota, counts without reading.
 
-Writers append JSONL with fsync to ``<dir>/<name>.jsonl``. Replay claims files by
-renaming them (``.replaying``), so new appends go to a fresh file meanwhile; a claimed
-file is deleted only after its records are stored. Claimed files left by a crash are
-picked up again on the next replay.
+Every ``append`` writes one new file: ``<name>.<time_ns>.<records>.jsonl`` is written under a
+temporary name, fsync'd, renamed and the directory fsync'd, so a file is visible only once it is
+complete and nobody ever appends to a visible file. Replay claims files by renaming them to
+``.replaying`` and deletes a claimed file only after its records are stored; claimed files left by
+a crash are picked up on the next replay. The record count is in each file's name, so counting the
+spool is a directory listing, never a read; the quota is checked against the files' sizes.
 """
 
 from __future__ import annotations
@@ -14,54 +16,84 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prediction_log.records import Record, from_json_line, to_json_lines
+from prediction_log.file_lines import complete_lines
+from prediction_log.records import Block, from_json_lines, to_json_lines
+
+
+class SpoolFull(OSError):
+    """The spool's quota (or the disk) has no room for these records."""
 
 
 class Spool:
-    def __init__(self, directory: Path, name: str) -> None:
+    def __init__(self, directory: Path, name: str, quota_bytes: int | None = None) -> None:
         self.directory = directory
-        self.path = directory / f"{name}.jsonl"
+        self.name = name
+        self.quota_bytes = quota_bytes
         directory.mkdir(parents=True, exist_ok=True)
 
-    def append_sync(self, records: list[Record]) -> None:
-        """Durably append records (fsync before returning)."""
-        with self.path.open("ab") as out:
-            out.write(to_json_lines(records))
-            out.flush()
-            os.fsync(out.fileno())
+    def _files(self, *suffixes: str) -> list[Path]:
+        return sorted(p for p in self.directory.iterdir() if p.suffix in suffixes)
 
-    async def append(self, records: list[Record]) -> None:
-        await asyncio.to_thread(self.append_sync, records)
+    def size_bytes(self) -> int:
+        total = 0
+        for path in self._files(".jsonl", ".replaying"):
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:   # replayed meanwhile
+                pass
+        return total
+
+    def append_sync(self, block: Block) -> None:
+        """Durably add the records (file and directory fsync'd) or raise ``SpoolFull``/``OSError``."""
+        data = to_json_lines(block)
+        if self.quota_bytes is not None and self.size_bytes() + len(data) > self.quota_bytes:
+            raise SpoolFull(f"spool quota of {self.quota_bytes} bytes reached in {self.directory}")
+        final = self.directory / f"{self.name}.{time.time_ns()}.{len(block)}.jsonl"
+        temporary = final.with_suffix(".tmp")
+        try:
+            with temporary.open("wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            temporary.rename(final)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    async def append(self, block: Block) -> None:
+        await asyncio.to_thread(self.append_sync, block)
 
     def pending_files(self) -> list[Path]:
-        """Every spool file in the directory (this writer's, other replicas', claimed ones)."""
-        return sorted(p for p in self.directory.iterdir() if p.suffix in (".jsonl", ".replaying"))
+        """Every sealed or claimed spool file in the directory (this writer's and other replicas')."""
+        return self._files(".jsonl", ".replaying")
 
     def record_count(self) -> int:
+        """Records waiting, from the file names (no file is read)."""
         total = 0
         for path in self.pending_files():
-            with path.open(encoding="utf-8") as lines:
-                total += sum(1 for line in lines if line.strip())
+            parts = path.name.split(".")
+            total += int(parts[-2]) if len(parts) >= 4 and parts[-2].isdigit() else 0
         return total
 
     def claim(self) -> list[Path]:
-        """Rename every unclaimed spool file for replay; returns all claimed files."""
-        for path in self.directory.glob("*.jsonl"):
-            path.rename(path.with_name(f"{path.stem}.{time.time_ns()}.replaying"))
-        return sorted(self.directory.glob("*.replaying"))
+        """Rename every sealed spool file for replay; returns all claimed files (sealed files are never appended to)."""
+        for path in self._files(".jsonl"):
+            path.rename(path.with_suffix(".replaying"))
+        return self._files(".replaying")
 
     @staticmethod
-    def read_chunks(path: Path, size: int) -> Iterator[list[Record]]:
-        chunk: list[Record] = []
-        with path.open(encoding="utf-8") as lines:
-            for line in lines:
-                if line.strip():
-                    try:
-                        chunk.append(from_json_line(line))
-                    except ValueError:
-                        continue  # a torn last line from a crash mid-append: nothing was acknowledged for it
-                    if len(chunk) >= size:
-                        yield chunk
-                        chunk = []
-        if chunk:
-            yield chunk
+    def read_chunks(path: Path, size: int) -> Iterator[Block]:
+        """The file's records in blocks of at most ``size`` (a torn last line, never acknowledged, is skipped)."""
+        lines: list[str] = []
+        for line in complete_lines(path):
+            lines.append(line)
+            if len(lines) >= size:
+                yield from_json_lines(lines)
+                lines = []
+        if lines:
+            yield from_json_lines(lines)

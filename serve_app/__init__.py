@@ -1,1 +1,1 @@
-"""Credit-scoring HTTP application on Ray Serve: features, settings, schemas, routes."""
+"""Entry points of the scoring server: the import path serve_config.yaml names and the launcher."""

@@ -1,20 +1,72 @@
-"""Shared fixtures: one Ray instance per test session, the Serve app over real HTTP."""
+"""Shared fixtures: the HTTP routes in-process (fast tier); one Ray instance per session with the Serve app over
+real HTTP, and throwaway PostgreSQL clusters (slow tier).
+
+Tiers: ``uv run pytest -m "not slow"`` is the everyday loop (no Ray, no PostgreSQL, no browser, no Locust;
+checked at the end of the run); ``uv run pytest`` runs everything. A test is slow when it uses a fixture in
+``SLOW_FIXTURES`` (marked here automatically) or its module says ``pytestmark = pytest.mark.slow``.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
-from serve_app.process_env import free_port, private_ingress_env, read_env_file
-from serve_app.settings import PROJECT_ROOT
+from loadtest.server_env import free_port, private_ingress_env, read_env_file
+from core.settings import PROJECT_ROOT
+from tests.local_backend import LocalBackend
 from tests.pg_cluster import PgCluster
 from tests.serving import APP_NAME, RunningApp, deploy
 
 API_KEY = "test-api-key"
+SLOW_FIXTURES = frozenset({"serve_url", "metrics_url", "file_app", "pg", "pg_app"})
+"""Fixtures that start Ray or PostgreSQL."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def _ray_processes() -> list[str]:
+    import psutil
+
+    names = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            names.append(" ".join(child.cmdline()[:2]))
+        except psutil.Error:
+            continue
+    return [n for n in names if "raylet" in n or "gcs_server" in n or "ray::" in n]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The fast tier must not start Ray: fail the run if it did."""
+    if "not slow" not in (session.config.getoption("markexpr") or ""):
+        return
+    ray = sys.modules.get("ray")
+    started = (ray is not None and ray.is_initialized()) or _ray_processes()
+    if started:
+        session.config.get_terminal_reporter().write_line(  # type: ignore[attr-defined]
+            f"FAST TIER STARTED RAY: {started}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="module")
+def local_api() -> Iterator[tuple[TestClient, LocalBackend]]:
+    """The real routes on an in-process backend (local ONNX session, in-memory log): no Ray."""
+    from deployments.http import routes
+
+    backend = LocalBackend(API_KEY)
+    routes.bind(backend)
+    with TestClient(routes.api) as client:
+        yield client, backend
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import yaml
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
 
-from serve_app.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 APP_NAME = "credit"
 
@@ -106,7 +106,7 @@ class Load:
     answers: list[Answer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from loadtest.applicants import sample_applicants
+        from core.reference import sample_applicants
 
         self._applicants = sample_applicants(50, seed=21)
         self._stop = threading.Event()

@@ -1,4 +1,4 @@
-"""The HTTP contract of the original system, extended, against the real Serve app."""
+"""The HTTP contract of the original system, extended: the real routes in-process (fast), and once over Ray Serve."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 import pytest
 
-from models.artifacts import ONNX_FILE, load_card, resolve_model_dir
+from core.artifacts import ONNX_FILE, load_card, resolve_model_dir
 from models.onnx_classifier import OnnxBinaryClassifier
-from serve_app.features import EXAMPLE_APPLICANT, FEATURE_NAMES, FEATURES
+from core.features import EXAMPLE_APPLICANT, FEATURE_NAMES, FEATURES
 from tests.serving import RunningApp
 
 MODEL_DIR = resolve_model_dir(None)
@@ -19,9 +19,8 @@ CARD = load_card(MODEL_DIR)
 
 
 @pytest.fixture(scope="module")
-def client(file_app: RunningApp):
-    with file_app.client() as c:
-        yield c
+def client(local_api):
+    return local_api[0]
 
 
 def _with(**changes: object) -> dict:
@@ -35,7 +34,24 @@ def _fields(response: httpx.Response) -> set[str]:
 def test_health_reports_model(client: httpx.Client) -> None:
     body = client.get("/health").json()
     assert body == {"status": "ok", "model_loaded": True, "model_version": CARD["version"],
-                    "threshold": CARD["threshold"]["value"]}
+                    "threshold": CARD["threshold"]["value"], "log": "ok"}
+
+
+def test_served_over_ray_serve(file_app: RunningApp) -> None:
+    """The same contract through HAProxy, the ingress replicas and the scorer: health, a decision equal
+    to ONNX Runtime's, a 10,000-row batch, 413 for a huge body, 415 for a form post, the docs."""
+    classifier = OnnxBinaryClassifier(MODEL_DIR / ONNX_FILE)
+    with file_app.client() as c:
+        assert c.get("/health").json()["model_version"] == CARD["version"]
+        body = c.post("/predict", json=EXAMPLE_APPLICANT).json()
+        expected = classifier.predict_proba(np.array([[EXAMPLE_APPLICANT[n] for n in FEATURE_NAMES]]))[0]
+        assert body["probability_default"] == round(float(expected), 6)
+        assert c.post("/predict/batch", json=[EXAMPLE_APPLICANT] * 10_000).json()["count"] == 10_000
+        assert c.post("/predict", content=b" " * (9 * 1024 * 1024),
+                      headers={"Content-Type": "application/json"}).status_code == 413
+        assert c.post("/predict", content=json.dumps(EXAMPLE_APPLICANT),
+                      headers={"Content-Type": "text/plain"}).status_code == 415
+        assert c.get("/openapi.json").json()["paths"]["/predict"]
 
 
 def test_model_file_shape() -> None:
@@ -129,9 +145,20 @@ def test_malformed_bodies_get_4xx(client: httpx.Client, body: bytes) -> None:
     assert response.json()["detail"]
 
 
-def test_huge_body_is_refused(client: httpx.Client) -> None:
-    response = client.post("/predict", content=b" " * (9 * 1024 * 1024), headers={"Content-Type": "application/json"})
-    assert response.status_code == 413
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          None])
+def test_only_json_bodies_are_scored(client: httpx.Client, content_type: str | None) -> None:
+    """A cross-site form post (no preflight) cannot write a decision into the log."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    for path, body in (("/predict", EXAMPLE_APPLICANT), ("/predict/batch", [EXAMPLE_APPLICANT])):
+        response = client.post(path, content=json.dumps(body).encode(), headers=headers)
+        assert response.status_code == 415, (path, content_type)
+
+
+def test_json_with_charset_is_json(client: httpx.Client) -> None:
+    response = client.post("/predict", content=json.dumps(EXAMPLE_APPLICANT).encode(),
+                           headers={"Content-Type": "application/json; charset=utf-8"})
+    assert response.status_code == 200
 
 
 def test_batch_in_order_and_equal_to_single(client: httpx.Client) -> None:
@@ -176,3 +203,67 @@ def test_openapi_docs(client: httpx.Client) -> None:
 def test_model_card_endpoint(client: httpx.Client) -> None:
     card = client.get("/model").json()
     assert card["version"] == CARD["version"] and card["holdout"]["auc"] == CARD["holdout"]["auc"]
+
+
+def _validate_against_openapi(spec: dict, path: str, body: object) -> None:
+    """The response body against the route's documented 200 schema (OpenAPI 3.1 is JSON Schema 2020-12)."""
+    import jsonschema
+
+    schema = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    jsonschema.validate(body, {**schema, "components": spec["components"]},
+                        cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_responses_match_the_documented_schema(client: httpx.Client, explain: bool) -> None:
+    spec = client.get("/openapi.json").json()
+    params = {"explain": "true"} if explain else {}
+    single = client.post("/predict", params=params, json=EXAMPLE_APPLICANT).json()
+    batch = client.post("/predict/batch", params=params, json=[EXAMPLE_APPLICANT] * 3).json()
+    _validate_against_openapi(spec, "/predict", single)
+    _validate_against_openapi(spec, "/predict/batch", batch)
+    assert ("explanation" in single) is explain
+    with pytest.raises(Exception):   # the check can fail: a response missing a required field is refused
+        _validate_against_openapi(spec, "/predict", {k: v for k, v in single.items() if k != "threshold"})
+
+
+def test_every_answer_is_recorded_with_its_own_values(local_api) -> None:
+    """Columns not shuffled: each logged record carries its row's inputs and its answer's probability."""
+    client, backend = local_api
+    rng = np.random.default_rng(5)
+    applicants = [_with(EXT_SOURCE_2=float(v), DAYS_BIRTH=int(d))
+                  for v, d in zip(rng.uniform(0.01, 0.99, 500), rng.integers(-25000, -8000, 500))]
+    before = len(backend.log)
+    results = client.post("/predict/batch", json=applicants).json()["results"]
+    logged = backend.log.slice(before).to_pylist()
+    assert [r["request_id"] for r in logged] == [r["request_id"] for r in results]
+    for applicant, answer, record in zip(applicants, results, logged):
+        assert {n: record[n] for n in FEATURE_NAMES} == applicant
+        assert round(record["probability_default"], 6) == answer["probability_default"]
+        assert record["credit_decision"] == answer["credit_decision"] and record["endpoint"] == "batch"
+
+
+def test_no_decision_when_it_cannot_be_recorded(local_api) -> None:
+    client, backend = local_api
+    backend.refusing = True
+    try:
+        before = len(backend.log)
+        response = client.post("/predict", json=EXAMPLE_APPLICANT)
+        assert response.status_code == 503 and response.headers["retry-after"]
+        assert client.get("/health").json()["status"] == "degraded"
+        assert len(backend.log) == before
+    finally:
+        backend.refusing = False
+
+
+@pytest.mark.parametrize("key", [None, "", "wrong", "test-api-key "])
+def test_log_refuses_missing_empty_and_wrong_keys(client: httpx.Client, key: str | None) -> None:
+    headers = {} if key is None else {"X-API-Key": key}
+    assert client.get("/predictions", headers=headers).status_code == 401
+    assert client.get("/predictions/stats", headers=headers).status_code == 401
+
+
+def test_log_answers_with_the_key(client: httpx.Client) -> None:
+    client.post("/predict", json=EXAMPLE_APPLICANT)
+    page = client.get("/predictions", params={"limit": 5}, headers={"X-API-Key": "test-api-key"}).json()
+    assert page["count"] == 5 and set(page["items"][0]) >= set(FEATURE_NAMES) | {"request_id", "ts"}

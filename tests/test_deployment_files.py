@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from serve_app.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()

@@ -16,7 +16,7 @@ import pytest
 from monitoring.psi import psi
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
-from serve_app.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 from tests.pg_cluster import PgCluster
 
 MOVED = {"EXT_SOURCE_2", "DAYS_BIRTH", "AMT_ANNUITY"}

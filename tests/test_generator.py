@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from models import generator
-from serve_app.features import FEATURE_NAMES, FEATURES
+from core.features import FEATURE_NAMES, FEATURES
 
 
 @pytest.fixture(scope="module")

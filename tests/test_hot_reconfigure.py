@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from loadtest.applicants import sample_applicants
+from core.reference import sample_applicants
 from models import artifacts
-from serve_app.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from tests.serving import Load, RunningApp, deploy
 
 

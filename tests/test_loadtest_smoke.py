@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serve_app.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from tests.serving import RunningApp
 
 

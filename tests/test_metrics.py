@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtest.applicants import sample_applicants
+from core.reference import sample_applicants
 from tests.serving import RunningApp
 
 Samples = dict[str, float]

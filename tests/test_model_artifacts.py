@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from models import artifacts, generator, threshold
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.train import split
-from serve_app.features import FEATURE_NAMES, N_FEATURES
+from core.features import FEATURE_NAMES, N_FEATURES
 
 
 @pytest.fixture(scope="module")

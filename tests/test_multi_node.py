@@ -12,9 +12,9 @@ import httpx
 import pytest
 import yaml
 
-from loadtest.applicants import sample_applicants
-from serve_app.process_env import free_port
-from serve_app.settings import PROJECT_ROOT
+from core.reference import sample_applicants
+from loadtest.server_env import free_port
+from core.settings import PROJECT_ROOT
 from tests.conftest import API_KEY
 from tests.ray_nodes import RayNodes
 from tests.serving import wait_healthy

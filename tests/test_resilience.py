@@ -18,7 +18,7 @@ import psutil
 import pytest
 from ray import serve
 
-from serve_app.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from tests.conftest import API_KEY
 from tests.serving import APP_NAME, Load, RunningApp, deploy
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from fastapi.exceptions import RequestValidationError
 
-from loadtest.applicants import sample_applicants
-from serve_app.features import FEATURES
-from serve_app.rows import _matrix, batch_rows, fast_rows
-from serve_app.schemas import APPLICANTS_ADAPTER
+from core.reference import sample_applicants
+from core.features import FEATURES
+from deployments.http.rows import _matrix, batch_rows, fast_rows
+from deployments.http.schemas import APPLICANTS_ADAPTER
 
 ODD_VALUES = [None, "0.5", "abc", [], {}, True, False, 0, 1, -1, 1e9, -1e-9, 1.5, 2.0000001, -30000, -0.5,
               10**30, 0.0, 200, 3, 1e8, 1e6]

@@ -8,8 +8,8 @@ import streamlit as st
 from dashboard import charts
 from dashboard.api_client import ApiError
 from dashboard.context import client
-from loadtest.applicants import reference_applicants
-from serve_app.features import FEATURES
+from core.reference import reference_applicants
+from core.features import FEATURES
 
 
 @st.cache_data

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
 
-from serve_app.features import EXAMPLE_APPLICANT, FEATURES, Feature
+from core.features import EXAMPLE_APPLICANT, FEATURES, Feature
 
 MAX_BATCH_ROWS = 10_000
 
@@ -43,6 +43,21 @@ Applicant = create_model(  # type: ignore[call-overload]
 )
 
 
+class Reason(BaseModel):
+    feature: str
+    contribution: float = Field(description="Log-odds this feature adds to the default risk (positive raises it)")
+    text: str = Field(description="Adverse-action text")
+
+
+class Explanation(BaseModel):
+    """Reason codes: TreeSHAP contributions (they add up to the raw score) and the principal reasons."""
+
+    base_value: float
+    raw_score: float
+    contributions: dict[str, float]
+    reasons: list[Reason] = Field(description="Features that raise the risk, largest first")
+
+
 class Decision(BaseModel):
     """A credit decision for one applicant."""
 
@@ -52,6 +67,7 @@ class Decision(BaseModel):
     credit_decision: Literal["approved", "denied"]
     model_version: str
     threshold: float = Field(description="Denied when probability_default >= threshold")
+    explanation: Explanation | None = Field(None, description="Reason codes; only with ?explain=true")
 
 
 class BatchDecisions(BaseModel):
@@ -62,10 +78,13 @@ class BatchDecisions(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description="degraded: decisions are being spooled, or refused")
     model_loaded: bool
     model_version: str
     threshold: float
+    log: Literal["ok", "writer_unavailable", "refusing"] = Field(
+        description="writer_unavailable: the log writer or its store is failing (decisions held, then spooled); "
+                    "refusing: nowhere to record decisions, scoring answers 503")
 
 
 APPLICANT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Applicant)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -39,31 +40,71 @@ class Settings(BaseSettings):
 class ScorerConfig(BaseModel):
     """Scorer deployment ``user_config``: the active model and its batching."""
 
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
     model: str = Field("latest", description="Version folder under models/, a path, or 'latest'")
     threshold: float | None = Field(None, gt=0, lt=1, description="Override of the model card's threshold")
     max_batch_size: int = Field(32, ge=1, description="Calls (each a block of rows) per ONNX run")
-    batch_wait_timeout_s: float = Field(0.0, ge=0)
-    intra_op_threads: int = Field(1, ge=1)
+    batch_wait_timeout_s: float = Field(0.0, ge=0, description="Ingresses already batch: run what is queued")
+    intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime threads per run")
 
 
 class IngressConfig(BaseModel):
-    """Ingress deployment ``user_config``: micro-batching of single-row requests, load shedding, log shipping."""
+    """Ingress deployment ``user_config``: micro-batching, load shedding, log shipping and its bounds."""
 
+    model_config = ConfigDict(extra="forbid")
     max_batch_size: int = Field(256, ge=1, description="Single-row requests carried by one scorer call")
     batch_wait_timeout_s: float = Field(0.002, ge=0)
-    max_batch_rows: int = Field(10_000, ge=1, description="Largest /predict/batch request")
     max_in_flight_requests: int = Field(
         1024, ge=1, description="Scoring requests one ingress replica holds at once; beyond it 503 + Retry-After "
                                 "(direct ingress bypasses Serve's own max_ongoing/max_queued limits)")
     log_flush_interval_s: float = Field(0.05, gt=0, description="Decisions are handed to the log writer this often")
     log_flush_max_records: int = Field(2000, ge=1, le=10_000, description="... or when this many are buffered")
+    log_write_timeout_s: float = Field(5.0, gt=0, description="A log-writer call slower than this counts as failed")
+    log_buffer_max_records: int = Field(
+        20_000, ge=1, description="Decisions held in memory while the log writer fails or hangs; beyond it they "
+                                  "are spilled to the local spool (a SIGKILL of the replica loses at most these)")
+    spool_quota_bytes: int = Field(1 << 30, ge=1 << 20, description="Disk this replica's spool may use; when it is "
+                                                                    "full and the buffer too, scoring answers 503")
 
 
 class LogWriterConfig(BaseModel):
     """Log-writer deployment ``user_config``."""
 
+    model_config = ConfigDict(extra="forbid")
     retry_interval_s: float = Field(2.0, gt=0, description="How often a down database is retried")
     replay_chunk_records: int = Field(5000, ge=1)
+    statement_timeout_s: float = Field(3.0, gt=0, description="A database write slower than this is spooled")
+    spool_quota_bytes: int = Field(1 << 30, ge=1 << 20, description="Disk the log writer's spool may use")
+
+
+class DeploymentOptions(BaseModel):
+    """Serve options of one deployment (``serve_config.yaml`` may override each, per deployment)."""
+
+    model_config = ConfigDict(extra="forbid")
+    num_replicas: int = 1
+    max_ongoing_requests: int = 5
+    max_queued_requests: int = -1
+    graceful_shutdown_timeout_s: float = 20.0
+    ray_actor_options: dict[str, Any] = Field(default_factory=lambda: {"num_cpus": 0})
+
+
+HEAD_NODE_RESOURCE = "node:__internal_head__"
+"""Ray gives the head node this resource; the log writer is pinned to it (file log and spool are its disk)."""
+
+DEPLOYMENT_DEFAULTS: dict[str, DeploymentOptions] = {
+    "Ingress": DeploymentOptions(num_replicas=2, max_ongoing_requests=1024, max_queued_requests=4096,
+                                 graceful_shutdown_timeout_s=12),
+    # above the scorer's max_batch_size, or it caps every batch
+    "Scorer": DeploymentOptions(num_replicas=1, max_ongoing_requests=128, graceful_shutdown_timeout_s=5),
+    # flushes from every ingress plus /predictions reads; Serve's default of 5 would queue reads behind flushes
+    "LogWriter": DeploymentOptions(num_replicas=1, max_ongoing_requests=64, graceful_shutdown_timeout_s=10,
+                                   ray_actor_options={"num_cpus": 0, "resources": {HEAD_NODE_RESOURCE: 0.001}}),
+}
+"""Defaults of every deployment's Serve options. The shutdown timeouts add up to less than the 30 s
+Serve's controller gives a whole application: ingress (ships its buffer), then log writer."""
+
+USER_CONFIGS: dict[str, type[BaseModel]] = {"Ingress": IngressConfig, "Scorer": ScorerConfig,
+                                            "LogWriter": LogWriterConfig}
 
 
 @lru_cache(maxsize=1)

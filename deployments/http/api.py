@@ -1,7 +1,7 @@
 """The FastAPI application object: metadata, body-size limit (413), error format (422).
 
-Routes live on the ingress deployment (``deployments/ingress.py``), which Ray Serve
-binds to this app with ``@serve.ingress``.
+Routes live in ``deployments/http/routes.py``; the ingress deployment (``deployments/ingress.py``)
+serves them through ``@serve.ingress``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from serve_app.settings import get_settings
+from core.settings import get_settings
 
 DESCRIPTION = """Credit-default scoring. `POST /predict` returns the default probability and the
 credit decision (denied when the probability is at or above the model's business threshold).

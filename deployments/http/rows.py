@@ -1,6 +1,6 @@
 """Request bodies → validated rows (an n × 10 float64 matrix in ``FEATURE_NAMES`` order).
 
-pydantic (``serve_app.schemas``) defines what is valid and words every error. A batch body
+pydantic (``deployments.http.schemas``) defines what is valid and words every error. A batch body
 first tries a column-wise check in NumPy that accepts only what pydantic accepts (exactly
 the ten keys, JSON numbers or booleans, inside the ranges): about 5× cheaper per row.
 Anything else goes through pydantic, so errors are the same either way.
@@ -15,8 +15,8 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from serve_app.features import FEATURE_NAMES, FEATURES
-from serve_app.schemas import APPLICANT_ADAPTER, APPLICANTS_ADAPTER, MAX_BATCH_ROWS
+from core.features import FEATURE_NAMES, FEATURES
+from deployments.http.schemas import APPLICANT_ADAPTER, APPLICANTS_ADAPTER, MAX_BATCH_ROWS
 
 _NAMES = frozenset(FEATURE_NAMES)
 _NUMERIC_KINDS = frozenset("biuf")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-MODELS_DIR = Path(__file__).resolve().parent
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 ONNX_FILE = "model.onnx"
 LIGHTGBM_FILE = "model.txt"
 CARD_FILE = "model_card.json"

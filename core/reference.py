@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.artifacts import REFERENCE_FILE, resolve_model_dir
-from serve_app.features import FEATURE_NAMES, FEATURES
+from core.artifacts import REFERENCE_FILE, resolve_model_dir
+from core.features import FEATURE_NAMES, FEATURES
 
 
 def reference_applicants(model: str | None = None) -> pd.DataFrame:

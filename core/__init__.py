@@ -1,0 +1,1 @@
+"""What every layer shares: the features, settings, model artifacts, the decision rule, the reference sample."""

@@ -1,0 +1,1 @@
+"""The HTTP contract: request/response schemas, body validation, the FastAPI object and its routes."""

@@ -1,0 +1,62 @@
+"""What the HTTP routes need from the serving side, and the scorer's answer type.
+
+The routes (``deployments/http/routes.py``) validate, apply the decision rule and build responses;
+a ``Backend`` scores, records and reads the log. The Ray ingress deployment is one backend; the
+fast tests use an in-process one with a local ONNX session, so the whole HTTP contract is tested
+without starting Ray.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from prediction_log.query import LogQuery
+from prediction_log.records import Block
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Probabilities for one block of rows, with the model and threshold that produced them."""
+
+    probabilities: np.ndarray
+    model_version: str
+    threshold: float
+
+
+class Unavailable(Exception):
+    """A part the request needs (scorer, log) cannot answer now: 503 + Retry-After."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class Backend(Protocol):
+    api_key: str
+
+    def admitted(self) -> AbstractContextManager[None]:
+        """Hold a scoring slot; raise ``Unavailable`` when overloaded or when decisions cannot be recorded."""
+
+    async def score_single(self, row: np.ndarray) -> Scored:
+        """One row, micro-batched with other single-row requests."""
+
+    async def score_block(self, rows: np.ndarray) -> Scored: ...
+
+    async def score_explained(self, rows: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
+        """Scores and reason codes from the same model; ``LookupError`` if the model cannot explain."""
+
+    def record(self, block: Block, endpoint: str) -> None:
+        """Queue the block's records for the log (never awaits)."""
+
+    async def model_card(self) -> dict[str, Any]: ...
+
+    async def query_log(self, query: LogQuery) -> list[dict[str, Any]]: ...
+
+    async def log_stats(self) -> dict[str, Any]: ...
+
+    def log_state(self) -> str:
+        """``ok``, ``writer_unavailable`` or ``refusing`` (for /health)."""

@@ -1,0 +1,171 @@
+"""The HTTP routes: validate the body, score through the backend, apply the rule, answer, record.
+
+Routes are plain functions on the module's FastAPI object; the serving side binds itself as the
+``Backend`` (the Ray ingress in production, an in-process one in the fast tests), so the same code
+answers in both.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+from fastapi import Depends, Header, HTTPException, Query, Request, Response
+
+from core.api_keys import key_matches
+from core.features import EXAMPLE_APPLICANT
+from deployments.decisions import decision_block, response_items
+from deployments.http.api import create_api
+from deployments.http.backend import Backend, Scored, Unavailable
+from deployments.http.rows import batch_rows, single_row
+from deployments.http.schemas import (
+    APPLICANT_ADAPTER,
+    APPLICANTS_ADAPTER,
+    MAX_BATCH_ROWS,
+    BatchDecisions,
+    Decision,
+    Health,
+    request_body_doc,
+)
+from prediction_log.query import LogQuery
+
+api = create_api()
+RETRY_AFTER = {"Retry-After": "1"}
+_backend: Backend | None = None
+
+
+def bind(backend: Backend) -> None:
+    """Serve requests with ``backend`` (one per process: each Serve replica is its own process)."""
+    global _backend
+    _backend = backend
+
+
+def backend() -> Backend:
+    if _backend is None:
+        raise HTTPException(503, "starting up", headers=RETRY_AFTER)
+    return _backend
+
+
+BackendDep = Annotated[Backend, Depends(backend)]
+ExplainQuery = Annotated[bool, Query(description="Add reason codes: TreeSHAP contributions and the features "
+                                                 "that raise the risk")]
+
+
+def unavailable(what: str) -> HTTPException:
+    """The one 503 of this API: what is unavailable, and when to retry."""
+    return HTTPException(503, f"{what} unavailable, retry later", headers=RETRY_AFTER)
+
+
+def _json(content: Any) -> Response:
+    return Response(orjson.dumps(content), media_type="application/json")
+
+
+def _require_json(request: Request) -> None:
+    """415 for anything but JSON: a cross-site form post (text/plain) cannot write decisions."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise HTTPException(415, "Content-Type must be application/json")
+
+
+async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool,
+                  scorer: Any) -> list[dict[str, Any]]:
+    """Score, apply the rule, queue the records, return the response items (in row order)."""
+    explanations: list[dict[str, Any]] | None = None
+    try:
+        if explain:
+            scored, explanations = await b.score_explained(rows)
+        else:
+            scored = await scorer(rows)
+    except LookupError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except Exception as exc:
+        raise unavailable(f"scorer ({type(exc).__name__})") from exc
+    assert isinstance(scored, Scored)
+    block = decision_block(rows, scored.probabilities, scored.model_version, scored.threshold,
+                           (time.perf_counter() - started) * 1000, endpoint, explanations)
+    b.record(block, endpoint)
+    return response_items(block, explanations)
+
+
+@api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
+          openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
+async def predict(request: Request, b: BackendDep, explain: ExplainQuery = False) -> Response:
+    started = time.perf_counter()
+    _require_json(request)
+    row = single_row(await request.body())
+    with _admitted(b):
+        return _json((await _decide(b, row, started, "predict", explain, lambda r: b.score_single(r)))[0])
+
+
+@api.post("/predict/batch", response_model=BatchDecisions,
+          summary=f"Credit decisions for up to {MAX_BATCH_ROWS:,} applicants, in order; one bad row rejects all",
+          openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
+async def predict_batch(request: Request, b: BackendDep, explain: ExplainQuery = False) -> Response:
+    started = time.perf_counter()
+    _require_json(request)
+    rows = batch_rows(await request.body())
+    with _admitted(b):
+        results = await _decide(b, rows, started, "batch", explain, b.score_block)
+    return _json({"count": len(results), "results": results})
+
+
+class _admitted:
+    """The backend's admission as a context manager that answers 503 when it refuses."""
+
+    def __init__(self, b: Backend) -> None:
+        self._context = b.admitted()
+
+    def __enter__(self) -> None:
+        try:
+            self._context.__enter__()
+        except Unavailable as exc:
+            raise HTTPException(503, exc.what, headers=RETRY_AFTER) from exc
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._context.__exit__(*exc_info)
+
+
+@api.get("/health", response_model=Health, summary="Model loaded, version and threshold, log state; 503 until ready")
+async def health(b: BackendDep) -> Health:
+    try:
+        card = await b.model_card()
+    except Exception as exc:
+        raise unavailable("scorer") from exc
+    log = b.log_state()
+    return Health(status="ok" if log == "ok" else "degraded", model_loaded=True, model_version=card["version"],
+                  threshold=card["threshold_in_force"], log=log)  # type: ignore[arg-type]
+
+
+@api.get("/model", summary="The active model card (public: no personal data)")
+async def model(b: BackendDep) -> dict[str, Any]:
+    try:
+        return await b.model_card()
+    except Exception as exc:
+        raise unavailable("scorer") from exc
+
+
+def _require_key(b: Backend, x_api_key: str | None) -> None:
+    if not key_matches(x_api_key, b.api_key):
+        raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
+
+
+@api.get("/predictions", summary="Prediction log, newest first (requires X-API-Key)")
+async def predictions(query: Annotated[LogQuery, Query()], b: BackendDep,
+                      x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    _require_key(b, x_api_key)
+    try:
+        items = await b.query_log(query)
+    except Exception as exc:
+        raise unavailable("prediction log") from exc
+    return {"limit": query.limit, "offset": query.offset, "count": len(items), "items": items}
+
+
+@api.get("/predictions/stats", summary="Log writer counters and store size (requires X-API-Key)")
+async def prediction_stats(b: BackendDep, x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    _require_key(b, x_api_key)
+    try:
+        return await b.log_stats()
+    except Exception as exc:
+        raise unavailable("prediction log") from exc

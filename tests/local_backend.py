@@ -1,0 +1,70 @@
+"""An in-process ``Backend`` for the HTTP routes: a local ONNX session and an in-memory log, no Ray."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from core.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
+from deployments.http.backend import Scored, Unavailable
+from models.onnx_classifier import OnnxBinaryClassifier
+from models.reasons import ReasonCoder
+from prediction_log.query import LogQuery
+from prediction_log.records import Block, as_dicts, concat
+
+
+class LocalBackend:
+    """Scores with the active model in this process and keeps every recorded block."""
+
+    def __init__(self, api_key: str = "test-api-key") -> None:
+        folder = resolve_model_dir(None)
+        self.card = load_card(folder)
+        self.classifier = OnnxBinaryClassifier(folder / ONNX_FILE)
+        self.reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
+        self.threshold = float(self.card["threshold"]["value"])
+        self.api_key = api_key
+        self.blocks: list[Block] = []
+        self.refusing = False
+
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        if self.refusing:
+            raise Unavailable("prediction log unavailable (nowhere to record decisions), retry later")
+        yield
+
+    def _scored(self, rows: np.ndarray) -> Scored:
+        return Scored(self.classifier.predict_proba(rows), self.card["version"], self.threshold)
+
+    async def score_single(self, row: np.ndarray) -> Scored:
+        return self._scored(row)
+
+    async def score_block(self, rows: np.ndarray) -> Scored:
+        return self._scored(rows)
+
+    async def score_explained(self, rows: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
+        if self.reasons is None:
+            raise LookupError("no LightGBM file")
+        return self._scored(rows), [asdict(e) for e in self.reasons.explain(rows)]
+
+    def record(self, block: Block, endpoint: str) -> None:
+        self.blocks.append(block)
+
+    @property
+    def log(self) -> Block:
+        return concat(self.blocks)
+
+    async def model_card(self) -> dict[str, Any]:
+        return self.card | {"threshold_in_force": self.threshold}
+
+    async def query_log(self, query: LogQuery) -> list[dict[str, Any]]:
+        return list(reversed(as_dicts(self.log)))[query.offset:query.offset + query.limit]
+
+    async def log_stats(self) -> dict[str, Any]:
+        return {"backend": "memory", "records_in_store": len(self.log)}
+
+    def log_state(self) -> str:
+        return "refusing" if self.refusing else "ok"
