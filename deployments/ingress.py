@@ -119,7 +119,7 @@ class Ingress:
 
     async def log_stats(self) -> dict[str, Any]:
         stats = await self.log_writer.stats.remote()
-        return stats | {"buffered_in_this_ingress": self.shipper.buffered, "log_state": self.shipper.state}
+        return stats | {"buffered_in_this_ingress": self.shipper.held, "log_state": self.shipper.state}
 
     def log_state(self) -> str:
         return self.shipper.state

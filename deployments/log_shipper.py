@@ -8,8 +8,8 @@ buffer holds ``max_buffer_records`` while the writer is failing, the buffer is s
 spool (fsync'd; the writer replays it). If the spool cannot take them either (quota, full disk),
 ``accepting`` turns false and the ingress answers 503 instead of deciding what it cannot record.
 
-A SIGKILL of the replica therefore loses at most ``max_buffer_records`` (or one flush interval of
-traffic while the writer is healthy). ``close`` stops the task, waits for it, ships what it can and
+A SIGKILL of the replica therefore loses at most ``max_buffer_records`` plus the decisions of one
+``write_timeout_s`` (the call in flight), or one flush interval of traffic while the writer is healthy. ``close`` stops the task, waits for it, ships what it can and
 spools the rest.
 """
 
@@ -39,6 +39,8 @@ class LogShipper:
         self.buffer_gauge = buffer_gauge
         self.buffer: list[Block] = []
         self.buffered = 0
+        """Records in ``buffer``; ``held`` adds the block being shipped or spooled right now."""
+        self._moving = 0
         self.shipped = 0
         self.spilled = 0
         self.failing = False
@@ -47,6 +49,11 @@ class LogShipper:
         self._wake = asyncio.Event()
         self._closing = False
         self._task = asyncio.get_event_loop().create_task(self._run())
+
+    @property
+    def held(self) -> int:
+        """Every record this replica holds in memory (what a SIGKILL now would lose)."""
+        return self.buffered + self._moving
 
     @property
     def state(self) -> str:
@@ -75,11 +82,13 @@ class LogShipper:
                 self.buffer[0] = head.slice(room)
                 count += room
         self.buffered -= count
+        self._moving = count
         return concat(taken)
 
     def _put_back(self, block: Block) -> None:
         self.buffer.insert(0, block)
         self.buffered += len(block)
+        self._moving = 0
 
     async def _run(self) -> None:
         while not self._closing:
@@ -96,9 +105,12 @@ class LogShipper:
 
     async def _cycle(self) -> None:
         if self.buffer_gauge is not None:
-            self.buffer_gauge.set(self.buffered)
-        while self.buffer and not self._closing and await self._ship():
-            pass
+            self.buffer_gauge.set(self.held)
+        while self.buffer and not self._closing:
+            if self.failing and self.buffered >= self.max_buffer_records:
+                await self._spill()
+            if not self.buffer or not await self._ship():
+                break
         if self.failing and self.buffered >= self.max_buffer_records:
             await self._spill()
 
@@ -117,9 +129,14 @@ class LogShipper:
         finally:
             if not shipped:
                 self._put_back(block)
-        if not shipped:
-            await asyncio.sleep(min(1.0, self.interval_s * 10))
+        if not shipped:   # back off, but wake at once if the buffer reaches its bound
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(1.0, self.interval_s * 10))
+            except asyncio.TimeoutError:
+                pass
             return False
+        self._moving = 0
         self.shipped += len(block)
         if self.failing:
             logger.warning("log shipper: log writer reachable again")
@@ -139,6 +156,7 @@ class LogShipper:
                              "or the spool can take them", exc)
             self.accepting = False
             return False
+        self._moving = 0
         self.spilled += len(block)
         self.accepting = True
         logger.warning("log shipper: spooled %d records while the log writer is unavailable", len(block))

@@ -61,7 +61,8 @@ def backfill_records(frame: pd.DataFrame, days: float, model: str | None = None,
     step_us = int(timedelta(days=days) / max(len(frame), 1) / timedelta(microseconds=1))
     start_us = int((end - timedelta(days=days)).timestamp() * 1_000_000)
     ts = pa.array(start_us + step_us * np.arange(1, len(frame) + 1, dtype=np.int64), pa.int64())
-    return block.set_column(block.schema.get_field_index("ts"), "ts", ts.cast(block.schema.field("ts").type))
+    field = block.schema.field("ts")
+    return block.set_column(block.schema.get_field_index("ts"), field, ts.cast(field.type))
 
 
 async def write_records(records: Block, settings: Settings | None = None, progress: bool = True) -> int:

@@ -81,8 +81,9 @@ def request_ids(block: Block) -> list[str]:
 
 # ---- JSON lines (file log, spool) ----
 
-def _column_lists(block: Block) -> list[list[Any]]:
-    """Each column as a Python list, made in C: ISO text for ``ts``, JSON fragments for ``explanation``."""
+def _column_lists(block: Block, parse_explanation: bool = False) -> list[list[Any]]:
+    """Each column as a Python list, made in C: ISO text for ``ts``, ``latency_ms`` to 3 decimals, and
+    ``explanation`` as JSON fragments (for encoding) or objects (``parse_explanation``)."""
     out: list[list[Any]] = []
     for name in COLUMNS:
         column = block.column(name)
@@ -90,7 +91,8 @@ def _column_lists(block: Block) -> list[list[Any]]:
             text = np.datetime_as_string(column.to_numpy(zero_copy_only=False).astype("datetime64[us]"), unit="us")
             out.append(np.char.add(text, "+00:00").tolist())
         elif name == "explanation":
-            out.append([None if e is None else orjson.Fragment(e) for e in column.to_pylist()])
+            wrap = orjson.loads if parse_explanation else orjson.Fragment
+            out.append([None if e is None else wrap(e) for e in column.to_pylist()])
         elif name == "latency_ms":
             out.append(np.round(column.to_numpy().astype(np.float64), 3).tolist())
         elif pa.types.is_string(column.type):
@@ -148,12 +150,8 @@ def from_json_lines(lines: Iterable[str | bytes]) -> Block:
 
 def as_dicts(block: Block) -> list[dict[str, Any]]:
     """JSON-ready mappings for API responses (ISO timestamps, explanation as an object)."""
-    rows = block.to_pylist()
-    for row in rows:
-        row["ts"] = row["ts"].isoformat()
-        if row["explanation"] is not None:
-            row["explanation"] = orjson.loads(row["explanation"])
-    return rows
+    names = COLUMNS
+    return [dict(zip(names, values)) for values in zip(*_column_lists(block, parse_explanation=True))]
 
 
 def row_values(block: Block, i: int) -> tuple[Any, ...]:

@@ -16,6 +16,7 @@ import pytest
 from monitoring.psi import psi
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
+from prediction_log.records import concat
 from core.settings import PROJECT_ROOT, Settings
 from tests.pg_cluster import PgCluster
 
@@ -32,7 +33,7 @@ def _backfill(settings: Settings) -> None:
     control = backfill_records(applicants(SCENARIOS["control"], 3000, seed=11, ramp=False), 3,
                                end=NOW - timedelta(days=10))
     drift = backfill_records(applicants(SCENARIOS["drift"], 3000, seed=12, ramp=False), 3, end=NOW)
-    asyncio.run(write_records(control + drift, settings, progress=False))
+    asyncio.run(write_records(concat([control, drift]), settings, progress=False))
 
 
 def _report(env: dict[str, str], out: Path, *window: str) -> subprocess.CompletedProcess:
@@ -95,6 +96,7 @@ def test_empty_window_gets_a_clear_message_and_its_own_exit_code(file_log: dict[
     assert not (tmp_path / "latest.json").exists()
 
 
+@pytest.mark.slow
 def test_report_reads_the_postgresql_log(tmp_path: Path) -> None:
     cluster = PgCluster()
     cluster.start()

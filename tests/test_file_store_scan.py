@@ -13,9 +13,8 @@ from monitoring.traffic import backfill_records
 from prediction_log.file_lines import LineCounter, lines_backwards
 from prediction_log.file_store import FileStore
 from prediction_log.query import LogQuery
-from prediction_log.records import COLUMNS, as_dict, timestamp, to_json_lines
+from prediction_log.records import Block, as_dicts, to_json_lines
 
-DECISION = COLUMNS.index("credit_decision")
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
 QUERIES = [
     LogQuery(limit=10), LogQuery(limit=100, offset=250), LogQuery(limit=50, decision="denied"),
@@ -24,24 +23,32 @@ QUERIES = [
 ]
 
 
-def _expected(records: list, q: LogQuery) -> list[dict]:
-    rows = [r for r in records if (q.since is None or timestamp(r) >= q.since)
-            and (q.until is None or timestamp(r) < q.until) and (q.decision is None or r[DECISION] == q.decision)]
-    rows.sort(key=timestamp, reverse=True)
-    return [as_dict(r) for r in rows[q.offset:q.offset + q.limit]]
+def _ts(row: dict) -> datetime:
+    return datetime.fromisoformat(row["ts"])
+
+
+def _expected(records: Block, q: LogQuery) -> list[dict]:
+    rows = [r for r in as_dicts(records) if (q.since is None or _ts(r) >= q.since)
+            and (q.until is None or _ts(r) < q.until) and (q.decision is None or r["credit_decision"] == q.decision)]
+    rows.sort(key=_ts, reverse=True)
+    return rows[q.offset:q.offset + q.limit]
+
+
+def _ids(block: Block) -> list[str]:
+    return block.column("request_id").to_pylist()
 
 
 @pytest.fixture(scope="module")
-def records() -> list:
+def records() -> Block:
     return backfill_records(applicants(SCENARIOS["control"], 4000, seed=5, ramp=False), days=3, end=NOW)
 
 
-def _insert(store: FileStore, records: list, chunk: int = 500) -> None:
+def _insert(store: FileStore, records: Block, chunk: int = 500) -> None:
     for start in range(0, len(records), chunk):
-        asyncio.run(store.insert(records[start:start + chunk]))
+        asyncio.run(store.insert(records.slice(start, chunk)))
 
 
-def test_time_ordered_file_is_scanned_from_its_end(tmp_path: Path, records: list) -> None:
+def test_time_ordered_file_is_scanned_from_its_end(tmp_path: Path, records: Block) -> None:
     store = FileStore(tmp_path / "predictions.jsonl")
     _insert(store, records)
     assert store.time_ordered
@@ -50,9 +57,9 @@ def test_time_ordered_file_is_scanned_from_its_end(tmp_path: Path, records: list
     assert asyncio.run(store.count()) == len(records)
 
 
-def test_backfill_of_older_records_falls_back_to_a_full_read(tmp_path: Path, records: list) -> None:
+def test_backfill_of_older_records_falls_back_to_a_full_read(tmp_path: Path, records: Block) -> None:
     store = FileStore(tmp_path / "predictions.jsonl")
-    newer, older = records[2000:], records[:2000]
+    newer, older = records.slice(2000), records.slice(0, 2000)
     _insert(store, newer)
     _insert(FileStore(store.path), older)            # another writer (a backfill tool) appends older records
     assert not store.time_ordered
@@ -75,33 +82,33 @@ def test_backward_lines_and_counter(tmp_path: Path) -> None:
     assert counter.count() == 1
 
 
-def _half_a_line(records: list) -> bytes:
+def _half_a_line(records: Block) -> bytes:
     data = to_json_lines(records)
     return data[:data.index(b"\n") // 2]
 
 
-def test_an_append_in_progress_is_not_read(tmp_path: Path, records: list) -> None:
+def test_an_append_in_progress_is_not_read(tmp_path: Path, records: Block) -> None:
     """A reader that sees half of an append (no newline yet) returns the complete records only."""
     store = FileStore(tmp_path / "predictions.jsonl")
-    done, rest = records[:1000], records[1000:1010]
+    done, rest = records.slice(0, 1000), records.slice(1000, 10)
     _insert(store, done)
     with store.path.open("ab") as f:
         f.write(_half_a_line(rest))          # a write another reader catches half-way
     for q in QUERIES:
         assert asyncio.run(store.query(q)) == _expected(done, q), q
     window = asyncio.run(store.records_between(None, None))
-    assert [r[0] for r in window] == [r[0] for r in sorted(done, key=timestamp)]
+    assert _ids(window) == _ids(done)   # backfill timestamps ascend
     assert asyncio.run(store.count()) == len(done)
 
 
-def test_a_line_torn_by_a_crash_is_skipped_and_a_resent_batch_is_not_doubled(tmp_path: Path, records: list) -> None:
+def test_a_line_torn_by_a_crash_is_skipped_and_a_resent_batch_is_not_doubled(tmp_path: Path, records: Block) -> None:
     path = tmp_path / "predictions.jsonl"
-    _insert(FileStore(path), records[:500])
+    _insert(FileStore(path), records.slice(0, 500))
     with path.open("ab") as f:   # the writer died mid-append: 5 lines written, the 6th torn, never acknowledged
-        f.write(to_json_lines(records[500:505]) + _half_a_line(records[505:510]))
+        f.write(to_json_lines(records.slice(500, 5)) + _half_a_line(records.slice(505, 5)))
     restarted = FileStore(path)
-    _insert(restarted, records[500:1000])   # the shipper re-sends the whole batch, then the rest
+    _insert(restarted, records.slice(500, 500))   # the shipper re-sends the whole batch, then the rest
     for q in QUERIES:
-        assert asyncio.run(restarted.query(q)) == _expected(records[:1000], q), q
+        assert asyncio.run(restarted.query(q)) == _expected(records.slice(0, 1000), q), q
     window = asyncio.run(restarted.records_between(None, None))
-    assert sorted(r[0] for r in window) == sorted(r[0] for r in records[:1000])   # each exactly once
+    assert sorted(_ids(window)) == sorted(_ids(records.slice(0, 1000)))   # each exactly once

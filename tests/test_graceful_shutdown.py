@@ -14,6 +14,9 @@ from loadtest.server_process import ServerConfig, ServerProcess
 from tests.conftest import API_KEY
 from tests.serving import Load
 from tests.test_resilience import record_figures
+import pytest
+
+pytestmark = pytest.mark.slow   # starts real processes (Ray, PostgreSQL, a browser, Locust or training)
 
 
 def logged_ids(data_dir: Path) -> tuple[set[str], set[str]]:

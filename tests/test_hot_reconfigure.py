@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from core.reference import sample_applicants
-from models import artifacts
+from core import artifacts
 from core.settings import PROJECT_ROOT
 from tests.serving import Load, RunningApp, deploy
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from core.settings import PROJECT_ROOT
 from tests.serving import RunningApp
+import pytest
+
+pytestmark = pytest.mark.slow   # starts real processes (Ray, PostgreSQL, a browser, Locust or training)
 
 
 def test_bench_runs_every_scenario_and_counts_logged_decisions(file_app: RunningApp, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""LogShipper against a stand-in writer handle: bounded calls, nothing dropped when the writer is away."""
+"""LogShipper against a stand-in writer: bounded calls, bounded memory, nothing dropped when the writer
+fails or hangs, 503 (not accepting) only when the spool cannot take the records either."""
 
 from __future__ import annotations
 
@@ -7,22 +8,26 @@ from pathlib import Path
 
 import numpy as np
 
-from deployments.decisions import decide
+from deployments.decisions import decision_block
 from deployments.log_shipper import LogShipper
+from prediction_log.records import Block, concat, request_ids
 from prediction_log.spool import Spool
 
 
 class _Method:
     def __init__(self) -> None:
-        self.calls: list[list[tuple]] = []
+        self.calls: list[Block] = []
         self.up = True
+        self.hang = False
 
-    async def remote(self, batch: list[tuple]) -> int:
+    async def remote(self, block: Block) -> int:
         await asyncio.sleep(0)
+        if self.hang:
+            await asyncio.sleep(3600)
         if not self.up:
             raise ConnectionError("writer away")
-        self.calls.append(list(batch))
-        return len(batch)
+        self.calls.append(block)
+        return len(block)
 
 
 class _Writer:
@@ -30,23 +35,28 @@ class _Writer:
         self.write = _Method()
 
 
-def _records(n: int) -> list[tuple]:
-    return decide(np.full((n, 10), -1.0), np.linspace(0, 1, n), "v1", 0.1, 1.0, "test").records
+def _records(n: int) -> Block:
+    rows = np.tile(np.array([[0.5, 0.05, 0.5, 0.9, 1e5, 2e4, 6.0, -15000, 1.5, 0.5]]), (n, 1))
+    return decision_block(rows, np.linspace(0, 1, n), "v1", 0.1, 1.0, "test")
+
+
+def _spooled_ids(spool: Spool) -> list[str]:
+    return [i for path in spool.pending_files() for chunk in Spool.read_chunks(path, 1000) for i in request_ids(chunk)]
 
 
 def test_calls_are_bounded_and_ordered(tmp_path: Path) -> None:
     async def scenario() -> _Writer:
         writer = _Writer()
-        shipper = LogShipper(writer, Spool(tmp_path, "ingress"), interval_s=0.01, max_records=1000)  # type: ignore[arg-type]
+        shipper = LogShipper(writer, Spool(tmp_path, "ingress"), interval_s=0.01, max_records=1000)
         for start in range(0, 25_000, 5_000):
-            shipper.add(records[start:start + 5_000])
+            shipper.add(records.slice(start, 5_000))
         await shipper.close()
         return writer
 
     records = _records(25_000)
     writer = asyncio.run(scenario())
     assert max(len(c) for c in writer.write.calls) <= 1000
-    assert [r for c in writer.write.calls for r in c] == records
+    assert request_ids(concat(writer.write.calls)) == request_ids(records)
 
 
 def test_unreachable_writer_spills_to_spool_then_resumes(tmp_path: Path) -> None:
@@ -55,21 +65,64 @@ def test_unreachable_writer_spills_to_spool_then_resumes(tmp_path: Path) -> None
     async def scenario() -> _Writer:
         writer = _Writer()
         writer.write.up = False
-        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100, spill_records=500)  # type: ignore[arg-type]
-        shipper.add(records[:600])
+        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100, max_buffer_records=500)
+        shipper.add(records.slice(0, 600))
         await asyncio.sleep(0.5)
+        assert shipper.held < 500 and shipper.accepting
         writer.write.up = True
-        shipper.add(records[600:])
+        shipper.add(records.slice(600))
         await asyncio.sleep(0.3)
         await shipper.close()
         return writer
 
     records = _records(650)
     writer = asyncio.run(scenario())
-    delivered = [r[0] for c in writer.write.calls for r in c]
-    spooled = [r[0] for path in spool.pending_files() for chunk in Spool.read_chunks(path, 1000) for r in chunk]
+    delivered = request_ids(concat(writer.write.calls))
+    spooled = _spooled_ids(spool)
     assert len(spooled) >= 500
-    assert sorted(delivered + spooled) == sorted(r[0] for r in records)
+    assert sorted(delivered + spooled) == sorted(request_ids(records))
+
+
+def test_a_hung_writer_is_timed_out_and_memory_stays_bounded(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "ingress")
+
+    async def scenario() -> tuple[int, int]:
+        writer = _Writer()
+        writer.write.hang = True
+        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100, write_timeout_s=0.05,
+                             max_buffer_records=300)
+        peak = 0
+        for start in range(0, 3000, 50):   # steady traffic while the writer never answers
+            shipper.add(records.slice(start, 50))
+            peak = max(peak, shipper.held)
+            await asyncio.sleep(0.01)
+        await shipper.close(timeout_s=0.4)
+        return peak, shipper.buffered
+
+    records = _records(3000)
+    peak, left = asyncio.run(scenario())
+    assert peak <= 300 + 100 + 6 * 50   # the bound + the call in flight + what arrives during its 50 ms timeout
+    assert left == 0
+    assert sorted(_spooled_ids(spool)) == sorted(request_ids(records))
+
+
+def test_full_spool_refuses_decisions_until_the_writer_is_back(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "ingress", quota_bytes=1 << 20)
+
+    async def scenario() -> None:
+        writer = _Writer()
+        writer.write.up = False
+        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=500, max_buffer_records=2000)
+        shipper.add(_records(6000))          # ~3.6 MB of JSON lines: more than the quota
+        await asyncio.sleep(0.3)
+        assert not shipper.accepting and shipper.state == "refusing"
+        assert shipper.held == 6000          # kept in memory, not dropped
+        writer.write.up = True
+        await asyncio.sleep(0.5)
+        assert shipper.accepting and shipper.buffered == 0
+        await shipper.close()
+
+    asyncio.run(scenario())
 
 
 def test_close_spools_what_the_writer_cannot_take(tmp_path: Path) -> None:
@@ -78,7 +131,7 @@ def test_close_spools_what_the_writer_cannot_take(tmp_path: Path) -> None:
     async def scenario() -> None:
         writer = _Writer()
         writer.write.up = False
-        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100)  # type: ignore[arg-type]
+        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100)
         shipper.add(_records(42))
         await shipper.close(timeout_s=0.2)
 

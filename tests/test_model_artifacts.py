@@ -10,7 +10,8 @@ import pytest
 from onnxmltools.convert.common.data_types import FloatTensorType
 from sklearn.metrics import roc_auc_score
 
-from models import artifacts, generator, threshold
+from core import artifacts
+from models import generator, threshold
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.train import split
 from core.features import FEATURE_NAMES, N_FEATURES

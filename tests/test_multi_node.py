@@ -21,6 +21,8 @@ from tests.serving import wait_healthy
 from tests.test_metrics import scrape, total
 from tests.test_resilience import record_figures
 
+pytestmark = pytest.mark.slow   # starts real processes (Ray, PostgreSQL, a browser, Locust or training)
+
 SCORER = "ServeReplica:credit:Scorer"
 LOG_WRITER = "ServeReplica:credit:LogWriter"
 

@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from models import artifacts
+from core import artifacts
+import pytest
+
+pytestmark = pytest.mark.slow   # starts real processes (Ray, PostgreSQL, a browser, Locust or training)
 
 
 def _train(out: Path) -> dict:
