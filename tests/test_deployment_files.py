@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import yaml
 
 from core.settings import PROJECT_ROOT, Settings
@@ -65,3 +67,35 @@ def test_ray_worker_joins_the_head_the_image_starts() -> None:
     assert f"ray start --address=api:{head_port}" in command and "--block" in command and ". ./serve.env" in command
     assert worker["depends_on"]["api"]["condition"] == "service_healthy" and worker["build"] == "."
     assert "serve run --address=auto" in DOCKERFILE and "STOPSIGNAL SIGINT" in DOCKERFILE
+
+
+def test_every_serve_config_key_is_a_known_setting() -> None:
+    """serve_config.yaml only overrides settings that exist (a typo would silently be ignored by Serve)."""
+    from core.settings import DEPLOYMENT_DEFAULTS, USER_CONFIGS, DeploymentOptions
+
+    (app,) = yaml.safe_load((PROJECT_ROOT / "serve_config.yaml").read_text())["applications"]
+    names = {d["name"] for d in app["deployments"]}
+    assert names == set(DEPLOYMENT_DEFAULTS) == set(USER_CONFIGS)
+    for deployment in app["deployments"]:
+        options = {k: v for k, v in deployment.items() if k not in ("name", "user_config")}
+        assert set(options) <= set(DeploymentOptions.model_fields), deployment["name"]
+        DeploymentOptions.model_validate(DEPLOYMENT_DEFAULTS[deployment["name"]].model_dump() | options)
+        USER_CONFIGS[deployment["name"]].model_validate(deployment.get("user_config") or {})  # extra keys fail
+
+
+def test_a_misspelt_setting_is_refused() -> None:
+    import pydantic
+
+    from core.settings import IngressConfig
+
+    with pytest.raises(pydantic.ValidationError):
+        IngressConfig.model_validate({"max_batch_sise": 10})
+
+
+def test_deployment_decorators_carry_no_options() -> None:
+    """Defaults live in core.settings only, not in the @serve.deployment decorators."""
+    import re
+
+    for name in ("ingress", "scorer", "log_writer"):
+        source = (PROJECT_ROOT / "deployments" / f"{name}.py").read_text()
+        assert re.search(r"^@serve\.deployment$", source, re.M), name
