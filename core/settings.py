@@ -103,6 +103,8 @@ DEPLOYMENT_DEFAULTS: dict[str, DeploymentOptions] = {
 """Defaults of every deployment's Serve options. The shutdown timeouts add up to less than the 30 s
 Serve's controller gives a whole application: ingress (ships its buffer), then log writer."""
 
+ARG_NAMES: dict[str, str] = {"ingress": "Ingress", "scorer": "Scorer", "log_writer": "LogWriter"}
+"""``build_app`` argument (and test override) names → deployment names."""
 USER_CONFIGS: dict[str, type[BaseModel]] = {"Ingress": IngressConfig, "Scorer": ScorerConfig,
                                             "LogWriter": LogWriterConfig}
 

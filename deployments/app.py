@@ -17,8 +17,6 @@ from deployments.ingress import Ingress
 from deployments.log_writer import LogWriter
 from deployments.scorer import Scorer
 
-ARG_NAMES = {"ingress": "Ingress", "scorer": "Scorer", "log_writer": "LogWriter"}
-
 
 def deployment_options(name: str, user_config: dict[str, Any] | None = None,
                        env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -33,28 +33,37 @@ class ServerConfig:
     """Per deployment name, keys replaced in its serve_config.yaml entry (``user_config`` merged)."""
 
 
-def config_file(config: ServerConfig, port: int, path: Path) -> Path:
-    """serve_config.yaml with the port and ``config``'s overrides, written to ``path``."""
-    document = yaml.safe_load(CONFIG.read_text())
-    document["http_options"]["port"] = port
-    for deployment in document["applications"][0]["deployments"]:
-        for key, value in config.deployments.get(deployment["name"], {}).items():
+def with_overrides(app: dict[str, Any], deployments: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An application of serve_config.yaml with per-deployment overrides (``user_config`` merged, other keys
+    replaced); the one merge the benchmarks and the tests use."""
+    for deployment in app["deployments"]:
+        for key, value in deployments.get(deployment["name"], {}).items():
             if key == "user_config":
                 deployment["user_config"] = {**deployment.get("user_config", {}), **value}
             else:
                 deployment[key] = value
+    return app
+
+
+def config_file(config: ServerConfig, port: int, path: Path) -> Path:
+    """serve_config.yaml with the port and ``config``'s overrides, written to ``path``."""
+    document = yaml.safe_load(CONFIG.read_text())
+    document["http_options"]["port"] = port
+    with_overrides(document["applications"][0], config.deployments)
     path.write_text(yaml.safe_dump(document))
     return path
 
 
 class ServerProcess:
-    """``serve run`` of one configuration in its own Ray instance and process group, on a free port.
+    """One configuration of the server in its own Ray instance and process group, on a free port.
 
-    ``--address local``: a new Ray instance, never an attach to one already running here
-    (a test session's, or an operator's).
+    By default the README's command, ``python -m serve_app.run`` (its own loopback Ray head; stops
+    on SIGTERM or SIGINT); ``launcher=False`` runs bare ``serve run --address local``. Either way
+    a new Ray instance, never an attach to one already running here (a test session's, or an operator's).
     """
 
-    def __init__(self, config: ServerConfig, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+    def __init__(self, config: ServerConfig, env: dict[str, str] | None = None, log: Path | None = None,
+                 launcher: bool = True) -> None:
         self.config = config
         self.port = free_port()
         self.state_dir = Path(tempfile.mkdtemp(prefix="sb-"))
@@ -63,14 +72,17 @@ class ServerProcess:
         self.env = {**os.environ, **(read_env_file(SERVE_ENV) if config.fast_ingress else {}), **(env or {}),
                     **private_ingress_env(self.state_dir)}   # short path: HAProxy sockets max 97 chars
         self.log = log
+        self.launcher = launcher
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 180) -> "ServerProcess":
         path = config_file(self.config, self.port, self.state_dir / "serve_config.yaml")
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
-        serve_cli = Path(sys.executable).with_name("serve")
-        self.process = subprocess.Popen([str(serve_cli), "run", "--address", "local", str(path)], cwd=PROJECT_ROOT,
-                                        env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        command = ([sys.executable, "-m", "serve_app.run", str(path)] if self.launcher else
+                   [str(Path(sys.executable).with_name("serve")), "run", "--address", "local", str(path)])
+        self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -84,14 +96,18 @@ class ServerProcess:
         self.stop()
         raise TimeoutError(f"server not healthy after {timeout_s}s (log: {self.log})")
 
-    def stop(self, timeout_s: float = 90) -> None:
-        """Ctrl-C (graceful: buffered decisions flushed), then the whole process group; state removed."""
+    def stop(self, timeout_s: float = 90, sig: signal.Signals = signal.SIGINT) -> None:
+        """``sig`` (default Ctrl-C: to the process group, as a terminal sends it; SIGTERM: to the main
+        process only, as Kubernetes and ``docker stop`` send it), then SIGKILL to the group; state removed."""
         if self.process is not None and self.process.poll() is None:
-            self._terminate(timeout_s)
+            self._terminate(timeout_s, sig)
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def _terminate(self, timeout_s: float) -> None:
-        os.killpg(self.process.pid, signal.SIGINT)
+    def _terminate(self, timeout_s: float, sig: signal.Signals) -> None:
+        if sig == signal.SIGINT:
+            os.killpg(self.process.pid, signal.SIGINT)
+        else:
+            self.process.send_signal(sig)
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:

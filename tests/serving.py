@@ -11,10 +11,8 @@ from typing import Any
 
 import httpx
 import yaml
-from ray import serve
-from ray.serve.schema import ServeDeploySchema
-
-from core.settings import PROJECT_ROOT
+from core.settings import ARG_NAMES, PROJECT_ROOT
+from loadtest.server_process import with_overrides
 
 APP_NAME = "credit"
 
@@ -47,7 +45,6 @@ class RunningApp:
         return stats
 
 
-DEPLOYMENT_NAMES = {"ingress": "Ingress", "scorer": "Scorer", "log_writer": "LogWriter"}
 
 
 def app_config(env: dict[str, str], options: dict[str, dict[str, Any]] | None = None,
@@ -56,11 +53,10 @@ def app_config(env: dict[str, str], options: dict[str, dict[str, Any]] | None = 
     name, e.g. ``{"Scorer": {"num_replicas": 2}}``) and user_config overrides merged in."""
     app = yaml.safe_load((PROJECT_ROOT / "serve_config.yaml").read_text())["applications"][0]
     app["runtime_env"] = {"env_vars": env}   # as an operator sets it; merged into every replica
-    for deployment in app["deployments"]:
-        overrides = next((v for k, v in user_configs.items() if DEPLOYMENT_NAMES[k] == deployment["name"]), {})
-        deployment["user_config"] = {**deployment.get("user_config", {}), **overrides}
-        deployment.update((options or {}).get(deployment["name"], {}))
-    return app
+    overrides = {name: dict(opts) for name, opts in (options or {}).items()}
+    for key, user_config in user_configs.items():
+        overrides.setdefault(ARG_NAMES[key], {})["user_config"] = user_config
+    return with_overrides(app, overrides)
 
 
 def deploy(url: str, env: dict[str, str], options: dict[str, dict[str, Any]] | None = None,
@@ -69,6 +65,9 @@ def deploy(url: str, env: dict[str, str], options: dict[str, dict[str, Any]] | N
 
     A redeploy that changes only user_config reconfigures the running replicas in place.
     """
+    from ray import serve
+    from ray.serve.schema import ServeDeploySchema
+
     schema = ServeDeploySchema(applications=[app_config(env, options, **user_configs)])
     serve.context._get_global_client().deploy_apps(schema)
     wait_healthy(url)

@@ -1,14 +1,23 @@
-"""Ctrl-C of the README's server under load: every decision answered 200 is in the log afterwards.
+"""Stopping the README's server under load: every decision answered 200 is in the log afterwards, and no
+process of the server is left running.
 
-The server is a real ``serve run`` process (its own Ray instance, serve.env, private HAProxy
-state), stopped with SIGINT to its process group as a terminal's Ctrl-C does.
+The server is the README's command (``python -m serve_app.run``: its own loopback Ray head, serve.env,
+private HAProxy state), stopped with SIGINT to its process group as a terminal's Ctrl-C does, or with
+SIGTERM to its main process as Kubernetes, systemd (KillMode=mixed) and ``docker stop`` do.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import socket
+import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 from loadtest.server_process import ServerConfig, ServerProcess
 from tests.conftest import API_KEY
@@ -26,24 +35,44 @@ def logged_ids(data_dir: Path) -> tuple[set[str], set[str]]:
     return ids([data_dir / "predictions.jsonl"]), ids(sorted((data_dir / "spool").glob("*.jsonl*")))
 
 
-def test_ctrl_c_under_load_loses_no_answered_decision(tmp_path: Path) -> None:
+def _processes_mentioning(marker: str) -> list[str]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            line = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if marker in line and process.pid != os.getpid():
+            found.append(f"{process.pid} {line[:120]}")
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stop_under_load_loses_no_answered_decision_and_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
     data_dir = tmp_path / "data"
-    env = {"DATA_DIR": str(data_dir), "API_KEY": API_KEY, "DATABASE_URL": ""}
+    short_tmp = Path(tempfile.mkdtemp(prefix="st-", dir="/tmp"))   # the launcher's Ray temp dir goes here
+    env = {"DATA_DIR": str(data_dir), "API_KEY": API_KEY, "DATABASE_URL": "", "TMPDIR": str(short_tmp)}
     server = ServerProcess(ServerConfig("graceful-shutdown"), env=env, log=tmp_path / "serve.log").start()
+    haproxy_dir = str(server.state_dir)
     load = Load(server.url, connections=8, timeout_s=10).start()
     try:
         load.wait_for(1000, timeout_s=60)
         stopping = time.monotonic()
-        server.stop()
+        server.stop(sig=sig)
         stopped_s = time.monotonic() - stopping
     finally:
         load.stop()
         server.stop()
+    left = _processes_mentioning(str(short_tmp)) + _processes_mentioning(haproxy_dir)
+    shutil.rmtree(short_tmp, ignore_errors=True)
     answered = {a.body["request_id"] for a in load.answers if a.body is not None}
     in_log, in_spool = logged_ids(data_dir)
-    record_figures("graceful_shutdown", {
+    record_figures(f"stop_{sig.name}", {
         "answered_200": len(answered), "http_non_200": sum(a.status not in (0, 200) for a in load.answers),
         "in_log": len(answered & in_log), "in_spool": len(answered & in_spool), "shutdown_s": round(stopped_s, 1)})
     assert len(answered) >= 1000
     assert answered <= in_log | in_spool, f"{len(answered - in_log - in_spool)} answered decisions lost"
-    assert server.process is not None and server.process.returncode is not None
+    assert server.process is not None and server.process.returncode == 0, server.process.returncode
+    assert not left, f"left running after the stop: {left}"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", server.port))   # the API port is free again

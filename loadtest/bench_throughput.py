@@ -1,0 +1,221 @@
+"""Throughput benchmark in one command: our server against its yardsticks, same machine, same run.
+
+    uv run python -m loadtest.bench_throughput [--duration 15] [--database-url postgresql://...]
+
+1. ONNX Runtime alone on the same rows (one thread, blocks of 1,000): the model's own ceiling.
+2. A plain FastAPI + ONNX Runtime process without any logging (``loadtest/plain_server.py``).
+3. Our server (``serve run`` of serve_config.yaml with serve.env) with the JSONL file log, and with
+   PostgreSQL logging when a database URL is given (a fresh database is created and dropped).
+
+Each server gets wrk at 64 connections on ``/predict`` and 4 connections × 1,000-row bodies on
+``/predict/batch``. During every load the CPU seconds of every process on the machine are summed
+by role (ingress, scorer, log writer, Ray's metrics agent, HAProxy, PostgreSQL, ...), and after it
+the log's record count is compared with the rows answered. Writes JSON to ``--out`` and prints a
+Markdown table with our figures as fractions of the yardsticks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import numpy as np
+import psutil
+
+from core.artifacts import ONNX_FILE, resolve_model_dir
+from core.reference import reference_applicants, sample_applicants
+from core.settings import PROJECT_ROOT
+from loadtest.bench_serving import run_wrk
+from loadtest.log_counts import settled_stats
+from loadtest.server_env import free_port
+from loadtest.server_process import ServerConfig, ServerProcess
+from models.onnx_classifier import OnnxBinaryClassifier
+
+API_KEY = "bench-" + os.urandom(8).hex()
+ROLES: tuple[tuple[str, str], ...] = (
+    ("ServeReplica:credit:Ingress", "ingress"), ("ServeReplica:credit:Scorer", "scorer"),
+    ("ServeReplica:credit:LogWriter", "log writer"), ("DashboardAgent", "metrics agent (ray::DashboardAgent)"),
+    ("dashboard_agent", "metrics agent (ray::DashboardAgent)"), ("HAProxyManager", "ray::HAProxyManager"),
+    ("haproxy", "haproxy"), ("ServeController", "ray::ServeController"), ("ProxyActor", "ray::ProxyActor"),
+    ("postgres", "postgresql"), ("gcs_server", "ray core (gcs, raylet)"), ("raylet", "ray core (gcs, raylet)"),
+    ("wrk", "wrk (load generator)"), ("plain_server", "plain server"),
+)
+
+
+def _role(process: psutil.Process) -> str:
+    try:
+        text = " ".join(process.cmdline()) or process.name()
+    except psutil.Error:
+        return "other"
+    return next((role for needle, role in ROLES if needle in text), "other")
+
+
+def _cpu_seconds() -> dict[int, tuple[str, float]]:
+    seen = {}
+    for process in psutil.process_iter():
+        try:
+            times = process.cpu_times()
+            seen[process.pid] = (_role(process), times.user + times.system)
+        except psutil.Error:
+            continue
+    return seen
+
+
+def with_cpu(load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``load`` and add each role's CPU share (% of one core) over its duration."""
+    before, started = _cpu_seconds(), time.monotonic()
+    result = load()
+    after, seconds = _cpu_seconds(), time.monotonic() - started
+    shares: dict[str, float] = defaultdict(float)
+    for pid, (role, cpu) in after.items():
+        shares[role] += cpu - before.get(pid, (role, 0.0))[1]
+    result["cpu_percent_of_a_core"] = {r: round(100 * s / seconds, 1) for r, s in
+                                       sorted(shares.items(), key=lambda kv: -kv[1]) if s / seconds >= 0.005}
+    result["cpu_percent_of_a_core"]["machine (2 cores = 200)"] = round(
+        sum(shares.values()) * 100 / seconds, 1)
+    return result
+
+
+def onnx_alone(seconds: float = 5.0, block: int = 1000) -> dict[str, Any]:
+    """Rows/s of ONNX Runtime on this model, one thread, on the reference sample's rows."""
+    rows = reference_applicants().to_numpy(dtype=np.float64)
+    blocks = [rows[i:i + block] for i in range(0, len(rows) - block + 1, block)]
+    classifier = OnnxBinaryClassifier(resolve_model_dir(None) / ONNX_FILE)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for b in blocks:
+            classifier.predict_proba(b)
+            done += len(b)
+    return {"rows_per_s": round(done / (time.perf_counter() - started)), "block_rows": block, "threads": 1}
+
+
+def load_runs(url: str, duration: int, batch_rows: int) -> dict[str, Any]:
+    singles = [json.dumps(a) for a in sample_applicants(500, seed=1)]
+    batches = [json.dumps(sample_applicants(batch_rows, seed=s)) for s in range(4)]
+    warm = run_wrk(url, "/predict", singles, 64, 3)
+    single = with_cpu(lambda: run_wrk(url, "/predict", singles, 64, duration))
+    batch = with_cpu(lambda: run_wrk(url, "/predict/batch", batches, 4, duration))
+    batch["rows_per_s"] = round(batch["req_per_s"] * batch_rows, 1)
+    answered = sum(r["requests"] - r["non_2xx"] for r in (warm, single)) + \
+        (batch["requests"] - batch["non_2xx"]) * batch_rows
+    return {"single": single, "batch": batch, "rows_answered_2xx": answered}
+
+
+def plain_server(duration: int, batch_rows: int) -> dict[str, Any]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "loadtest.plain_server:app", "--host", "127.0.0.1",
+                                "--port", str(port), "--log-level", "warning", "--no-access-log"],
+                               cwd=PROJECT_ROOT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process)
+        return load_runs(url, duration, batch_rows)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not become healthy")
+
+
+def our_server(name: str, env: dict[str, str], duration: int, batch_rows: int, log: Path) -> dict[str, Any]:
+    with ServerProcess(ServerConfig(name), env=env, log=log) as server:
+        before = settled_stats(server.url, API_KEY)
+        runs = load_runs(server.url, duration, batch_rows)
+        after = settled_stats(server.url, API_KEY, timeout_s=60)
+    logged = after["records_in_store"] - before["records_in_store"] if before and after else None
+    runs["log"] = {"backend": after["backend"] if after else None, "records_logged": logged,
+                   "rows_answered_2xx_counted_by_wrk": runs.pop("rows_answered_2xx"),
+                   "note": "wrk stops counting with requests in flight; those are answered and logged too",
+                   "spool_records": after["spool_records"] if after else None}
+    return runs
+
+
+async def _database(dsn: str, name: str, create: bool) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        if create:
+            await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def summary(report: dict[str, Any]) -> str:
+    plain, ort_rows = report["plain_fastapi_onnx_no_log"], report["onnx_runtime_alone"]["rows_per_s"]
+    lines = ["| server | /predict req/s | p99 ms | × plain | /predict/batch rows/s | p99 ms | × ONNX alone | "
+             "metrics agent % core | logged = answered |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, run in [("plain FastAPI + ONNX Runtime, no log", plain), *report["ours"].items()]:
+        single, batch = run["single"], run["batch"]
+        agent = batch["cpu_percent_of_a_core"].get("metrics agent (ray::DashboardAgent)", 0.0)
+        log = run.get("log")
+        check = "—" if log is None else f"{log['records_logged']} / {log['rows_answered_2xx_counted_by_wrk']}"
+        lines.append(f"| {name} | {single['req_per_s']:,.0f} | {single['p99_ms']:.0f} | "
+                     f"{_ratio(single['req_per_s'], plain['single']['req_per_s'])} | {batch['rows_per_s']:,.0f} | "
+                     f"{batch['p99_ms']:.0f} | {_ratio(batch['rows_per_s'], ort_rows)} | {agent} | {check} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
+    parser.add_argument("--batch-rows", type=int, default=1000)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                        help="PostgreSQL server for the logging run (a fresh database is created on it)")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "throughput.json")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    report: dict[str, Any] = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
+                              "duration_s": args.duration, "onnx_runtime_alone": onnx_alone()}
+    report["plain_fastapi_onnx_no_log"] = plain_server(args.duration, args.batch_rows)
+    report["ours"] = {}
+    base = {"API_KEY": API_KEY}
+    report["ours"]["ours, file log"] = our_server(
+        "file log", base | {"DATA_DIR": str(work / "file"), "DATABASE_URL": ""}, args.duration, args.batch_rows,
+        work / "file.log")
+    if args.database_url:
+        name = f"bench_scoring_{os.getpid()}"
+        dsn = asyncio.run(_database(args.database_url, name, create=True))
+        try:
+            report["ours"]["ours, PostgreSQL log"] = our_server(
+                "postgresql", base | {"DATA_DIR": str(work / "pg"), "DATABASE_URL": dsn}, args.duration,
+                args.batch_rows, work / "pg.log")
+        finally:
+            asyncio.run(_database(args.database_url, name, create=False))
+    report["table"] = summary(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(report["table"])
+    print(f"\nfull report: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

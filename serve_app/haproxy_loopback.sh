@@ -1,0 +1,21 @@
+#!/bin/sh
+# HAProxy as Ray Serve starts it (haproxy -db -f CONFIG ...), with its side doors closed:
+# Ray 2.60's template binds the statistics page (*:8404) and the Prometheus endpoint (:9101) to
+# every interface and creates the admin socket with mode 666 at level admin. Before HAProxy reads
+# the config, bind those two to 127.0.0.1 and make the socket 0600. The API frontend keeps the host
+# serve_config.yaml's http_options.host gives it. Set by serve_app/run.py (RAY_SERVE_HAPROXY_BINARY_PATH);
+# CREDIT_HAPROXY_BINARY is the HAProxy binary bundled with Ray.
+set -eu
+config=""
+previous=""
+for arg in "$@"; do
+  [ "$previous" = "-f" ] && config="$arg"
+  previous="$arg"
+done
+if [ -n "$config" ] && [ -f "$config" ]; then
+  sed -i -E \
+    -e 's/^([[:space:]]*bind[[:space:]]+)\*?:([0-9]+)[[:space:]]*$/\1127.0.0.1:\2/' \
+    -e 's/(stats socket [^ ]+ mode )666/\1600/' \
+    "$config"
+fi
+exec "${CREDIT_HAPROXY_BINARY:?set by serve_app/run.py}" "$@"

@@ -1,0 +1,156 @@
+"""The server's entry point: ``serve run`` with the stop and the footprint an operator expects.
+
+    uv run --env-file serve.env python -m serve_app.run [serve_config.yaml]
+
+* **SIGTERM behaves like Ctrl-C.** ``serve run`` shuts down gracefully only on SIGINT (buffered
+  decisions are shipped or spooled); Kubernetes, systemd and ``docker stop`` send SIGTERM, which
+  kills it mid-flush. This launcher turns either signal into one SIGINT to ``serve run``.
+* **Nothing is left behind.** Ray runs as a head node of this launcher's own (a private temp dir,
+  a free GCS port) and Ray Serve's HAProxy keeps its config, admin socket and state in a private
+  ``0700`` folder; after ``serve run`` exits, every process of that node and any HAProxy reading
+  that folder is stopped (Ray 2.60 can leave HAProxy running, holding port 8000), and the folder
+  is removed.
+* **Loopback only.** The Ray node's IP is 127.0.0.1, so Ray's GCS, raylet, agents and workers
+  listen on loopback; HAProxy is started through ``serve_app/haproxy_loopback.sh``, which binds its
+  statistics page and Prometheus endpoint to 127.0.0.1 and its admin socket to mode 0600 (Ray's
+  template binds both to all interfaces and the socket to 0666). ``http_options.host`` in
+  serve_config.yaml decides where the API listens (127.0.0.1 by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+import psutil
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+HAPROXY_WRAPPER = Path(__file__).with_name("haproxy_loopback.sh")
+STOP_TIMEOUT_S = 60
+"""How long ``serve run`` gets after the SIGINT (Serve's own shutdown waits at most 30 s per application)."""
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bundled_haproxy() -> str:
+    from ray.serve._private.haproxy import get_haproxy_binary
+
+    return get_haproxy_binary()
+
+
+def private_state_env(state: Path, env: dict[str, str]) -> dict[str, str]:
+    """HAProxy state in ``state`` (unless the operator chose a place), HAProxy through the loopback wrapper."""
+    chosen = {
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(state / "server-state"),
+    }
+    out = {k: v for k, v in chosen.items() if k not in env}
+    if env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1" and "RAY_SERVE_HAPROXY_BINARY_PATH" not in env:
+        out["RAY_SERVE_HAPROXY_BINARY_PATH"] = str(HAPROXY_WRAPPER)
+        out["CREDIT_HAPROXY_BINARY"] = _bundled_haproxy()
+    return out
+
+
+def _processes_of(markers: list[str]) -> list[psutil.Process]:
+    """Processes whose command line mentions one of ``markers`` (our temp dir, our HAProxy folder)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.pid != os.getpid() and any(m in " ".join(process.cmdline()) for m in markers):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def stop_leftovers(markers: list[str], timeout_s: float = 10) -> int:
+    """SIGTERM, then SIGKILL, every process of this run still alive; returns how many there were."""
+    left = _processes_of(markers)
+    for process in left:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(left, timeout=timeout_s)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    return len(left)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", default=str(PROJECT_ROOT / "serve_config.yaml"))
+    args = parser.parse_args(argv)
+
+    state = Path(tempfile.mkdtemp(prefix="cr-"))   # mode 0700: the admin socket is ours alone; short (socket paths)
+    env = dict(os.environ)
+    env.update(private_state_env(state, env))
+    temp_dir = state / "r"
+    gcs = f"127.0.0.1:{_free_port()}"
+    markers = [str(state), str(Path(env["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"]).parent) + "/"]
+    stopping = {"signal": None}
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        stopping["signal"] = signum
+        if serve is not None and serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGINT)   # serve run's graceful path, whatever we were sent
+
+    serve: subprocess.Popen | None = None
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        subprocess.run([_bin("ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs.split(':')[1]}",
+                        "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+                        f"--num-cpus={os.cpu_count()}"], env=env, check=True, cwd=PROJECT_ROOT,
+                       stdout=subprocess.DEVNULL, start_new_session=True)   # a terminal's Ctrl-C is ours to pass on
+        if stopping["signal"] is None:
+            serve = subprocess.Popen([_bin("serve"), "run", "--address", gcs, args.config], env=env, cwd=PROJECT_ROOT,
+                                     start_new_session=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            while serve.poll() is None:
+                try:
+                    serve.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    continue
+            code = serve.returncode
+        else:
+            code = 0
+    finally:
+        if serve is not None and serve.poll() is None:
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while serve.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if serve.poll() is None:
+                os.killpg(serve.pid, signal.SIGKILL)
+        left = stop_leftovers(markers)
+        if left:
+            print(f"serve_app.run: stopped {left} leftover process(es) of this server", file=sys.stderr)
+        shutil.rmtree(state, ignore_errors=True)
+    return 0 if stopping["signal"] is not None else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
