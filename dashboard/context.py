@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dashboard.api_client import ApiClient
 from core.api_keys import resolve_api_key
 from core.settings import Settings
+from dashboard.api_client import ApiClient
 
 
 def settings() -> Settings:

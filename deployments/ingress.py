@@ -24,6 +24,7 @@ from deployments.decisions import denied_count
 from deployments.http import routes
 from deployments.http.backend import Scored, Unavailable
 from deployments.log_shipper import LogShipper
+from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
@@ -38,6 +39,7 @@ REPLICA_LOST = (RayActorError, ActorUnavailableError, ReplicaUnavailableError)
 @serve.ingress(routes.api)
 class Ingress:
     def __init__(self, scorer: DeploymentHandle, log_writer: DeploymentHandle) -> None:
+        bind_replica_servers_to_loopback()
         settings = get_settings()
         self.scorer = scorer
         self.log_writer = log_writer

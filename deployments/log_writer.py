@@ -21,6 +21,7 @@ from typing import Any
 from ray import serve
 
 from core.settings import LogWriterConfig, get_settings
+from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import LogWriterMetrics
 from prediction_log.file_store import FileStore
 from prediction_log.postgres_store import DATA_ERRORS, PostgresStore
@@ -39,6 +40,7 @@ class LogUnavailable(RuntimeError):
 @serve.deployment
 class LogWriter:
     def __init__(self) -> None:
+        bind_replica_servers_to_loopback()
         settings = get_settings()
         self.config = LogWriterConfig()
         self.data_dir = settings.data_dir

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from deployments.metrics import ScorerMetrics
 from core.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
-from models.onnx_classifier import OnnxBinaryClassifier
-from models.reasons import ReasonCoder
 from core.features import N_FEATURES
 from core.settings import ScorerConfig
 from deployments.http.backend import Scored
+from deployments.loopback import bind_replica_servers_to_loopback
+from deployments.metrics import ScorerMetrics
+from models.onnx_classifier import OnnxBinaryClassifier
+from models.reasons import ReasonCoder
 
 logger = logging.getLogger("ray.serve")
 
@@ -36,6 +37,7 @@ class Scorer:
     """Holds one ONNX session; ``score`` concatenates the blocks of many callers into one run."""
 
     def __init__(self) -> None:
+        bind_replica_servers_to_loopback()
         self._active: _ActiveModel | None = None
         self._config: ScorerConfig | None = None
         self.metrics = ScorerMetrics()

@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 
+from core.api_keys import resolve_api_key
+from core.settings import get_settings
 from loadtest.bench_report import markdown
 from loadtest.locust_run import USER_CLASSES, LocustRun, run_locust
 from loadtest.log_counts import settled_count
 from loadtest.server_process import ServerConfig, ServerProcess
-from core.api_keys import resolve_api_key
-from core.settings import get_settings
 
 CONFIGURATIONS = (
     ServerConfig("fast ingress (HAProxy + direct ingress), batching on, 1 scorer"),

@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 
-from core.reference import sample_applicants
-from loadtest.log_counts import settled_stats
 from core.api_keys import resolve_api_key
+from core.reference import sample_applicants
 from core.settings import PROJECT_ROOT, get_settings
+from loadtest.log_counts import settled_stats
 
 LUA = """
 local bodies = {%s}

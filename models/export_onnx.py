@@ -10,8 +10,8 @@ import onnx
 import onnxmltools
 from onnxmltools.convert.common.data_types import FloatTensorType
 
-from models.onnx_classifier import OnnxBinaryClassifier
 from core.features import N_FEATURES
+from models.onnx_classifier import OnnxBinaryClassifier
 
 INPUT_NAME = "features"
 TARGET_OPSET = 15

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from core.decision import is_denied
 
 FN_COST = 10.0

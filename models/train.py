@@ -22,11 +22,11 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from tqdm import tqdm
 
-from models import generator, threshold
 from core.artifacts import CARD_FILE, LIGHTGBM_FILE, MODELS_DIR, ONNX_FILE, REFERENCE_FILE
-from models.export_onnx import export, float32_thresholds, parity
-from core.features import FEATURE_NAMES
 from core.decision import is_denied
+from core.features import FEATURE_NAMES
+from models import generator, threshold
+from models.export_onnx import export, float32_thresholds, parity
 
 LGBM_PARAMS: dict[str, object] = {
     "n_estimators": 462,

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.reference import reference_applicants
 from core.artifacts import ONNX_FILE, load_card
-from models.onnx_classifier import OnnxBinaryClassifier
 from core.decision import is_denied
+from core.reference import reference_applicants
+from models.onnx_classifier import OnnxBinaryClassifier
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from evidently.core.report import Snapshot
 from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
+from core.features import FEATURE_NAMES
 from monitoring.baseline import Baseline
 from monitoring.psi import PSI_ALERT, psi
-from core.features import FEATURE_NAMES
 
 PROBABILITY = "probability_default"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

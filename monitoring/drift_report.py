@@ -24,10 +24,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from core.artifacts import MODELS_DIR, resolve_model_dir
+from core.settings import get_settings
 from monitoring.baseline import load_baseline
 from monitoring.drift_analysis import DriftAnalysis, analyse
 from monitoring.log_window import read_window
-from core.settings import get_settings
 
 EXIT_OK, EXIT_DRIFT, EXIT_EMPTY = 0, 1, 3
 LATEST = "latest"

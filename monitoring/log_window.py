@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pandas as pd
 
-from prediction_log.stores import open_store
 from core.settings import Settings
+from prediction_log.stores import open_store
 
 
 async def read_window(settings: Settings, since: datetime | None, until: datetime | None) -> pd.DataFrame:

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from core.artifacts import load_card, resolve_model_dir
-from models.generator import imputation_values, model_features, raw_columns
 from core.features import FEATURES
+from models.generator import imputation_values, model_features, raw_columns
 
 
 @dataclass(frozen=True)

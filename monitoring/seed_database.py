@@ -16,11 +16,11 @@ import asyncpg
 import pandas as pd
 
 from core.artifacts import REFERENCE_FILE, resolve_model_dir
+from core.features import FEATURES
+from core.settings import get_settings
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
 from prediction_log.records import SQL_TYPES
-from core.features import FEATURES
-from core.settings import get_settings
 
 REFERENCE_TABLE = "reference_applicants"
 

@@ -18,19 +18,18 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm import tqdm
 
-from deployments.decisions import decision_block
-from core.reference import json_rows
 from core.artifacts import ONNX_FILE, load_card, resolve_model_dir
+from core.features import FEATURE_NAMES
+from core.reference import json_rows
+from core.settings import Settings, get_settings
+from deployments.decisions import decision_block
 from models.onnx_classifier import OnnxBinaryClassifier
 from monitoring.scenarios import SCENARIOS, applicants
-import pyarrow as pa
-
 from prediction_log.records import Block
 from prediction_log.stores import open_store
-from core.features import FEATURE_NAMES
-from core.settings import Settings, get_settings
 
 CHUNK = 1000
 

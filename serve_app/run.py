@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -71,21 +72,51 @@ def private_state_env(state: Path, env: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _processes_of(markers: list[str]) -> list[psutil.Process]:
-    """Processes whose command line mentions one of ``markers`` (our temp dir, our HAProxy folder)."""
+def single_node_env(env: dict[str, str]) -> dict[str, str]:
+    """A Ray node on loopback with token authentication and a token of this run (unless the operator chose).
+
+    Ray turns 127.0.0.1 into the machine's address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``
+    (despite its name: the switch to single-machine mode, where the node IP is 127.0.0.1 and Ray's
+    servers bind to loopback). The token lives only in this server's environment (readable by its
+    user alone), so no other local user can submit Ray jobs to the head.
+    """
+    out = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
+    if "RAY_AUTH_TOKEN" not in env and "RAY_AUTH_TOKEN_PATH" not in env:
+        out["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    return {k: v for k, v in out.items() if k not in env}
+
+
+RUN_MARKER = "CREDIT_SERVER_RUN"
+"""Environment variable every process of one server inherits (Ray renames its workers' command lines)."""
+
+
+def _processes_of(run_id: str, markers: list[str]) -> list[psutil.Process]:
+    """Processes of this run: those that inherited ``RUN_MARKER=run_id`` or whose command line mentions one
+    of ``markers`` (the raylet and GCS name our temp dir, HAProxy our folder), and all their descendants.
+    Called while the Ray head still runs, so its agents are still the raylet's children."""
+    needle = f"{RUN_MARKER}={run_id}".encode()
     found = []
     for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
         try:
-            if process.pid != os.getpid() and any(m in " ".join(process.cmdline()) for m in markers):
+            # /proc/<pid>/environ read raw: Ray's setproctitle garbles the start of it for psutil's parser
+            environ = Path(f"/proc/{process.pid}/environ").read_bytes()
+            if needle in environ.split(b"\0") or any(m in " ".join(process.cmdline()) for m in markers):
                 found.append(process)
+        except (psutil.Error, OSError):
+            continue
+    for process in list(found):   # Ray's agents and workers, whose environ setproctitle may have erased
+        try:
+            found.extend(c for c in process.children(recursive=True) if c not in found)
         except psutil.Error:
             continue
     return found
 
 
-def stop_leftovers(markers: list[str], timeout_s: float = 10) -> int:
+def stop_leftovers(run_id: str, markers: list[str], timeout_s: float = 10) -> int:
     """SIGTERM, then SIGKILL, every process of this run still alive; returns how many there were."""
-    left = _processes_of(markers)
+    left = _processes_of(run_id, markers)
     for process in left:
         try:
             process.terminate()
@@ -108,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     state = Path(tempfile.mkdtemp(prefix="cr-"))   # mode 0700: the admin socket is ours alone; short (socket paths)
     env = dict(os.environ)
     env.update(private_state_env(state, env))
+    env.update(single_node_env(env))
+    env[RUN_MARKER] = state.name
     temp_dir = state / "r"
     gcs = f"127.0.0.1:{_free_port()}"
     markers = [str(state), str(Path(env["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"]).parent) + "/"]
@@ -115,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         stopping["signal"] = signum
+        print(f"serve_app.run: {signal.Signals(signum).name}: stopping the server gracefully", file=sys.stderr, flush=True)
         if serve is not None and serve.poll() is None:
             os.killpg(serve.pid, signal.SIGINT)   # serve run's graceful path, whatever we were sent
 
@@ -145,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.5)
             if serve.poll() is None:
                 os.killpg(serve.pid, signal.SIGKILL)
-        left = stop_leftovers(markers)
+        left = stop_leftovers(env[RUN_MARKER], markers)
         if left:
             print(f"serve_app.run: stopped {left} leftover process(es) of this server", file=sys.stderr)
         shutil.rmtree(state, ignore_errors=True)

@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtest.server_env import free_port, private_ingress_env, read_env_file
 from core.settings import PROJECT_ROOT
+from loadtest.server_env import free_port, private_ingress_env, read_env_file
 
 
 def node_ports() -> dict[str, int]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import yaml
+
 from core.settings import ARG_NAMES, PROJECT_ROOT
 from loadtest.server_process import with_overrides
 

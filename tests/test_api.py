@@ -10,8 +10,8 @@ import onnx
 import pytest
 
 from core.artifacts import ONNX_FILE, load_card, resolve_model_dir
-from models.onnx_classifier import OnnxBinaryClassifier
 from core.features import EXAMPLE_APPLICANT, FEATURE_NAMES, FEATURES
+from models.onnx_classifier import OnnxBinaryClassifier
 from tests.serving import RunningApp
 
 MODEL_DIR = resolve_model_dir(None)

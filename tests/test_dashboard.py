@@ -10,14 +10,14 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.reference import reference_applicants
 from core.artifacts import resolve_model_dir
+from core.features import FEATURES
+from core.reference import reference_applicants
+from core.settings import PROJECT_ROOT, Settings
 from monitoring.baseline import load_baseline
 from monitoring.drift_analysis import analyse
 from monitoring.drift_report import write_report
 from monitoring.log_window import read_window
-from core.features import FEATURES
-from core.settings import PROJECT_ROOT, Settings
 from tests.serving import RunningApp
 
 VIEWS = PROJECT_ROOT / "dashboard" / "views"

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.settings import PROJECT_ROOT, Settings, get_settings
+from monitoring import drift_report
 from monitoring.psi import psi
 from monitoring.scenarios import SCENARIOS, applicants
-from monitoring import drift_report
 from monitoring.traffic import backfill_records, write_records
 from prediction_log.records import concat
-from core.settings import PROJECT_ROOT, Settings, get_settings
 from tests.pg_cluster import PgCluster
 
 MOVED = {"EXT_SOURCE_2", "DAYS_BIRTH", "AMT_ANNUITY"}

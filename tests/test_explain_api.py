@@ -6,8 +6,8 @@ import json
 import math
 import time
 
-from core.reference import sample_applicants
 from core.features import FEATURE_NAMES
+from core.reference import sample_applicants
 from tests.serving import RunningApp
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import generator
 from core.features import FEATURE_NAMES, FEATURES
+from models import generator
 
 
 @pytest.fixture(scope="module")

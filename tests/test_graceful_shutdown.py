@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from loadtest.server_process import ServerConfig, ServerProcess
 from tests.conftest import API_KEY
 from tests.serving import Load
 from tests.test_resilience import record_figures
-import pytest
 
 pytestmark = pytest.mark.slow   # starts real processes (Ray, PostgreSQL, a browser, Locust or training)
 

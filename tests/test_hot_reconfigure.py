@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from core.reference import sample_applicants
 from core import artifacts
+from core.reference import sample_applicants
 from core.settings import PROJECT_ROOT
 from tests.serving import Load, RunningApp, deploy
 

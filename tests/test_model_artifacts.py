@@ -11,10 +11,10 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 from sklearn.metrics import roc_auc_score
 
 from core import artifacts
+from core.features import FEATURE_NAMES, N_FEATURES
 from models import generator, threshold
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.train import split
-from core.features import FEATURE_NAMES, N_FEATURES
 
 
 @pytest.fixture(scope="module")

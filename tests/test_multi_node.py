@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from core.reference import sample_applicants
-from loadtest.server_env import free_port
 from core.settings import PROJECT_ROOT
+from loadtest.server_env import free_port
 from tests.conftest import API_KEY
 from tests.ray_nodes import RayNodes
 from tests.serving import wait_healthy

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from core.reference import sample_applicants
 from core.features import EXAMPLE_APPLICANT, FEATURE_NAMES
+from core.reference import sample_applicants
 from tests.serving import RunningApp, send_singles
 
 

@@ -10,8 +10,8 @@ import time
 import asyncpg
 from ray import serve
 
-from core.reference import sample_applicants
 from core.features import FEATURE_NAMES
+from core.reference import sample_applicants
 from tests.pg_cluster import PgCluster
 from tests.serving import APP_NAME, RunningApp, deploy, send_singles
 

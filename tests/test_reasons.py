@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.reference import reference_applicants
 from core.artifacts import ONNX_FILE, resolve_model_dir
+from core.features import FEATURE_NAMES
+from core.reference import reference_applicants
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.reasons import ReasonCoder
-from core.features import FEATURE_NAMES
 
 MODEL_DIR = resolve_model_dir(None)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from fastapi.exceptions import RequestValidationError
 
-from core.reference import sample_applicants
 from core.features import FEATURES
+from core.reference import sample_applicants
 from deployments.http.rows import _matrix, batch_rows, fast_rows
 from deployments.http.schemas import APPLICANTS_ADAPTER
 

@@ -5,8 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core import artifacts
 import pytest
+
+from core import artifacts
 
 pytestmark = pytest.mark.slow   # starts real processes (Ray, PostgreSQL, a browser, Locust or training)
 

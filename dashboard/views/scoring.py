@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.features import FEATURES
+from core.reference import reference_applicants
 from dashboard import charts
 from dashboard.api_client import ApiError
 from dashboard.context import client
-from core.reference import reference_applicants
-from core.features import FEATURES
 
 
 @st.cache_data
