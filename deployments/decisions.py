@@ -30,8 +30,11 @@ def new_request_ids(n: int) -> pa.StringArray:
 
 
 def decision_block(rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
-                   latency_ms: float, endpoint: str, explanations: list[dict[str, Any]] | None = None) -> Block:
-    """Apply the rule to a block of scored rows; the log records in row order."""
+                   latency_ms: float | np.ndarray, endpoint: str,
+                   explanations: list[dict[str, Any]] | None = None) -> Block:
+    """Apply the rule to a block of scored rows; the log records in row order.
+
+    ``latency_ms``: one figure for the block, or one per row (a micro-batch of single-row requests)."""
     n = len(rows)
     denied = is_denied(probabilities, threshold).astype(np.int16)
     columns: list[Any] = [
@@ -45,7 +48,7 @@ def decision_block(rows: np.ndarray, probabilities: np.ndarray, version: str, th
         pa.array(denied),
         _LABELS.take(pa.array(denied)),
         pa.array(np.full(n, threshold, dtype=np.float64)),
-        pa.array(np.full(n, latency_ms, dtype=np.float32)),
+        pa.array(np.broadcast_to(np.asarray(latency_ms, dtype=np.float32), (n,)).copy()),
         pa.nulls(n, pa.string()) if explanations is None
         else pa.array([orjson.dumps(e).decode() for e in explanations], pa.string()),
     ]

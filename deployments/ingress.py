@@ -8,6 +8,7 @@ the log shipper (never awaited by the response).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,7 +21,7 @@ from ray.serve.handle import DeploymentHandle
 
 from core.api_keys import resolve_api_key
 from core.settings import IngressConfig, get_settings
-from deployments.decisions import denied_count
+from deployments.decisions import decision_block, denied_count, response_items
 from deployments.http import routes
 from deployments.http.backend import Scored, Unavailable
 from deployments.log_shipper import LogShipper
@@ -58,8 +59,8 @@ class Ingress:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         self.config = config = IngressConfig.model_validate(user_config or {})
-        self._score_rows.set_max_batch_size(config.max_batch_size)
-        self._score_rows.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        self._decide_rows.set_max_batch_size(config.max_batch_size)
+        self._decide_rows.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self.shipper.interval_s = config.log_flush_interval_s
         self.shipper.max_records = config.log_flush_max_records
         self.shipper.write_timeout_s = config.log_write_timeout_s
@@ -83,15 +84,19 @@ class Ingress:
             self.in_flight -= 1
 
     @serve.batch(max_concurrent_batches=4)  # batch size and wait come from IngressConfig (reconfigure)
-    async def _score_rows(self, rows: list[np.ndarray]) -> list[tuple[float, str, float]]:
-        """Many single-row requests → one scorer call."""
+    async def _decide_rows(self, rows: list[np.ndarray], started: list[float]) -> list[dict[str, Any]]:
+        """Many single-row requests → one scorer call, one decision block, one record call."""
         self.metrics.scorer_call(len(rows), "micro_batch")
-        scored = await self._score_on_any_replica(np.vstack(rows))
-        return [(p, scored.model_version, scored.threshold) for p in scored.probabilities.tolist()]
+        block = np.vstack(rows)
+        scored = await self._score_on_any_replica(block)
+        latency_ms = (time.perf_counter() - np.asarray(started)) * 1000
+        decided = decision_block(block, scored.probabilities, scored.model_version, scored.threshold, latency_ms,
+                                 "predict")
+        self.record(decided, "predict")
+        return response_items(decided)
 
-    async def score_single(self, row: np.ndarray) -> Scored:
-        p, version, threshold = await self._score_rows(row[0])
-        return Scored(np.array([p]), version, threshold)
+    async def decide_single(self, row: np.ndarray, started: float) -> dict[str, Any]:
+        return await self._decide_rows(row, started)
 
     async def score_block(self, rows: np.ndarray) -> Scored:
         self.metrics.scorer_call(len(rows), "request")

@@ -90,11 +90,11 @@ RUN_MARKER = "CREDIT_SERVER_RUN"
 """Environment variable every process of one server inherits (Ray renames its workers' command lines)."""
 
 
-def _processes_of(run_id: str, markers: list[str]) -> list[psutil.Process]:
+def processes_of(run_id: str | None, markers: list[str]) -> list[psutil.Process]:
     """Processes of this run: those that inherited ``RUN_MARKER=run_id`` or whose command line mentions one
     of ``markers`` (the raylet and GCS name our temp dir, HAProxy our folder), and all their descendants.
     Called while the Ray head still runs, so its agents are still the raylet's children."""
-    needle = f"{RUN_MARKER}={run_id}".encode()
+    needle = f"{RUN_MARKER}={run_id}".encode() if run_id else None
     found = []
     for process in psutil.process_iter():
         if process.pid == os.getpid():
@@ -102,7 +102,7 @@ def _processes_of(run_id: str, markers: list[str]) -> list[psutil.Process]:
         try:
             # /proc/<pid>/environ read raw: Ray's setproctitle garbles the start of it for psutil's parser
             environ = Path(f"/proc/{process.pid}/environ").read_bytes()
-            if needle in environ.split(b"\0") or any(m in " ".join(process.cmdline()) for m in markers):
+            if (needle is not None and needle in environ.split(b"\0")) or any(m in " ".join(process.cmdline()) for m in markers):
                 found.append(process)
         except (psutil.Error, OSError):
             continue
@@ -116,7 +116,7 @@ def _processes_of(run_id: str, markers: list[str]) -> list[psutil.Process]:
 
 def stop_leftovers(run_id: str, markers: list[str], timeout_s: float = 10) -> int:
     """SIGTERM, then SIGKILL, every process of this run still alive; returns how many there were."""
-    left = _processes_of(run_id, markers)
+    left = processes_of(run_id, markers)
     for process in left:
         try:
             process.terminate()

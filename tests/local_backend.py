@@ -7,9 +7,12 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
+import time
+
 import numpy as np
 
 from core.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
+from deployments.decisions import decision_block, response_items
 from deployments.http.backend import Scored, Unavailable
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.reasons import ReasonCoder
@@ -39,8 +42,12 @@ class LocalBackend:
     def _scored(self, rows: np.ndarray) -> Scored:
         return Scored(self.classifier.predict_proba(rows), self.card["version"], self.threshold)
 
-    async def score_single(self, row: np.ndarray) -> Scored:
-        return self._scored(row)
+    async def decide_single(self, row: np.ndarray, started: float) -> dict[str, Any]:
+        scored = self._scored(row)
+        block = decision_block(row, scored.probabilities, scored.model_version, scored.threshold,
+                               (time.perf_counter() - started) * 1000, "predict")
+        self.record(block, "predict")
+        return response_items(block)[0]
 
     async def score_block(self, rows: np.ndarray) -> Scored:
         return self._scored(rows)

@@ -267,3 +267,12 @@ def test_log_answers_with_the_key(client: httpx.Client) -> None:
     client.post("/predict", json=EXAMPLE_APPLICANT)
     page = client.get("/predictions", params={"limit": 5}, headers={"X-API-Key": "test-api-key"}).json()
     assert page["count"] == 5 and set(page["items"][0]) >= set(FEATURE_NAMES) | {"request_id", "ts"}
+
+
+def test_bad_row_deep_in_a_large_batch_is_named(client: httpx.Client) -> None:
+    applicants = [EXAMPLE_APPLICANT] * 10_000
+    applicants[9_876] = _with(AMT_ANNUITY="lots")
+    response = client.post("/predict/batch", json=applicants)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["row"] == 9_876 and error["field"] == "AMT_ANNUITY"

@@ -8,6 +8,7 @@ SIGTERM to its main process as Kubernetes, systemd (KillMode=mixed) and ``docker
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import psutil
 import pytest
 
 from loadtest.server_process import ServerConfig, ServerProcess
+from serve_app.run import processes_of
 from tests.conftest import API_KEY
 from tests.serving import Load
 from tests.test_resilience import record_figures
@@ -47,6 +49,20 @@ def _processes_mentioning(marker: str) -> list[str]:
     return found
 
 
+def _listeners(processes: list[psutil.Process]) -> list[tuple[str, int, str]]:
+    """Every TCP socket the server's processes listen on: (address, port, process name)."""
+    found = []
+    for process in processes:
+        try:
+            for conn in process.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN:
+                    ip = conn.laddr.ip.removeprefix("::ffff:")
+                    found.append((ip, conn.laddr.port, process.name()))
+        except psutil.Error:
+            continue
+    return found
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_stop_under_load_loses_no_answered_decision_and_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
     data_dir = tmp_path / "data"
@@ -57,6 +73,7 @@ def test_stop_under_load_loses_no_answered_decision_and_leaves_nothing(tmp_path:
     load = Load(server.url, connections=8, timeout_s=10).start()
     try:
         load.wait_for(1000, timeout_s=60)
+        listeners = _listeners(processes_of(None, [str(short_tmp), haproxy_dir]))
         stopping = time.monotonic()
         server.stop(sig=sig)
         stopped_s = time.monotonic() - stopping
@@ -74,5 +91,7 @@ def test_stop_under_load_loses_no_answered_decision_and_leaves_nothing(tmp_path:
     assert answered <= in_log | in_spool, f"{len(answered - in_log - in_spool)} answered decisions lost"
     assert server.process is not None and server.process.returncode == 0, server.process.returncode
     assert not left, f"left running after the stop: {left}"
+    exposed = [f"{ip}:{port} {name}" for ip, port, name in listeners if not ipaddress.ip_address(ip).is_loopback]
+    assert server.port in {port for _, port, _ in listeners} and not exposed, f"beyond loopback: {exposed}"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", server.port))   # the API port is free again

@@ -13,6 +13,8 @@ from core.features import EXAMPLE_APPLICANT, FEATURE_NAMES
 from core.reference import sample_applicants
 from tests.serving import RunningApp, send_singles
 
+JSON = {"Content-Type": "application/json"}
+
 
 def test_log_requires_api_key(file_app: RunningApp) -> None:
     with file_app.client() as client:
@@ -64,7 +66,7 @@ def test_large_batches_are_all_logged(file_app: RunningApp) -> None:
     applicants = sample_applicants(10_000, seed=11)
     body = json.dumps(applicants)
     with file_app.client(timeout=60) as client, ThreadPoolExecutor(4) as pool:
-        statuses = list(pool.map(lambda _: client.post("/predict/batch", content=body).status_code, range(4)))
+        statuses = list(pool.map(lambda _: client.post("/predict/batch", content=body, headers=JSON).status_code, range(4)))
     assert statuses == [200] * 4
     assert file_app.wait_logged(before + 40_000)["records_in_store"] == before + 40_000
 
@@ -89,3 +91,19 @@ def test_log_file_is_jsonl_in_data_dir(file_app: RunningApp) -> None:
     lines = (file_app.data_dir / "predictions.jsonl").read_text().splitlines()
     assert lines and all(line.startswith('{"request_id":') for line in lines)
     assert httpx.get(f"{file_app.url}/health").status_code == 200
+
+
+def test_ten_thousand_row_batch_is_logged_value_for_value(file_app: RunningApp) -> None:
+    """Columns not shuffled: every line of the file log carries its own row's inputs and its own answer."""
+    applicants = sample_applicants(10_000, seed=78)
+    before = file_app.stats()["records_in_store"]
+    with file_app.client(timeout=60) as client:
+        results = client.post("/predict/batch", json=applicants).json()["results"]
+    assert file_app.wait_logged(before + 10_000)["records_in_store"] == before + 10_000
+    lines = (file_app.data_dir / "predictions.jsonl").read_text().splitlines()
+    rows = {r["request_id"]: r for r in map(json.loads, lines[-10_000:])}
+    for applicant, answer in zip(applicants, results):
+        row = rows[answer["request_id"]]
+        assert {n: row[n] for n in FEATURE_NAMES} == applicant
+        assert round(row["probability_default"], 6) == answer["probability_default"]
+        assert row["credit_decision"] == answer["credit_decision"] and row["endpoint"] == "batch"

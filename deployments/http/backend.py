@@ -41,8 +41,10 @@ class Backend(Protocol):
     def admitted(self) -> AbstractContextManager[None]:
         """Hold a scoring slot; raise ``Unavailable`` when overloaded or when decisions cannot be recorded."""
 
-    async def score_single(self, row: np.ndarray) -> Scored:
-        """One row, micro-batched with other single-row requests."""
+    async def decide_single(self, row: np.ndarray, started: float) -> dict[str, Any]:
+        """One row's decision (the response item), micro-batched with other single-row requests: the
+        micro-batch is scored, decided and recorded as one block. ``started``: ``time.perf_counter()``
+        when the request arrived (for the logged latency)."""
 
     async def score_block(self, rows: np.ndarray) -> Scored: ...
 
@@ -50,7 +52,7 @@ class Backend(Protocol):
         """Scores and reason codes from the same model; ``LookupError`` if the model cannot explain."""
 
     def record(self, block: Block, endpoint: str) -> None:
-        """Queue the block's records for the log (never awaits)."""
+        """Queue the block's records for the log and count them in the metrics (never awaits)."""
 
     async def model_card(self) -> dict[str, Any]: ...
 

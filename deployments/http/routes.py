@@ -69,15 +69,14 @@ def _require_json(request: Request) -> None:
         raise HTTPException(415, "Content-Type must be application/json")
 
 
-async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool,
-                  scorer: Any) -> list[dict[str, Any]]:
-    """Score, apply the rule, queue the records, return the response items (in row order)."""
+async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool) -> list[dict[str, Any]]:
+    """Score a request's block, apply the rule, queue the records, return the response items (in row order)."""
     explanations: list[dict[str, Any]] | None = None
     try:
         if explain:
             scored, explanations = await b.score_explained(rows)
         else:
-            scored = await scorer(rows)
+            scored = await b.score_block(rows)
     except LookupError as exc:
         raise HTTPException(409, str(exc)) from exc
     except Exception as exc:
@@ -96,7 +95,12 @@ async def predict(request: Request, b: BackendDep, explain: ExplainQuery = False
     _require_json(request)
     row = single_row(await request.body())
     with _admitted(b):
-        return _json((await _decide(b, row, started, "predict", explain, lambda r: b.score_single(r)))[0])
+        if explain:
+            return _json((await _decide(b, row, started, "predict", explain=True))[0])
+        try:
+            return _json(await b.decide_single(row, started))
+        except Exception as exc:
+            raise unavailable(f"scorer ({type(exc).__name__})") from exc
 
 
 @api.post("/predict/batch", response_model=BatchDecisions,
@@ -107,7 +111,7 @@ async def predict_batch(request: Request, b: BackendDep, explain: ExplainQuery =
     _require_json(request)
     rows = batch_rows(await request.body())
     with _admitted(b):
-        results = await _decide(b, rows, started, "batch", explain, b.score_block)
+        results = await _decide(b, rows, started, "batch", explain)
     return _json({"count": len(results), "results": results})
 
 
