@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import Depends, Header, HTTPException, Query, Request, Response
+from fastapi import Header, HTTPException, Query, Request, Response
 
 from core.api_keys import key_matches
 from core.features import EXAMPLE_APPLICANT
@@ -43,12 +43,13 @@ def bind(backend: Backend) -> None:
 
 
 def backend() -> Backend:
+    """The bound backend (called at the top of each route: cheaper than a FastAPI dependency, which a
+    plain function would make run in a thread pool per request)."""
     if _backend is None:
         raise HTTPException(503, "starting up", headers=RETRY_AFTER)
     return _backend
 
 
-BackendDep = Annotated[Backend, Depends(backend)]
 ExplainQuery = Annotated[bool, Query(description="Add reason codes: TreeSHAP contributions and the features "
                                                  "that raise the risk")]
 
@@ -90,7 +91,8 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
 
 @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
           openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
-async def predict(request: Request, b: BackendDep, explain: ExplainQuery = False) -> Response:
+async def predict(request: Request, explain: ExplainQuery = False) -> Response:
+    b = backend()
     started = time.perf_counter()
     _require_json(request)
     row = single_row(await request.body())
@@ -106,7 +108,8 @@ async def predict(request: Request, b: BackendDep, explain: ExplainQuery = False
 @api.post("/predict/batch", response_model=BatchDecisions,
           summary=f"Credit decisions for up to {MAX_BATCH_ROWS:,} applicants, in order; one bad row rejects all",
           openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
-async def predict_batch(request: Request, b: BackendDep, explain: ExplainQuery = False) -> Response:
+async def predict_batch(request: Request, explain: ExplainQuery = False) -> Response:
+    b = backend()
     started = time.perf_counter()
     _require_json(request)
     rows = batch_rows(await request.body())
@@ -132,7 +135,8 @@ class _admitted:
 
 
 @api.get("/health", response_model=Health, summary="Model loaded, version and threshold, log state; 503 until ready")
-async def health(b: BackendDep) -> Health:
+async def health() -> Health:
+    b = backend()
     try:
         card = await b.model_card()
     except Exception as exc:
@@ -143,7 +147,8 @@ async def health(b: BackendDep) -> Health:
 
 
 @api.get("/model", summary="The active model card (public: no personal data)")
-async def model(b: BackendDep) -> dict[str, Any]:
+async def model() -> dict[str, Any]:
+    b = backend()
     try:
         return await b.model_card()
     except Exception as exc:
@@ -156,8 +161,9 @@ def _require_key(b: Backend, x_api_key: str | None) -> None:
 
 
 @api.get("/predictions", summary="Prediction log, newest first (requires X-API-Key)")
-async def predictions(query: Annotated[LogQuery, Query()], b: BackendDep,
+async def predictions(query: Annotated[LogQuery, Query()],
                       x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    b = backend()
     _require_key(b, x_api_key)
     try:
         items = await b.query_log(query)
@@ -167,7 +173,8 @@ async def predictions(query: Annotated[LogQuery, Query()], b: BackendDep,
 
 
 @api.get("/predictions/stats", summary="Log writer counters and store size (requires X-API-Key)")
-async def prediction_stats(b: BackendDep, x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+async def prediction_stats(x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    b = backend()
     _require_key(b, x_api_key)
     try:
         return await b.log_stats()
