@@ -27,6 +27,32 @@ def sql(pg: PgCluster, query: str, *args: object) -> list:
     return asyncio.run(run())
 
 
+class SinglesLoad:
+    """/predict traffic on 4 threads until stopped; keeps every 200 answer by request_id and counts the rest."""
+
+    def __init__(self, url: str, seed: int) -> None:
+        self.url, self.seed = url, seed
+        self.answered: dict[str, dict] = {}
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ok, failed = send_singles(self.url, sample_applicants(40, seed=self.seed), threads=4)
+            self.answered.update(ok)
+            self.failures += failed
+            self.seed += 1
+
+    def start(self) -> "SinglesLoad":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def last_id(pg: PgCluster) -> int:
     return sql(pg, "SELECT coalesce(max(id), 0) AS m FROM predictions")[0]["m"]
 
@@ -89,29 +115,16 @@ def test_reason_codes_are_logged_as_jsonb(pg_app: RunningApp, pg: PgCluster) -> 
 
 def test_database_outage_mid_load_loses_nothing(pg_app: RunningApp, pg: PgCluster) -> None:
     first = last_id(pg)
-    answered: dict[str, dict] = {}
-    failures = [0]
-    stop = threading.Event()
-
-    def load() -> None:
-        seed = 100
-        while not stop.is_set():
-            ok, failed = send_singles(pg_app.url, sample_applicants(40, seed=seed), threads=4)
-            answered.update(ok)
-            failures[0] += failed
-            seed += 1
-
-    worker = threading.Thread(target=load)
-    worker.start()
+    load = SinglesLoad(pg_app.url, seed=100).start()
     time.sleep(1.5)
     pg.stop("fast")
     time.sleep(3.0)
-    down_answers = len(answered)
+    down_answers = len(load.answered)
     pg.start()
     time.sleep(2.0)
-    stop.set()
-    worker.join()
-    assert failures[0] == 0 and len(answered) > down_answers > 0
+    load.stop()
+    answered = load.answered
+    assert load.failures == 0 and len(answered) > down_answers > 0
     logged = wait_ids(pg, first, len(answered))
     assert sorted(logged) == sorted(answered), "the rows written are not exactly the answers given"
     stats = pg_app.stats()
@@ -188,17 +201,6 @@ def test_hung_database_under_load_loses_nothing(pg_app: RunningApp, pg: PgCluste
     """An ACCESS EXCLUSIVE lock makes every write hang (not fail): writes time out, blocks are spooled,
     answers stay 200, and after the lock every answer is in the table exactly once."""
     first = last_id(pg)
-    answered: dict[str, dict] = {}
-    failures = [0]
-    stop = threading.Event()
-
-    def load() -> None:
-        seed = 500
-        while not stop.is_set():
-            ok, failed = send_singles(pg_app.url, sample_applicants(40, seed=seed), threads=4)
-            answered.update(ok)
-            failures[0] += failed
-            seed += 1
 
     async def hold_lock(seconds: float) -> None:
         conn = await asyncpg.connect(pg.dsn)
@@ -209,19 +211,18 @@ def test_hung_database_under_load_loses_nothing(pg_app: RunningApp, pg: PgCluste
         finally:
             await conn.close()
 
-    worker = threading.Thread(target=load)
-    worker.start()
+    load = SinglesLoad(pg_app.url, seed=500).start()
     time.sleep(1.0)
     asyncio.run(hold_lock(60))
-    locked_answers = len(answered)
+    locked_answers = len(load.answered)
     time.sleep(2.0)
-    stop.set()
-    worker.join()
-    assert failures[0] == 0 and len(answered) > locked_answers > 0
+    load.stop()
+    answered = load.answered
+    assert load.failures == 0 and len(answered) > locked_answers > 0
     logged = wait_ids(pg, first, len(answered))
     stats = pg_app.stats()
     record_figures("hung_database", {"lock_s": 60, "answered_200": len(answered), "answered_while_locked": locked_answers,
-                                     "non_200": failures[0], "rows_written": len(logged),
+                                     "non_200": load.failures, "rows_written": len(logged),
                                      "spooled_so_far": stats["spooled"], "replayed_so_far": stats["replayed"]})
     assert sorted(logged) == sorted(answered)
     assert stats["spooled"] > 0 and stats["spool_records"] == 0

@@ -63,11 +63,12 @@ def _json(content: Any) -> Response:
     return Response(orjson.dumps(content), media_type="application/json")
 
 
-def _require_json(request: Request) -> None:
-    """415 for anything but JSON: a cross-site form post (text/plain) cannot write decisions."""
+async def _json_body(request: Request) -> bytes:
+    """The raw body; 415 for anything but JSON, so a cross-site form post (text/plain) cannot write decisions."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise HTTPException(415, "Content-Type must be application/json")
+    return await request.body()
 
 
 async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool) -> list[dict[str, Any]]:
@@ -92,10 +93,8 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
 @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
           openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
 async def predict(request: Request, explain: ExplainQuery = False) -> Response:
-    b = backend()
-    started = time.perf_counter()
-    _require_json(request)
-    row = single_row(await request.body())
+    b, started = backend(), time.perf_counter()
+    row = single_row(await _json_body(request))
     with _admitted(b):
         if explain:
             return _json((await _decide(b, row, started, "predict", explain=True))[0])
@@ -109,10 +108,8 @@ async def predict(request: Request, explain: ExplainQuery = False) -> Response:
           summary=f"Credit decisions for up to {MAX_BATCH_ROWS:,} applicants, in order; one bad row rejects all",
           openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
 async def predict_batch(request: Request, explain: ExplainQuery = False) -> Response:
-    b = backend()
-    started = time.perf_counter()
-    _require_json(request)
-    rows = batch_rows(await request.body())
+    b, started = backend(), time.perf_counter()
+    rows = batch_rows(await _json_body(request))
     with _admitted(b):
         results = await _decide(b, rows, started, "batch", explain)
     return _json({"count": len(results), "results": results})
