@@ -11,6 +11,7 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 scorer && mkdir -p /data && chown scorer /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+COPY core/ core/
 COPY serve_app/ serve_app/
 COPY deployments/ deployments/
 COPY prediction_log/ prediction_log/

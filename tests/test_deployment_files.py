@@ -48,6 +48,9 @@ def test_dockerfile_copies_paths_that_exist_and_runs_the_readme_server() -> None
             *sources, _ = line.split()[1:]
             for source in sources:
                 assert (PROJECT_ROOT / source).exists(), source
+    packages = {p.name for p in PROJECT_ROOT.iterdir() if (p / "__init__.py").exists() and p.name != "tests"}
+    copied = {line.split()[1].rstrip("/") for line in DOCKERFILE.splitlines() if line.startswith("COPY ")}
+    assert packages <= copied, f"packages the image lacks: {packages - copied}"
     assert re.search(r"USER scorer", DOCKERFILE) and "uv sync --frozen" in DOCKERFILE
     assert "host: 127.0.0.1" in (PROJECT_ROOT / "serve_config.yaml").read_text()   # what the CMD rewrites
     assert ". ./serve.env" in DOCKERFILE and "serve run" in DOCKERFILE
