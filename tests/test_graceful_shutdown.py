@@ -94,4 +94,6 @@ def test_stop_under_load_loses_no_answered_decision_and_leaves_nothing(tmp_path:
     exposed = [f"{ip}:{port} {name}" for ip, port, name in listeners if not ipaddress.ip_address(ip).is_loopback]
     assert server.port in {port for _, port, _ in listeners} and not exposed, f"beyond loopback: {exposed}"
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", server.port))   # the API port is free again
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # the load's TIME_WAIT sockets don't count
+        probe.bind(("127.0.0.1", server.port))   # nothing listens on the API port any more
+        probe.listen()
