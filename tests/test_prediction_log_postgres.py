@@ -250,3 +250,45 @@ def test_hung_database_under_load_loses_nothing_and_a_killed_ingress_loses_withi
     assert len(missing) <= bound, f"{len(missing)} answered decisions lost, above the bound {bound:.0f}"
     assert figures["rss_mb_during_hang"] - rss_before < 200, "ingress memory grew without bound during the hang"
     assert stats["spooled"] > 0 and stats["spool_records"] == 0
+
+
+def test_full_spool_refuses_decisions_then_recovers(serve_url: str, pg_app: RunningApp, pg: PgCluster) -> None:
+    """Database down and the spool at its quota (1 MiB here, a full disk in production): scoring answers 503
+    with Retry-After and /health says refusing — never a 200 without a record; when the database is back
+    the service recovers and every decision answered 200 is in the table exactly once."""
+    quota = 1 << 20
+    deploy(serve_url, pg_app.env, ingress={"log_buffer_max_records": 200, "log_write_timeout_s": 1.0,
+                                           "spool_quota_bytes": quota},
+           log_writer={"retry_interval_s": 0.5, "spool_quota_bytes": quota})
+    first = last_id(pg)
+    answered: list[str] = []
+    refused = 0
+    pg.stop("fast")
+    try:
+        with pg_app.client() as client:
+            deadline = time.monotonic() + 90
+            while refused < 5:
+                assert time.monotonic() < deadline, "the service never refused while nothing could be recorded"
+                response = client.post("/predict/batch", json=sample_applicants(100, seed=len(answered)))
+                if response.status_code == 200:
+                    answered += [r["request_id"] for r in response.json()["results"]]
+                else:
+                    assert response.status_code == 503 and response.headers["retry-after"], response.text
+                    refused += 1
+                    time.sleep(0.2)
+            states = {client.get("/health").json()["log"] for _ in range(10)}   # both ingress replicas
+    finally:
+        pg.start()
+    assert "refusing" in states and "ok" not in states, states
+    wait_healthy(pg_app.url)
+    with pg_app.client() as client:
+        deadline = time.monotonic() + 60
+        while (response := client.post("/predict/batch", json=sample_applicants(100, seed=9999))).status_code != 200:
+            assert time.monotonic() < deadline, "the service did not recover after the database came back"
+            time.sleep(0.5)
+        answered += [r["request_id"] for r in response.json()["results"]]
+    logged = wait_ids(pg, first, len(answered), timeout_s=120)
+    record_figures("full_spool", {"quota_bytes": quota, "answered_200": len(answered), "refused_503": refused,
+                                  "rows_written": len(logged)})
+    assert sorted(logged) == sorted(answered)
+    deploy(serve_url, pg_app.env, log_writer={"retry_interval_s": 0.5})   # back to the module's settings
