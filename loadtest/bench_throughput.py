@@ -36,11 +36,11 @@ import numpy as np
 import psutil
 
 from core.artifacts import ONNX_FILE, resolve_model_dir
+from core.ports import free_port
 from core.reference import reference_applicants, sample_applicants
 from core.settings import PROJECT_ROOT
 from loadtest.bench_serving import run_wrk
 from loadtest.log_counts import settled_stats
-from loadtest.server_env import free_port
 from loadtest.server_process import ServerConfig, ServerProcess
 from models.onnx_classifier import OnnxBinaryClassifier
 

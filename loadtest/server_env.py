@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-import socket
 from pathlib import Path
+
+from core.ports import free_port, is_free
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -14,23 +15,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 GRPC_OFFSET = 5_000
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _free_port_block(width: int = 100) -> int:
@@ -39,7 +24,7 @@ def _free_port_block(width: int = 100) -> int:
     starts = [20_000 + width * i for i in range(50)]
     random.shuffle(starts)
     for start in starts:
-        if all(_port_free(port) for port in range(start, start + 10)) and _port_free(start + GRPC_OFFSET):
+        if all(is_free(port) for port in range(start, start + 10)) and is_free(start + GRPC_OFFSET):
             return start
     raise RuntimeError("no free block of ports for a second Serve instance")
 

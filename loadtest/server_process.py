@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import yaml
 
+from core.ports import free_port
 from core.settings import PROJECT_ROOT
-from loadtest.server_env import free_port, private_ingress_env, read_env_file
+from loadtest.server_env import private_ingress_env, read_env_file
 
 SERVE_ENV = PROJECT_ROOT / "serve.env"
 CONFIG = PROJECT_ROOT / "serve_config.yaml"

@@ -33,6 +33,8 @@ from types import FrameType
 
 import psutil
 
+from core.ports import free_port
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HAPROXY_WRAPPER = Path(__file__).with_name("haproxy_loopback.sh")
 STOP_TIMEOUT_S = 60
@@ -41,14 +43,6 @@ STOP_TIMEOUT_S = 60
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _bundled_haproxy() -> str:
@@ -142,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     env.update(single_node_env(env))
     env[RUN_MARKER] = state.name
     temp_dir = state / "r"
-    gcs = f"127.0.0.1:{_free_port()}"
+    gcs = f"127.0.0.1:{free_port()}"
     markers = [str(state), str(Path(env["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"]).parent) + "/"]
     stopping = {"signal": None}
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from core.ports import free_port
 from core.settings import PROJECT_ROOT
-from loadtest.server_env import free_port, private_ingress_env, read_env_file
+from loadtest.server_env import private_ingress_env, read_env_file
 from tests.local_backend import LocalBackend
 from tests.pg_cluster import PgCluster
 from tests.serving import APP_NAME, RunningApp, deploy

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from loadtest.server_env import free_port
+from core.ports import free_port
 
 
 def _bin_dir() -> Path | None:

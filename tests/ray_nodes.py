@@ -10,10 +10,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from core.ports import free_port
 from core.settings import PROJECT_ROOT
-from loadtest.server_env import free_port, private_ingress_env, read_env_file
+from loadtest.server_env import private_ingress_env, read_env_file
 
 
 def node_ports() -> dict[str, int]:
@@ -75,14 +79,19 @@ class RayNodes:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
-                raise RuntimeError(f"a ray start exited; logs in {self.temp_dir}")
+                raise RuntimeError(f"a ray start exited:\n{self.log_tails()}")
             try:
                 if len(self.nodes()) >= count:
                     return
             except Exception:   # dashboard not up yet
                 pass
             time.sleep(1)
-        raise TimeoutError(f"{count} Ray nodes not alive after {timeout_s}s; logs in {self.temp_dir}")
+        raise TimeoutError(f"{count} Ray nodes not alive after {timeout_s}s:\n{self.log_tails()}")
+
+    def log_tails(self, lines: int = 30) -> str:
+        """The end of each node's ``ray start`` output, for the failure message (the temp dir is removed)."""
+        return "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+                         for log in sorted(self.temp_dir.glob("*.log")))
 
     def serve(self, *args: str, timeout_s: float = 300) -> str:
         """A ``serve`` CLI command against this cluster (``--address`` = the head's dashboard)."""
@@ -119,7 +128,11 @@ class RayNodes:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> "RayNodes":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -130,3 +143,23 @@ def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
         os.killpg(process.pid, sig)
     except ProcessLookupError:
         pass
+
+
+@contextmanager
+def ray_cluster(workers: int = 1, num_cpus: int = 1, attempts: int = 2) -> Iterator[RayNodes]:
+    """A started RayNodes; a start that fails (a node process exits) is retried on fresh ports, its log
+    tail kept as a warning so a recurring cause is seen."""
+    for attempt in range(1, attempts + 1):
+        nodes = RayNodes(workers=workers, num_cpus=num_cpus)
+        try:
+            nodes.start()
+            break
+        except RuntimeError as failure:   # its message carries the nodes' log tails
+            nodes.stop()
+            if attempt == attempts:
+                raise
+            warnings.warn(f"Ray cluster start {attempt} failed, retrying: {failure}", stacklevel=2)
+    try:
+        yield nodes
+    finally:
+        nodes.stop()

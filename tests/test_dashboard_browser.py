@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from core.ports import free_port
 from core.settings import PROJECT_ROOT
-from loadtest.server_env import free_port
 from tests.serving import RunningApp
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

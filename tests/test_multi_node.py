@@ -12,11 +12,11 @@ import httpx
 import pytest
 import yaml
 
+from core.ports import free_port
 from core.reference import sample_applicants
 from core.settings import PROJECT_ROOT
-from loadtest.server_env import free_port
 from tests.conftest import API_KEY
-from tests.ray_nodes import RayNodes
+from tests.ray_nodes import RayNodes, ray_cluster
 from tests.serving import wait_healthy
 from tests.test_metrics import scrape, total
 from tests.test_resilience import record_figures
@@ -49,7 +49,7 @@ def running_replicas(nodes: RayNodes) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RayNodes, str]]:
-    with RayNodes(workers=1, num_cpus=1) as nodes:
+    with ray_cluster(workers=1, num_cpus=1) as nodes:
         port = free_port()
         config = tmp_path_factory.mktemp("cluster") / "serve_config.yaml"
         config.write_text(yaml.safe_dump(cluster_config(port, tmp_path_factory.mktemp("data"))))
