@@ -27,6 +27,8 @@ from deployments.http.backend import Scored, Unavailable
 from deployments.log_shipper import LogShipper
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
+from deployments.performance import PerformanceQuery
+from prediction_log.outcomes import Labelled, Outcomes, Receipt
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
 from prediction_log.spool import Spool
@@ -127,6 +129,12 @@ class Ingress:
     async def log_stats(self) -> dict[str, Any]:
         stats = await self.log_writer.stats.remote()
         return stats | {"buffered_in_this_ingress": self.shipper.held, "log_state": self.shipper.state}
+
+    async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
+        return await self.log_writer.record_outcomes.remote(outcomes)
+
+    async def labelled(self, query: PerformanceQuery) -> Labelled:
+        return await self.log_writer.labelled.remote(query)
 
     def log_state(self) -> str:
         return self.shipper.state

@@ -23,12 +23,14 @@ from ray import serve
 from core.settings import LogWriterConfig, get_settings
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import LogWriterMetrics
+from deployments.performance import PerformanceQuery
 from prediction_log.file_store import FileStore
+from prediction_log.outcomes import Labelled, Outcomes, OutcomeStore, Receipt
 from prediction_log.postgres_store import DATA_ERRORS, PostgresStore
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, row_values, to_json_lines
 from prediction_log.spool import Spool
-from prediction_log.stores import Store, file_log_path
+from prediction_log.stores import Store, file_log_path, outcomes_beside
 
 logger = logging.getLogger("ray.serve")
 
@@ -43,11 +45,13 @@ class LogWriter:
         bind_replica_servers_to_loopback()
         settings = get_settings()
         self.config = LogWriterConfig()
+        self.settings = settings
         self.data_dir = settings.data_dir
         self.dsn = settings.database_url
         self.spool = Spool(self.data_dir / "spool", "log-writer", self.config.spool_quota_bytes)
         self.rejected_path = self.data_dir / "rejected.jsonl"
         self.store: Store | None = None
+        self._outcomes: tuple[Store, OutcomeStore] | None = None
         self.counters = {"written": 0, "spooled": 0, "replayed": 0, "rejected": 0}
         self.metrics = LogWriterMetrics()
         self._in_flight = 0
@@ -174,6 +178,21 @@ class LogWriter:
         if self.store is None:
             raise LogUnavailable("prediction log database is unavailable")
         return await self.store.query(query)
+
+    def _outcome_store(self) -> OutcomeStore:
+        """The outcome store of the current log store (a new one after a reconnect)."""
+        store = self.store
+        if store is None:
+            raise LogUnavailable("prediction log database is unavailable")
+        if self._outcomes is None or self._outcomes[0] is not store:
+            self._outcomes = (store, outcomes_beside(store, self.settings))
+        return self._outcomes[1]
+
+    async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
+        return await self._outcome_store().record(outcomes)
+
+    async def labelled(self, query: PerformanceQuery) -> Labelled:
+        return await self._outcome_store().labelled(query.since, query.until, query.model_version)
 
     async def stats(self) -> dict[str, Any]:
         """Counters, backend, store state and spool size (for /health, tests, metrics and the benchmark)."""

@@ -103,15 +103,16 @@ def model_features(raw: pd.DataFrame, fill: Mapping[str, float] | None = None) -
     return features.astype(np.float32).astype(np.float64)
 
 
-def true_logit(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT) -> np.ndarray:
-    """The known log-odds of default as a function of the ten model features."""
+def true_logit(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT, ext_effect: float = 1.0) -> np.ndarray:
+    """The known log-odds of default as a function of the ten model features; ``ext_effect`` scales the
+    external scores' terms (1 = the world the model was trained on; below 1 = concept drift)."""
     term_bump = np.exp(-(((x["CREDIT_TERM"] - 0.045) / 0.012) ** 2))
     return (
         intercept
-        - 3.7 * (x["EXT_SOURCES_MEAN"] - 0.5)
-        - 0.9 * (x["EXT_SOURCE_3"] - 0.5)
-        - 0.7 * (x["EXT_SOURCE_2"] - 0.55)
-        - 0.35 * (x["EXT_SOURCES_WEIGHTED"] - 1.6)
+        - ext_effect * 3.7 * (x["EXT_SOURCES_MEAN"] - 0.5)
+        - ext_effect * 0.9 * (x["EXT_SOURCE_3"] - 0.5)
+        - ext_effect * 0.7 * (x["EXT_SOURCE_2"] - 0.55)
+        - ext_effect * 0.35 * (x["EXT_SOURCES_WEIGHTED"] - 1.6)
         + 0.35 * term_bump
         + 1.1 * np.clip((0.9 - x["GOODS_PRICE_CREDIT_PERCENT"]) / 0.25, 0.0, 1.0)
         + 0.45 * (x["DAYS_BIRTH"] + 15750) / 5000
@@ -121,9 +122,9 @@ def true_logit(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT) -> np.ndarray
     ).to_numpy()
 
 
-def true_probability(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT) -> np.ndarray:
+def true_probability(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT, ext_effect: float = 1.0) -> np.ndarray:
     """The known probability of default for each applicant."""
-    return 1.0 / (1.0 + np.exp(-true_logit(x, intercept)))
+    return 1.0 / (1.0 + np.exp(-true_logit(x, intercept, ext_effect)))
 
 
 def calibrate_intercept(n: int = 400_000, seed: int = 0) -> float:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.artifacts import load_card, resolve_model_dir
 from core.features import FEATURES
-from models.generator import imputation_values, model_features, raw_columns
+from models.generator import imputation_values, model_features, raw_columns, true_probability
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class Scenario:
     name: str
     description: str
     shifts: tuple[Shift, ...] = field(default_factory=tuple)
+    ext_effect: float = 1.0
+    """How strongly the external scores drive the true risk (``models.generator.true_logit``): below 1 the
+    model's main signal weakens while every input keeps its distribution (concept drift)."""
 
     @property
     def drifted_columns(self) -> tuple[str, ...]:
@@ -41,6 +44,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("control", "no drift: the training distribution"),
     Scenario("drift", "the original's scenario: EXT_SOURCE_2 -0.15, DAYS_BIRTH +3000 (younger), AMT_ANNUITY x1.2",
              (Shift("EXT_SOURCE_2", add=-0.15), Shift("DAYS_BIRTH", add=3000), Shift("AMT_ANNUITY", multiply=1.2))),
+    Scenario("concept", "concept drift: inputs as in training, but the external scores' effect on default risk "
+                        "weakens to 30 %: only outcomes show it", ext_effect=0.3),
 )}
 
 # Base-column limits that keep derived features inside the API's valid ranges.
@@ -67,3 +72,11 @@ def applicants(scenario: Scenario, n: int, seed: int, ramp: bool = True) -> pd.D
     for f in FEATURES:
         features[f.name] = features[f.name].clip(f.low, f.high)
     return features.astype({f.name: "int64" for f in FEATURES if f.dtype == "int"})
+
+
+def true_defaults(scenario: Scenario, frame: pd.DataFrame, seed: int, ramp: bool = True) -> np.ndarray:
+    """Outcomes (1 = defaulted) drawn from the scenario's known probability of default for each applicant
+    (with ``ramp``, the change in risk grows over the rows as the input shifts of ``applicants`` do)."""
+    strength = np.linspace(0.0, 1.0, len(frame)) if ramp else np.ones(len(frame))
+    p = true_probability(frame, ext_effect=1.0 + (scenario.ext_effect - 1.0) * strength)
+    return (np.random.default_rng(seed + 1_000_003).random(len(frame)) < p).astype(np.int8)

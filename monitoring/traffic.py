@@ -2,17 +2,24 @@
 
     python -m monitoring.traffic api      --scenario drift --rows 5000 [--host URL]
     python -m monitoring.traffic backfill --scenario drift --rows 20000 --days 14
+    python -m monitoring.traffic api      --scenario concept --rows 20000 --outcomes --outcome-delay 5
 
 ``api`` posts ``/predict/batch`` requests, so decisions are scored and logged by the real
 path (timestamps are now). ``backfill`` scores with the active ONNX model locally and
 writes records straight into the configured store (``DATABASE_URL`` or the JSONL file)
 with timestamps spread evenly over the last ``--days`` days, for demos and reports.
+
+``--outcomes`` also reports what happened to each loan, drawn from the generator's known probability of
+default under the scenario: ``api`` posts them to ``/outcomes`` (``API_KEY``) after ``--outcome-delay``
+seconds, ``backfill`` stores them beside the log. The ``concept`` scenario changes that probability, not
+the inputs: the drift report stays quiet, the performance report does not.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -27,23 +34,24 @@ from core.reference import json_rows
 from core.settings import Settings, get_settings
 from deployments.decisions import decision_block
 from models.onnx_classifier import OnnxBinaryClassifier
-from monitoring.scenarios import SCENARIOS, applicants
+from monitoring.scenarios import SCENARIOS, applicants, true_defaults
+from prediction_log.outcomes import MAX_OUTCOMES, Outcomes
 from prediction_log.records import Block
-from prediction_log.stores import open_store
+from prediction_log.stores import open_store, outcomes_beside
 
 CHUNK = 1000
 
 
-def send_via_api(frame: pd.DataFrame, host: str, chunk: int = CHUNK, progress: bool = True) -> int:
-    """POST the rows in ``/predict/batch`` chunks; returns how many decisions were answered."""
-    answered = 0
+def send_via_api(frame: pd.DataFrame, host: str, chunk: int = CHUNK, progress: bool = True) -> list[str]:
+    """POST the rows in ``/predict/batch`` chunks; returns the request_ids of the decisions, in row order."""
+    answered: list[str] = []
     rows = json_rows(frame)
     with httpx.Client(base_url=host, timeout=60) as client, \
             tqdm(total=len(rows), unit="row", disable=not progress, desc="api") as bar:
         for start in range(0, len(rows), chunk):
             response = client.post("/predict/batch", json=rows[start:start + chunk])
             response.raise_for_status()
-            answered += response.json()["count"]
+            answered += [item["request_id"] for item in response.json()["results"]]
             bar.update(len(rows[start:start + chunk]))
     return answered
 
@@ -62,6 +70,39 @@ def backfill_records(frame: pd.DataFrame, days: float, model: str | None = None,
     ts = pa.array(start_us + step_us * np.arange(1, len(frame) + 1, dtype=np.int64), pa.int64())
     field = block.schema.field("ts")
     return block.set_column(block.schema.get_field_index("ts"), field, ts.cast(field.type))
+
+
+def send_outcomes(request_ids: list[str], defaulted: np.ndarray, host: str, api_key: str) -> dict[str, int]:
+    """POST outcomes in chunks of the API's maximum; returns the summed receipts."""
+    totals = {"accepted": 0, "duplicates": 0, "unknown": 0}
+    with httpx.Client(base_url=host, timeout=120, headers={"X-API-Key": api_key}) as client:
+        for start in range(0, len(request_ids), MAX_OUTCOMES):
+            body = [{"request_id": i, "defaulted": int(y)} for i, y in
+                    zip(request_ids[start:start + MAX_OUTCOMES], defaulted[start:start + MAX_OUTCOMES])]
+            response = client.post("/outcomes", json=body)
+            response.raise_for_status()
+            receipt = response.json()
+            totals["accepted"] += receipt["accepted"]
+            totals["duplicates"] += receipt["duplicates"]
+            totals["unknown"] += len(receipt["unknown_request_ids"])
+    return totals
+
+
+async def write_outcomes(records: Block, defaulted: np.ndarray, observed_at: datetime,
+                         settings: Settings | None = None) -> int:
+    """Store outcomes of backfilled records beside the configured log; returns how many were accepted."""
+    settings = settings or get_settings()
+    store = await open_store(settings)
+    try:
+        outcomes, ids, accepted = outcomes_beside(store, settings), records.column("request_id").to_pylist(), 0
+        for start in range(0, len(ids), MAX_OUTCOMES):
+            chunk = ids[start:start + MAX_OUTCOMES]
+            receipt = await outcomes.record(Outcomes(chunk, [int(y) for y in defaulted[start:start + len(chunk)]],
+                                                     [observed_at] * len(chunk)))
+            accepted += receipt.accepted
+    finally:
+        await store.close()
+    return accepted
 
 
 async def write_records(records: Block, settings: Settings | None = None, progress: bool = True) -> int:
@@ -86,15 +127,32 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=14.0, help="backfill: time span of the records")
     parser.add_argument("--host", default=None, help="api: server URL (default: API_URL setting)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--outcomes", action="store_true", help="also report each loan's outcome (see above)")
+    parser.add_argument("--outcome-delay", type=float, default=0.0, help="api: seconds before posting outcomes")
     args = parser.parse_args()
 
-    frame = applicants(SCENARIOS[args.scenario], args.rows, args.seed, ramp=not args.no_ramp)
+    scenario = SCENARIOS[args.scenario]
+    frame = applicants(scenario, args.rows, args.seed, ramp=not args.no_ramp)
+    settings = get_settings()
     if args.mode == "api":
-        answered = send_via_api(frame, args.host or get_settings().api_url, progress=not args.no_progress)
-        print(f"{answered} decisions answered ({args.scenario})")
+        host = args.host or settings.api_url
+        request_ids = send_via_api(frame, host, progress=not args.no_progress)
+        print(f"{len(request_ids)} decisions answered ({args.scenario})")
+        if args.outcomes:
+            if settings.api_key is None:
+                raise SystemExit("--outcomes needs API_KEY (the server's key) in the environment")
+            time.sleep(args.outcome_delay)
+            receipt = send_outcomes(request_ids, true_defaults(scenario, frame, args.seed, not args.no_ramp), host,
+                                    settings.api_key)
+            print(f"outcomes: {receipt}")
     else:
-        written = asyncio.run(write_records(backfill_records(frame, args.days), progress=not args.no_progress))
+        records = backfill_records(frame, args.days)
+        written = asyncio.run(write_records(records, progress=not args.no_progress))
         print(f"{written} records written over {args.days:g} days ({args.scenario})")
+        if args.outcomes:
+            accepted = asyncio.run(write_outcomes(records, true_defaults(scenario, frame, args.seed, not args.no_ramp),
+                                                  datetime.now(timezone.utc)))
+            print(f"{accepted} outcomes stored")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from core.settings import Settings
 from prediction_log.file_store import FileStore
+from prediction_log.outcomes import FileOutcomes, OutcomeStore, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
 
 FILE_LOG_NAME = "predictions.jsonl"
+OUTCOMES_FILE_NAME = "outcomes.jsonl"
 Store = FileStore | PostgresStore
 
 
@@ -22,3 +24,10 @@ async def open_store(settings: Settings) -> Store:
     if settings.database_url:
         return await PostgresStore.connect(settings.database_url)
     return FileStore(file_log_path(settings))
+
+
+def outcomes_beside(store: Store, settings: Settings) -> OutcomeStore:
+    """Outcomes live beside the log: the ``outcomes`` table of its database, or ``DATA_DIR/outcomes.jsonl``."""
+    if isinstance(store, PostgresStore):
+        return PostgresOutcomes(store.pool)
+    return FileOutcomes(settings.data_dir / OUTCOMES_FILE_NAME, store)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import timezone
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,10 @@ import numpy as np
 from core.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
 from deployments.decisions import decision_block, response_items
 from deployments.http.backend import Scored, Unavailable
+from deployments.performance import PerformanceQuery
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.reasons import ReasonCoder
+from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, as_dicts, concat
 
@@ -30,6 +33,7 @@ class LocalBackend:
         self.threshold = float(self.card["threshold"]["value"])
         self.api_key = api_key
         self.blocks: list[Block] = []
+        self.outcomes: dict[str, int] = {}
         self.refusing = False
 
     @contextmanager
@@ -71,6 +75,28 @@ class LocalBackend:
 
     async def log_stats(self) -> dict[str, Any]:
         return {"backend": "memory", "records_in_store": len(self.log)}
+
+    async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
+        logged = set(self.log.column("request_id").to_pylist()) if self.blocks else set()
+        chosen, receipt = reconcile(outcomes, logged, {i: self.outcomes[i] for i in outcomes.request_ids
+                                                        if i in self.outcomes})
+        self.outcomes.update((outcomes.request_ids[i], outcomes.defaulted[i]) for i in chosen)
+        return receipt
+
+    async def labelled(self, query: PerformanceQuery) -> Labelled:
+        log = self.log
+        ids = log.column("request_id").to_pylist()
+        versions = np.array(log.column("model_version").to_pylist(), dtype=object)
+        keep = np.array([i in self.outcomes for i in ids], dtype=bool)
+        if query.model_version is not None:
+            keep &= versions == query.model_version
+        ts = log.column("ts").to_numpy()
+        for bound, inside in ((query.since, np.greater_equal), (query.until, np.less)):
+            if bound is not None:
+                keep &= inside(ts, np.datetime64(bound.astimezone(timezone.utc).replace(tzinfo=None), "us"))
+        return Labelled(ts[keep], versions[keep],
+                        log.column("probability_default").to_numpy()[keep], log.column("threshold").to_numpy()[keep],
+                        np.array([self.outcomes[i] for i, k in zip(ids, keep) if k], dtype=np.int8))
 
     def log_state(self) -> str:
         return "refusing" if self.refusing else "ok"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -15,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.settings import PROJECT_ROOT, Settings, get_settings
+from core.settings import PROJECT_ROOT, Settings
 from monitoring import drift_report
 from monitoring.psi import psi
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
 from prediction_log.records import concat
+from tests.cli_runner import run_cli
 from tests.pg_cluster import PgCluster
 
 MOVED = {"EXT_SOURCE_2", "DAYS_BIRTH", "AMT_ANNUITY"}
@@ -46,22 +45,8 @@ def _cli(env: dict[str, str], out: Path, *window: str) -> subprocess.CompletedPr
 
 
 def _report(env: dict[str, str], out: Path, *window: str) -> subprocess.CompletedProcess:
-    """The same command in this process (the fast tier: no interpreter start, no Evidently import per call)."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = drift_report.run([*window, "--out", str(out)])
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
-    return subprocess.CompletedProcess([], code, stdout.getvalue(), stderr.getvalue())
+    """The same command in this process (the fast tier)."""
+    return run_cli(drift_report.run, env, [*window, "--out", str(out)])
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import pytest
 
 from core.features import EXAMPLE_APPLICANT, FEATURE_NAMES
 from core.reference import sample_applicants
+from prediction_log.stores import OUTCOMES_FILE_NAME
+from tests.outcome_checks import outcome_round_trip
 from tests.serving import RunningApp, send_singles
 
 JSON = {"Content-Type": "application/json"}
@@ -107,3 +109,15 @@ def test_ten_thousand_row_batch_is_logged_value_for_value(file_app: RunningApp) 
         assert {n: row[n] for n in FEATURE_NAMES} == applicant
         assert round(row["probability_default"], 6) == answer["probability_default"]
         assert row["credit_decision"] == answer["credit_decision"] and row["endpoint"] == "batch"
+
+
+def test_outcomes_round_trip_in_the_file_log(file_app: RunningApp) -> None:
+    """Outcomes land in ``outcomes.jsonl`` beside the log, once each; /performance reads them back."""
+    path = file_app.data_dir / OUTCOMES_FILE_NAME
+
+    def stored() -> dict[str, int]:
+        lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        assert len({line["request_id"] for line in lines}) == len(lines), "an outcome stored twice"
+        return {line["request_id"]: line["defaulted"] for line in lines}
+
+    outcome_round_trip(file_app, stored)

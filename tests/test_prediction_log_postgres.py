@@ -15,6 +15,7 @@ from ray import serve
 from core.features import FEATURE_NAMES
 from core.reference import sample_applicants
 from core.settings import IngressConfig
+from tests.outcome_checks import outcome_round_trip
 from tests.pg_cluster import PgCluster
 from tests.serving import APP_NAME, RunningApp, deploy, send_singles, wait_healthy
 from tests.test_resilience import record_figures, replica_pids, rss_mb
@@ -292,3 +293,8 @@ def test_full_spool_refuses_decisions_then_recovers(serve_url: str, pg_app: Runn
                                   "rows_written": len(logged)})
     assert sorted(logged) == sorted(answered)
     deploy(serve_url, pg_app.env, log_writer={"retry_interval_s": 0.5})   # back to the module's settings
+
+
+def test_outcomes_round_trip_in_postgresql(pg_app: RunningApp, pg: PgCluster) -> None:
+    """Outcomes land in the ``outcomes`` table beside ``predictions``; /performance joins them back."""
+    outcome_round_trip(pg_app, lambda: {r[0]: r[1] for r in sql(pg, "SELECT request_id, defaulted FROM outcomes")})

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from deployments.performance import PerformanceQuery
+from prediction_log.outcomes import Labelled, Outcomes, Receipt
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
 
@@ -59,6 +61,12 @@ class Backend(Protocol):
     async def query_log(self, query: LogQuery) -> list[dict[str, Any]]: ...
 
     async def log_stats(self) -> dict[str, Any]: ...
+
+    async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
+        """Store outcomes by the rule of ``prediction_log.outcomes.reconcile``."""
+
+    async def labelled(self, query: PerformanceQuery) -> Labelled:
+        """Decisions matching ``query`` that have an outcome."""
 
     def log_state(self) -> str:
         """``ok``, ``writer_unavailable`` or ``refusing`` (for /health)."""

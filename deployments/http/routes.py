@@ -8,6 +8,7 @@ answers in both.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import numpy as np
@@ -19,16 +20,20 @@ from core.features import EXAMPLE_APPLICANT
 from deployments.decisions import decision_block, response_items
 from deployments.http.api import create_api
 from deployments.http.backend import Backend, Scored, Unavailable
-from deployments.http.rows import batch_rows, single_row
+from deployments.http.rows import batch_rows, single_row, validate
 from deployments.http.schemas import (
     APPLICANT_ADAPTER,
     APPLICANTS_ADAPTER,
     MAX_BATCH_ROWS,
+    OUTCOMES_ADAPTER,
     BatchDecisions,
     Decision,
     Health,
+    OutcomeReceipt,
     request_body_doc,
 )
+from deployments.performance import PerformanceQuery, card_of_version, performance
+from prediction_log.outcomes import MAX_OUTCOMES, Outcomes
 from prediction_log.query import LogQuery
 
 api = create_api()
@@ -177,3 +182,40 @@ async def prediction_stats(x_api_key: Annotated[str | None, Header()] = None) ->
         return await b.log_stats()
     except Exception as exc:
         raise unavailable("prediction log") from exc
+
+
+@api.post("/outcomes", response_model=OutcomeReceipt,
+          summary=f"Record what happened to up to {MAX_OUTCOMES:,} decided loans (requires X-API-Key); "
+                  "idempotent, a different outcome for a decided loan is a 409",
+          openapi_extra=request_body_doc(OUTCOMES_ADAPTER, [{"request_id": "…", "defaulted": 0}]))
+async def outcomes(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    b = backend()
+    _require_key(b, x_api_key)
+    items = validate(OUTCOMES_ADAPTER, await _json_body(request))
+    now = datetime.now(timezone.utc)
+    post = Outcomes([o.request_id for o in items], [o.defaulted for o in items],
+                    [o.observed_at or now for o in items])
+    try:
+        receipt = await b.record_outcomes(post)
+    except Exception as exc:
+        raise unavailable("outcome store") from exc
+    if receipt.conflicting_request_ids:
+        raise HTTPException(409, {"message": "a different outcome is already recorded for these decisions; "
+                                             "nothing of this post was stored",
+                                  "conflicting_request_ids": receipt.conflicting_request_ids})
+    return _json({"accepted": receipt.accepted, "unknown_request_ids": receipt.unknown_request_ids,
+                  "duplicates": receipt.duplicates})
+
+
+@api.get("/performance", summary="Realized performance of decisions with outcomes, per period and model version, "
+                                 "against the model card (requires X-API-Key)")
+async def realized_performance(query: Annotated[PerformanceQuery, Query()],
+                               x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    b = backend()
+    _require_key(b, x_api_key)
+    try:
+        labelled = await b.labelled(query)
+    except Exception as exc:
+        raise unavailable("prediction log") from exc
+    report = performance(labelled, query.by, card_of_version)
+    return _json({"since": query.since, "until": query.until, "model_version": query.model_version, **report})

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
 
 from core.features import EXAMPLE_APPLICANT, FEATURES, Feature
+from prediction_log.outcomes import MAX_OUTCOMES
 
 MAX_BATCH_ROWS = 10_000
 
@@ -104,3 +105,26 @@ def request_body_doc(adapter: TypeAdapter[Any], example: Any) -> dict[str, Any]:
     """OpenAPI ``requestBody`` for routes that validate the raw body themselves."""
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": _inline_schema(adapter), "example": example}}}}
+
+
+class Outcome(BaseModel):
+    """What happened to the loan of one decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64, description="The decision's request_id")
+    defaulted: Literal[0, 1] = Field(description="1 = the borrower defaulted")
+    observed_at: AwareDatetime | None = Field(None, description="When the outcome was observed (default: now); "
+                                                                "with a time zone")
+
+
+OUTCOMES_ADAPTER: TypeAdapter[list[Outcome]] = TypeAdapter(
+    Annotated[list[Outcome], Field(min_length=1, max_length=MAX_OUTCOMES)])
+
+
+class OutcomeReceipt(BaseModel):
+    """What a post of outcomes stored; a conflicting outcome refuses the whole post (409)."""
+
+    accepted: int = Field(description="Outcomes stored now")
+    unknown_request_ids: list[str] = Field(description="Not in the prediction log: not stored")
+    duplicates: int = Field(description="Same outcome already stored (or repeated in this post): nothing changed")

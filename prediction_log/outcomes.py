@@ -1,0 +1,206 @@
+"""Loan outcomes (did the borrower default?) reported months after the decision, keyed by its request_id.
+
+One outcome per decision, ever: re-sending the same outcome changes nothing (a duplicate), a different
+one for a decision that has an outcome is a conflict and the whole post is refused (nothing stored),
+an outcome for a request_id the log does not hold is reported back, not stored. ``reconcile`` is that
+rule, once; the two stores (``outcomes`` table in PostgreSQL, ``outcomes.jsonl`` beside the file log)
+only say which ids the log knows and which outcomes exist.
+
+Labelled decisions (the log joined with outcomes) leave the stores as ``Labelled`` columns, for the
+realized-performance figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import orjson
+
+from prediction_log.file_store import FileStore
+
+TABLE = "outcomes"
+SCHEMA_SQL = [
+    "SELECT pg_advisory_xact_lock(hashtext('outcomes_schema'))",
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (request_id text PRIMARY KEY, defaulted smallint NOT NULL "
+    "CHECK (defaulted IN (0, 1)), observed_at timestamptz NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())",
+]
+MAX_OUTCOMES = 10_000
+"""Per post: an outcome file of a month's defaults is sent in chunks of this size."""
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """A post of outcomes, as parallel columns."""
+
+    request_ids: list[str]
+    defaulted: list[int]
+    observed_at: list[datetime]
+
+
+@dataclass
+class Receipt:
+    """What a post did: ``conflicting_request_ids`` non-empty means it stored nothing (409)."""
+
+    accepted: int = 0
+    unknown_request_ids: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    conflicting_request_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Decisions that have an outcome: one entry per decision, the log's columns beside the outcome."""
+
+    ts: np.ndarray             # datetime64[us], UTC
+    model_version: np.ndarray  # str objects
+    probability: np.ndarray    # float64
+    threshold: np.ndarray      # float64
+    defaulted: np.ndarray      # int8
+
+    def __len__(self) -> int:
+        return len(self.defaulted)
+
+
+def reconcile(post: Outcomes, known: Collection[str], existing: Mapping[str, int]) -> tuple[list[int], Receipt]:
+    """Which entries of ``post`` to store (indices), and the receipt. ``known``: the posted ids the log holds;
+    ``existing``: outcomes already stored for posted ids. A repeated id within the post counts like a re-send."""
+    receipt, seen, store = Receipt(), dict(existing), []
+    for i, (request_id, defaulted) in enumerate(zip(post.request_ids, post.defaulted)):
+        if request_id not in known:
+            receipt.unknown_request_ids.append(request_id)
+        elif request_id not in seen:
+            seen[request_id] = defaulted
+            store.append(i)
+        elif seen[request_id] == defaulted:
+            receipt.duplicates += 1
+        elif request_id not in receipt.conflicting_request_ids:
+            receipt.conflicting_request_ids.append(request_id)
+    if receipt.conflicting_request_ids:
+        return [], receipt
+    receipt.accepted = len(store)
+    return store, receipt
+
+
+def _labelled(ts: list[datetime], versions: list[str], probabilities: list[float], thresholds: list[float],
+              defaulted: list[int]) -> Labelled:
+    return Labelled(np.array([t.replace(tzinfo=None) for t in ts], dtype="datetime64[us]"),
+                    np.array(versions, dtype=object), np.array(probabilities, dtype=np.float64),
+                    np.array(thresholds, dtype=np.float64), np.array(defaulted, dtype=np.int8))
+
+
+class PostgresOutcomes:
+    """The ``outcomes`` table, beside ``predictions`` in the log's database."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._schema_ready = False
+
+    async def _ensure_schema(self, conn: asyncpg.Connection) -> None:
+        if not self._schema_ready:
+            async with conn.transaction():
+                for statement in SCHEMA_SQL:
+                    await conn.execute(statement)
+            self._schema_ready = True
+
+    async def record(self, post: Outcomes) -> Receipt:
+        """One transaction, serialised with other posts (a conflict cannot slip between check and insert)."""
+        async with self.pool.acquire() as conn:
+            await self._ensure_schema(conn)
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('outcomes_post'))")
+                ids = list(dict.fromkeys(post.request_ids))
+                known = {r[0] for r in await conn.fetch(
+                    "SELECT request_id FROM predictions WHERE request_id = ANY($1::text[])", ids)}
+                existing = {r[0]: r[1] for r in await conn.fetch(
+                    f"SELECT request_id, defaulted FROM {TABLE} WHERE request_id = ANY($1::text[])", ids)}
+                chosen, receipt = reconcile(post, known, existing)
+                if chosen:
+                    await conn.execute(
+                        f"INSERT INTO {TABLE} (request_id, defaulted, observed_at) "
+                        "SELECT * FROM unnest($1::text[], $2::smallint[], $3::timestamptz[]) "
+                        "ON CONFLICT (request_id) DO NOTHING",
+                        [post.request_ids[i] for i in chosen], [post.defaulted[i] for i in chosen],
+                        [post.observed_at[i] for i in chosen])
+        return receipt
+
+    async def labelled(self, since: datetime | None, until: datetime | None, model_version: str | None) -> Labelled:
+        """The join, filtered on the decision's time and model (a hash join: outcomes are the smaller side)."""
+        async with self.pool.acquire() as conn:
+            await self._ensure_schema(conn)
+            rows = await conn.fetch(
+                f"SELECT p.ts, p.model_version, p.probability_default, p.threshold, o.defaulted "
+                f"FROM {TABLE} o JOIN predictions p USING (request_id) "
+                "WHERE ($1::timestamptz IS NULL OR p.ts >= $1) AND ($2::timestamptz IS NULL OR p.ts < $2) "
+                "AND ($3::text IS NULL OR p.model_version = $3)", since, until, model_version)
+        columns = list(zip(*rows)) if rows else [[], [], [], [], []]
+        return _labelled(*columns)  # type: ignore[arg-type]
+
+    async def count(self) -> int:
+        async with self.pool.acquire() as conn:
+            await self._ensure_schema(conn)
+            return await conn.fetchval(f"SELECT count(*) FROM {TABLE}")
+
+
+class FileOutcomes:
+    """``outcomes.jsonl`` beside the file log: one line per stored outcome, read once, then kept in memory."""
+
+    def __init__(self, path: Path, log: FileStore) -> None:
+        self.path = path
+        self.log = log
+        self._outcomes: dict[str, tuple[int, str]] | None = None
+        self._lock = asyncio.Lock()
+
+    def _load(self) -> dict[str, tuple[int, str]]:
+        if self._outcomes is None:
+            self._outcomes = {}
+            if self.path.exists():
+                for line in self.path.read_bytes().splitlines():
+                    if line.strip():
+                        item = orjson.loads(line)
+                        self._outcomes[item["request_id"]] = (item["defaulted"], item["observed_at"])
+        return self._outcomes
+
+    def _append(self, lines: bytes) -> None:
+        with self.path.open("ab") as out:
+            out.write(lines)
+            out.flush()
+
+    async def record(self, post: Outcomes) -> Receipt:
+        async with self._lock:
+            stored = await asyncio.to_thread(self._load)
+            known = await self.log.known_ids()
+            existing = {i: stored[i][0] for i in post.request_ids if i in stored}
+            chosen, receipt = reconcile(post, known, existing)
+            if chosen:
+                now = datetime.now(timezone.utc).isoformat()
+                items = [{"request_id": post.request_ids[i], "defaulted": post.defaulted[i],
+                          "observed_at": post.observed_at[i].isoformat(), "recorded_at": now} for i in chosen]
+                await asyncio.to_thread(self._append, b"".join(orjson.dumps(item) + b"\n" for item in items))
+                stored.update((item["request_id"], (item["defaulted"], item["observed_at"])) for item in items)
+        return receipt
+
+    async def labelled(self, since: datetime | None, until: datetime | None, model_version: str | None) -> Labelled:
+        stored = await asyncio.to_thread(self._load)
+        block = await self.log.records_between(since, until)
+        ids = block.column("request_id").to_pylist()
+        keep = [i for i, request_id in enumerate(ids) if request_id in stored]
+        versions = block.column("model_version").to_pylist()
+        if model_version is not None:
+            keep = [i for i in keep if versions[i] == model_version]
+        ts = block.column("ts").to_pylist()
+        probability = block.column("probability_default").to_pylist()
+        threshold = block.column("threshold").to_pylist()
+        return _labelled([ts[i] for i in keep], [versions[i] for i in keep], [probability[i] for i in keep],
+                         [threshold[i] for i in keep], [stored[ids[i]][0] for i in keep])
+
+    async def count(self) -> int:
+        return len(await asyncio.to_thread(self._load))
+
+
+OutcomeStore = PostgresOutcomes | FileOutcomes
