@@ -1,7 +1,7 @@
 """All configuration, typed, in one place.
 
 * ``Settings`` — process environment (``DATABASE_URL``, ``API_KEY``, ``DATA_DIR``, ...).
-* ``ScorerConfig`` / ``IngressConfig`` / ``LogWriterConfig`` — each deployment's
+* ``ScorerConfig`` / ``ChallengerConfig`` / ``IngressConfig`` / ``LogWriterConfig`` — each deployment's
   ``user_config`` in serve_config.yaml; a ``serve deploy`` of an edited file applies them
   to running replicas through ``reconfigure`` without a restart.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +46,36 @@ class ScorerConfig(BaseModel):
     max_batch_size: int = Field(32, ge=1, description="Calls (each a block of rows) per ONNX run")
     batch_wait_timeout_s: float = Field(0.0, ge=0, description="Ingresses already batch: run what is queued")
     intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime threads per run")
+
+
+class ChallengerConfig(ScorerConfig):
+    """``Challenger`` deployment ``user_config``: a second model beside the champion, and how it is used.
+
+    ``disabled``: the deployment idles (no model loaded). ``shadow``: every block the champion scores is
+    also scored by the challenger, off the response path; its probability and decision are logged beside
+    the champion's. ``canary``: ``canary_percent`` of requests are answered by the challenger (by the
+    ``X-Applicant-Key`` header when sent, so a repeated applicant always gets the same model). Edited by
+    ``serve deploy``: applied in place, the ingresses follow within ``CHALLENGER_POLL_S``."""
+
+    mode: Literal["disabled", "shadow", "canary"] = "disabled"
+    model: str | None = Field(None, description="Version folder under models/ or a folder holding model.onnx "
+                                                "(then ``threshold`` is required)")
+    canary_percent: float = Field(0.0, ge=0, le=100, description="canary: share of requests it answers")
+    timeout_s: float = Field(1.0, gt=0, description="A challenger call slower than this is given up: the record "
+                                                    "has no challenger columns (shadow) or the champion answers "
+                                                    "(canary)")
+    max_pending_blocks: int = Field(64, ge=1, description="Shadow calls one ingress replica keeps in flight; beyond "
+                                                          "it blocks are logged without the challenger")
+
+    @model_validator(mode="after")
+    def _model_when_enabled(self) -> "ChallengerConfig":
+        if self.mode != "disabled" and not self.model:
+            raise ValueError(f"mode {self.mode!r} needs a model")
+        return self
+
+
+CHALLENGER_POLL_S = 1.0
+"""How often an ingress replica reads the challenger's mode (a handle call: nothing per request)."""
 
 
 class IngressConfig(BaseModel):
@@ -97,16 +127,18 @@ DEPLOYMENT_DEFAULTS: dict[str, DeploymentOptions] = {
     # above the scorer's max_batch_size, or it caps every batch
     "Scorer": DeploymentOptions(num_replicas=1, max_ongoing_requests=128, graceful_shutdown_timeout_s=5),
     # flushes from every ingress plus /predictions reads; Serve's default of 5 would queue reads behind flushes
+    "Challenger": DeploymentOptions(num_replicas=1, max_ongoing_requests=128, graceful_shutdown_timeout_s=5),
     "LogWriter": DeploymentOptions(num_replicas=1, max_ongoing_requests=64, graceful_shutdown_timeout_s=10,
                                    ray_actor_options={"num_cpus": 0, "resources": {HEAD_NODE_RESOURCE: 0.001}}),
 }
 """Defaults of every deployment's Serve options. The shutdown timeouts add up to less than the 30 s
 Serve's controller gives a whole application: ingress (ships its buffer), then log writer."""
 
-ARG_NAMES: dict[str, str] = {"ingress": "Ingress", "scorer": "Scorer", "log_writer": "LogWriter"}
+ARG_NAMES: dict[str, str] = {"ingress": "Ingress", "scorer": "Scorer", "challenger": "Challenger",
+                             "log_writer": "LogWriter"}
 """``build_app`` argument (and test override) names → deployment names."""
 USER_CONFIGS: dict[str, type[BaseModel]] = {"Ingress": IngressConfig, "Scorer": ScorerConfig,
-                                            "LogWriter": LogWriterConfig}
+                                            "Challenger": ChallengerConfig, "LogWriter": LogWriterConfig}
 
 
 @lru_cache(maxsize=1)

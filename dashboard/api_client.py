@@ -48,8 +48,12 @@ class ApiClient:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health")
 
-    def predict(self, applicant: dict[str, float | int]) -> dict[str, Any]:
-        return self._call("POST", "/predict", json=applicant)
+    def predict(self, applicant: dict[str, float | int], explain: bool = False) -> dict[str, Any]:
+        return self._call("POST", "/predict", json=applicant, params={"explain": "true"} if explain else None)
+
+    def performance(self, since: datetime, by: str) -> dict[str, Any]:
+        """Realized performance of decisions with outcomes (``GET /performance``)."""
+        return self._call("GET", "/performance", params={"since": since.isoformat(), "by": by})
 
     def decisions(self, max_rows: int, since: datetime | None = None) -> pd.DataFrame:
         """The newest ``max_rows`` logged decisions (since ``since``), paged through ``/predictions``."""

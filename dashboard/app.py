@@ -18,5 +18,6 @@ VIEWS = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="Credit scoring", page_icon="💳", layout="wide")
 page = st.navigation([st.Page(VIEWS / "scoring.py", title="Scoring", default=True),
-                      st.Page(VIEWS / "monitoring.py", title="Monitoring", url_path="monitoring")])
+                      st.Page(VIEWS / "monitoring.py", title="Monitoring", url_path="monitoring"),
+                      st.Page(VIEWS / "performance.py", title="Performance", url_path="performance")])
 page.run()

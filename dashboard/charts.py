@@ -55,3 +55,47 @@ def probability_histogram(decisions: pd.DataFrame, threshold: float) -> go.Figur
     figure.add_vline(x=threshold, line_dash="dash", line_color="black", annotation_text=f"threshold {threshold:.3f}")
     figure.update_layout(title="Distribution of probability_default", xaxis_title="probability of default")
     return figure
+
+
+def realized_auc(periods: pd.DataFrame, card_auc: float | None) -> go.Figure:
+    """Realized AUC per period and model version, the model card's holdout AUC as a line."""
+    figure = go.Figure()
+    for version, rows in periods.groupby("model_version"):
+        figure.add_trace(go.Scatter(x=rows["period_start"], y=rows["auc"], mode="lines+markers", name=str(version)))
+    if card_auc is not None:
+        figure.add_hline(y=card_auc, line_dash="dash", annotation_text=f"model card {card_auc:.3f}")
+    figure.update_layout(title="Realized AUC", yaxis_title="AUC")
+    return figure
+
+
+def default_rate(periods: pd.DataFrame, card_rate: float | None) -> go.Figure:
+    """Observed vs predicted default rate per period."""
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=periods["period_start"], y=periods["default_rate"] * 100, mode="lines+markers",
+                                name="observed"))
+    figure.add_trace(go.Scatter(x=periods["period_start"], y=periods["mean_probability"] * 100,
+                                mode="lines+markers", name="predicted"))
+    if card_rate is not None:
+        figure.add_hline(y=card_rate * 100, line_dash="dash", annotation_text="model card")
+    figure.update_layout(title="Default rate", yaxis_title="%")
+    return figure
+
+
+def calibration(table: list[dict]) -> go.Figure:
+    """Observed vs predicted default rate per decile of probability; the diagonal is perfect calibration."""
+    frame = pd.DataFrame(table)
+    top = float(max(frame["predicted_default_rate"].max(), frame["observed_default_rate"].max())) * 100
+    figure = go.Figure(go.Scatter(x=frame["predicted_default_rate"] * 100, y=frame["observed_default_rate"] * 100,
+                                  mode="lines+markers", name="deciles"))
+    figure.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dash"}, name="perfect"))
+    figure.update_layout(title="Calibration", xaxis_title="predicted default rate %",
+                         yaxis_title="observed default rate %")
+    return figure
+
+
+def cost_per_decision(periods: pd.DataFrame, card_cost: float | None) -> go.Figure:
+    figure = go.Figure(go.Bar(x=periods["period_start"], y=periods["cost_per_decision"], name="realized"))
+    if card_cost is not None:
+        figure.add_hline(y=card_cost, line_dash="dash", annotation_text="model card")
+    figure.update_layout(title="Cost per decision (10·FN + 1·FP)", yaxis_title="cost")
+    return figure

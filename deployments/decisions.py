@@ -20,6 +20,7 @@ from core.features import FEATURES
 from prediction_log.records import SCHEMA, Block
 
 _LABELS = pa.array([APPROVED, DENIED], pa.string())
+CHALLENGER_COLUMNS = ("challenger_version", "challenger_probability", "challenger_decision")
 
 
 def new_request_ids(n: int) -> pa.StringArray:
@@ -51,8 +52,22 @@ def decision_block(rows: np.ndarray, probabilities: np.ndarray, version: str, th
         pa.array(np.broadcast_to(np.asarray(latency_ms, dtype=np.float32), (n,)).copy()),
         pa.nulls(n, pa.string()) if explanations is None
         else pa.array([orjson.dumps(e).decode() for e in explanations], pa.string()),
+        *(pa.nulls(n, SCHEMA.field(name).type) for name in CHALLENGER_COLUMNS),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+def with_challenger(block: Block, probabilities: np.ndarray, version: str, threshold: float) -> Block:
+    """The block with the shadow challenger's score of each row (its own threshold decides its decision)."""
+    n = len(block)
+    denied = is_denied(probabilities, threshold).astype(np.int16)
+    values = {"challenger_version": pa.array(np.full(n, version, dtype=object), pa.string()),
+              "challenger_probability": pa.array(probabilities.astype(np.float64)),
+              "challenger_decision": _LABELS.take(pa.array(denied))}
+    for name, column in values.items():
+        index = SCHEMA.get_field_index(name)
+        block = block.set_column(index, SCHEMA.field(name), column)
+    return block
 
 
 def response_items(block: Block, explanations: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:

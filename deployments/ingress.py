@@ -7,10 +7,12 @@ the log shipper (never awaited by the response).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,8 +22,9 @@ from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from core.api_keys import resolve_api_key
-from core.settings import IngressConfig, get_settings
-from deployments.decisions import decision_block, denied_count, response_items
+from core.settings import CHALLENGER_POLL_S, IngressConfig, get_settings
+from deployments.challenger import Routing, ShadowCalls
+from deployments.decisions import decision_block, denied_count, response_items, with_challenger
 from deployments.http import routes
 from deployments.http.backend import Scored, Unavailable
 from deployments.log_shipper import LogShipper
@@ -41,11 +44,17 @@ REPLICA_LOST = (RayActorError, ActorUnavailableError, ReplicaUnavailableError)
 @serve.deployment
 @serve.ingress(routes.api)
 class Ingress:
-    def __init__(self, scorer: DeploymentHandle, log_writer: DeploymentHandle) -> None:
+    def __init__(self, scorer: DeploymentHandle, log_writer: DeploymentHandle,
+                 challenger: DeploymentHandle | None = None) -> None:
         bind_replica_servers_to_loopback()
         settings = get_settings()
         self.scorer = scorer
         self.log_writer = log_writer
+        self.challenger = challenger
+        self.routing = Routing()
+        self.shadows = ShadowCalls(self._call_challenger, self._count_challenger)
+        self._shipping: set[asyncio.Task[None]] = set()
+        """Records waiting for their shadow score (at most ``timeout_s``) before they go to the shipper."""
         self.config = IngressConfig()
         self.api_key = resolve_api_key(settings)
         self.metrics = IngressMetrics()
@@ -58,11 +67,14 @@ class Ingress:
             logger.warning("API_KEY unset: /predictions requires the generated key in %s",
                            settings.data_dir / "api_key")
         routes.bind(self)
+        self._follow = (asyncio.get_event_loop().create_task(self._follow_challenger())
+                        if challenger is not None else None)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         self.config = config = IngressConfig.model_validate(user_config or {})
-        self._decide_rows.set_max_batch_size(config.max_batch_size)
-        self._decide_rows.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        for batched in (self._decide_rows, self._decide_rows_canary):
+            batched.set_max_batch_size(config.max_batch_size)
+            batched.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self.shipper.interval_s = config.log_flush_interval_s
         self.shipper.max_records = config.log_flush_max_records
         self.shipper.write_timeout_s = config.log_write_timeout_s
@@ -88,21 +100,51 @@ class Ingress:
     @serve.batch(max_concurrent_batches=4)  # batch size and wait come from IngressConfig (reconfigure)
     async def _decide_rows(self, rows: list[np.ndarray], started: list[float]) -> list[dict[str, Any]]:
         """Many single-row requests → one scorer call, one decision block, one record call."""
+        return await self._decide_micro_batch(rows, started, canary=False)
+
+    @serve.batch(max_concurrent_batches=4)
+    async def _decide_rows_canary(self, rows: list[np.ndarray], started: list[float]) -> list[dict[str, Any]]:
+        """The same for the requests a canary challenger answers."""
+        return await self._decide_micro_batch(rows, started, canary=True)
+
+    async def _decide_micro_batch(self, rows: list[np.ndarray], started: list[float],
+                                  canary: bool) -> list[dict[str, Any]]:
         self.metrics.scorer_call(len(rows), "micro_batch")
         block = np.vstack(rows)
-        scored = await self._score_on_any_replica(block)
+        scored = await (self._score_challenger(block) if canary else self._score_with_shadow(block))
         latency_ms = (time.perf_counter() - np.asarray(started)) * 1000
         decided = decision_block(block, scored.probabilities, scored.model_version, scored.threshold, latency_ms,
                                  "predict")
-        self.record(decided, "predict")
+        self.record(decided, "predict", scored.shadow)
         return response_items(decided)
 
-    async def decide_single(self, row: np.ndarray, started: float) -> dict[str, Any]:
+    async def decide_single(self, row: np.ndarray, started: float, key: str | None = None) -> dict[str, Any]:
+        if self.routing.answers(key):
+            try:
+                return await self._decide_rows_canary(row, started)
+            except Exception:   # challenger down, slow or failing: the champion answers
+                self._count_challenger("fallback", 1)
         return await self._decide_rows(row, started)
 
-    async def score_block(self, rows: np.ndarray) -> Scored:
+    async def score_block(self, rows: np.ndarray, key: str | None = None) -> Scored:
         self.metrics.scorer_call(len(rows), "request")
-        return await self._score_on_any_replica(rows)
+        if self.routing.answers(key):
+            try:
+                return await self._score_challenger(rows)
+            except Exception:
+                self._count_challenger("fallback", len(rows))
+        return await self._score_with_shadow(rows)
+
+    async def _score_with_shadow(self, block: np.ndarray) -> Scored:
+        """The champion's scores, with the shadow challenger's started beside them (never awaited here)."""
+        shadow = self.shadows.start(block, self.routing)
+        try:
+            scored = await self._score_on_any_replica(block)
+        except BaseException:
+            if shadow is not None:
+                shadow.cancel()
+            raise
+        return scored if shadow is None else replace(scored, shadow=shadow)
 
     async def _score_on_any_replica(self, block: np.ndarray) -> Scored:
         """Scoring is pure, so a block whose replica was lost is sent once more (to another replica)."""
@@ -112,13 +154,53 @@ class Ingress:
             logger.warning("ingress: scorer replica lost (%s); retrying %d rows", type(exc).__name__, len(block))
             return await self.scorer.score.remote(block)
 
+    async def _call_challenger(self, block: np.ndarray) -> Scored:
+        assert self.challenger is not None
+        return await self.challenger.score.remote(block)
+
+    async def _score_challenger(self, block: np.ndarray) -> Scored:
+        scored = await asyncio.wait_for(self._call_challenger(block), self.routing.timeout_s)
+        self._count_challenger("canary", len(block))
+        return scored
+
+    def _count_challenger(self, result: str, rows: int) -> None:
+        self.metrics.challenger_rows.inc(rows, {"result": result})
+
+    async def _follow_challenger(self) -> None:
+        """Read the challenger's mode now and then (its user_config is edited by ``serve deploy``)."""
+        assert self.challenger is not None
+        while True:
+            try:
+                routing = Routing(**await asyncio.wait_for(self.challenger.routing.remote(), 5))
+                if routing != self.routing:
+                    logger.info("ingress: challenger %s (%s)", routing.mode, routing.version)
+                self.routing = routing
+            except Exception as exc:   # challenger restarting: keep the last routing (calls fall back)
+                logger.debug("ingress: challenger routing unavailable (%s)", type(exc).__name__)
+            await asyncio.sleep(CHALLENGER_POLL_S)
+
     async def score_explained(self, rows: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
         return await self.scorer.score_explained.remote(rows)
 
-    def record(self, block: Block, endpoint: str) -> None:
-        self.shipper.add(block)
+    def record(self, block: Block, endpoint: str, shadow: Any = None) -> None:
+        if shadow is None:
+            self.shipper.add(block)
+        else:
+            task = asyncio.ensure_future(self._ship_with_shadow(block, shadow))
+            self._shipping.add(task)
+            task.add_done_callback(self._shipping.discard)
         self.metrics.decided(block.column("probability_default").to_numpy(), denied_count(block), endpoint,
                              block.column("model_version")[0].as_py())
+
+    async def _ship_with_shadow(self, block: Block, shadow: asyncio.Task[Scored]) -> None:
+        """Ship the records with the challenger's scores, or without them if it failed or timed out."""
+        try:
+            scored = await shadow
+            block = with_challenger(block, scored.probabilities, scored.model_version, scored.threshold)
+            self._count_challenger("shadow", len(block))
+        except BaseException:   # timeout, error, cancellation at shutdown: the decision is logged regardless
+            self._count_challenger("missing", len(block))
+        self.shipper.add(block)
 
     async def model_card(self) -> dict[str, Any]:
         return await self.scorer.model_card.remote()
@@ -140,4 +222,8 @@ class Ingress:
         return self.shipper.state
 
     async def __del__(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+        if self._shipping:   # each waits at most the challenger's timeout
+            await asyncio.wait(set(self._shipping), timeout=self.routing.timeout_s + 1)
         await self.shipper.close()

@@ -32,6 +32,11 @@ class IngressMetrics:
                                     description="Rows per scorer call (source: micro_batch of /predict "
                                                 "requests, or one /predict/batch request).")
         self.shed = Counter("credit_requests_shed", description="Scoring requests refused with 503 (overload).")
+        self.challenger_rows = Counter(
+            "credit_challenger_rows", tag_keys=("result",),
+            description="Rows by what the challenger did: shadow (scored beside the champion), missing (failed or "
+                        "too slow: logged without it), skipped (shadow calls at their bound), canary (answered), "
+                        "fallback (canary call failed: the champion answered).")
         self.log_buffer = Gauge("credit_log_buffer_records",
                                 description="Decisions buffered on this ingress replica, not yet shipped to the "
                                             "log writer.")

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ray import serve
 
-from core.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
+from core.artifacts import CARD_FILE, LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
 from core.features import N_FEATURES
-from core.settings import ScorerConfig
+from core.settings import ChallengerConfig, ScorerConfig
 from deployments.http.backend import Scored
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import ScorerMetrics
@@ -32,37 +33,66 @@ class _ActiveModel:
     """TreeSHAP reason codes from the LightGBM model next to the ONNX file (None if it is missing)."""
 
 
+def load_model(folder: Path, threshold: float | None, intra_op_threads: int) -> _ActiveModel:
+    """A model folder: ``model.onnx`` with its card (version, threshold) and, if present, the LightGBM file for
+    reason codes. Any binary classifier over the ten features will do: without a card the folder's name is
+    the version and ``threshold`` must be given."""
+    if (folder / CARD_FILE).exists():
+        card = load_card(folder)
+    elif threshold is None:
+        raise ValueError(f"{folder} has no {CARD_FILE}: set a threshold for it in the config")
+    else:
+        card = {"version": folder.name, "threshold": {"value": threshold}, "card": None}
+    classifier = OnnxBinaryClassifier(folder / ONNX_FILE, intra_op_threads)
+    classifier.predict_proba(np.zeros((1, N_FEATURES)))  # warm up before taking traffic
+    reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
+    value = threshold if threshold is not None else float(card["threshold"]["value"])
+    return _ActiveModel(classifier, card["version"], value, card, reasons)
+
+
 @serve.deployment
 class Scorer:
-    """Holds one ONNX session; ``score`` concatenates the blocks of many callers into one run."""
+    """Holds one ONNX session; ``score`` concatenates the blocks of many callers into one run.
 
-    def __init__(self) -> None:
+    The same class serves the champion (``Scorer``) and the optional ``Challenger`` deployment
+    (``challenger=True``: its user_config is a ``ChallengerConfig``, and with mode ``disabled`` no model)."""
+
+    def __init__(self, challenger: bool = False) -> None:
         bind_replica_servers_to_loopback()
+        self.challenger = challenger
         self._active: _ActiveModel | None = None
         self._config: ScorerConfig | None = None
         self.metrics = ScorerMetrics()
 
     def _ensure_loaded(self) -> _ActiveModel:
         """Serve calls ``reconfigure`` before traffic when user_config is set; else load defaults."""
-        if self._active is None:
+        if self._config is None:
             self.reconfigure({})
-        assert self._active is not None
+        if self._active is None:
+            raise LookupError("the challenger is disabled: no model loaded")
         return self._active
+
+    def routing(self) -> dict[str, Any]:
+        """What the ingresses need to use this challenger: mode, share, bounds, version (polled, not per request)."""
+        if self._config is None:
+            self.reconfigure({})
+        config = self._config
+        if not isinstance(config, ChallengerConfig) or self._active is None:
+            return {"mode": "disabled"}
+        return {"mode": config.mode, "canary_percent": config.canary_percent, "timeout_s": config.timeout_s,
+                "max_pending_blocks": config.max_pending_blocks, "version": self._active.version}
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Load the configured model (if it changed) and apply batching parameters."""
-        config = ScorerConfig.model_validate(user_config or {})
+        config = (ChallengerConfig if self.challenger else ScorerConfig).model_validate(user_config or {})
         previous = self._config
-        if previous is None or (config.model, config.threshold, config.intra_op_threads) != (
-            previous.model, previous.threshold, previous.intra_op_threads):
-            folder = resolve_model_dir(config.model)
-            card = load_card(folder)
-            classifier = OnnxBinaryClassifier(folder / ONNX_FILE, config.intra_op_threads)
-            classifier.predict_proba(np.zeros((1, N_FEATURES)))  # warm up before taking traffic
-            threshold = config.threshold if config.threshold is not None else float(card["threshold"]["value"])
-            reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
-            self._active = _ActiveModel(classifier, card["version"], threshold, card, reasons)  # atomic swap
-            logger.info("scorer: model %s active, threshold %.6f", card["version"], threshold)
+        if config.model is None:
+            self._active = None   # a disabled challenger holds no model
+        elif previous is None or self._active is None or (config.model, config.threshold, config.intra_op_threads) \
+                != (previous.model, previous.threshold, previous.intra_op_threads):
+            self._active = load_model(resolve_model_dir(config.model), config.threshold,
+                                      config.intra_op_threads)  # atomic swap
+            logger.info("scorer: model %s active, threshold %.6f", self._active.version, self._active.threshold)
         self.score.set_max_batch_size(config.max_batch_size)
         self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self._config = config

@@ -117,6 +117,12 @@ async def write_records(records: Block, settings: Settings | None = None, progre
     return written
 
 
+def _every(share: float) -> int:
+    if not 0 < share <= 1:
+        raise SystemExit("--outcome-share must be in (0, 1]")
+    return max(1, round(1 / share))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["api", "backfill"])
@@ -129,6 +135,8 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--outcomes", action="store_true", help="also report each loan's outcome (see above)")
     parser.add_argument("--outcome-delay", type=float, default=0.0, help="api: seconds before posting outcomes")
+    parser.add_argument("--outcome-share", type=float, default=1.0,
+                        help="outcomes for this share of the decisions (every n-th), the rest still pending")
     args = parser.parse_args()
 
     scenario = SCENARIOS[args.scenario]
@@ -142,16 +150,17 @@ def main() -> None:
             if settings.api_key is None:
                 raise SystemExit("--outcomes needs API_KEY (the server's key) in the environment")
             time.sleep(args.outcome_delay)
-            receipt = send_outcomes(request_ids, true_defaults(scenario, frame, args.seed, not args.no_ramp), host,
-                                    settings.api_key)
+            defaulted, every = true_defaults(scenario, frame, args.seed, not args.no_ramp), _every(args.outcome_share)
+            receipt = send_outcomes(request_ids[::every], defaulted[::every], host, settings.api_key)
             print(f"outcomes: {receipt}")
     else:
         records = backfill_records(frame, args.days)
         written = asyncio.run(write_records(records, progress=not args.no_progress))
         print(f"{written} records written over {args.days:g} days ({args.scenario})")
         if args.outcomes:
-            accepted = asyncio.run(write_outcomes(records, true_defaults(scenario, frame, args.seed, not args.no_ramp),
-                                                  datetime.now(timezone.utc)))
+            defaulted, every = true_defaults(scenario, frame, args.seed, not args.no_ramp), _every(args.outcome_share)
+            labelled = records.take(pa.array(np.arange(0, len(records), every)))
+            accepted = asyncio.run(write_outcomes(labelled, defaulted[::every], datetime.now(timezone.utc)))
             print(f"{accepted} outcomes stored")
 
 

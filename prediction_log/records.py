@@ -53,8 +53,13 @@ RECORD_COLUMNS: tuple[Column, ...] = (
     Column("threshold", pa.float64(), "double precision"),
     Column("latency_ms", pa.float32(), "real"),
     Column("explanation", pa.string(), "jsonb", nullable=True),
+    Column("challenger_version", pa.string(), "text", nullable=True),
+    Column("challenger_probability", pa.float64(), "double precision", nullable=True),
+    Column("challenger_decision", pa.string(), "text", nullable=True),
 )
-"""``explanation`` holds the reason codes of ``?explain=true`` requests (JSON), else null; older lines lack it."""
+"""``explanation`` holds the reason codes of ``?explain=true`` requests (JSON), else null. The ``challenger_*``
+columns hold the shadow model's score of the same row: null without a shadow challenger, or when it did not
+answer in time. Older lines and tables lack the nullable columns (read as null; tables get them added)."""
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in RECORD_COLUMNS)
 SQL_TYPES: dict[str, str] = {c.name: c.sql + ("" if c.nullable else " NOT NULL") for c in RECORD_COLUMNS}
@@ -95,7 +100,7 @@ def _column_lists(block: Block, parse_explanation: bool = False) -> list[list[An
             out.append([None if e is None else wrap(e) for e in column.to_pylist()])
         elif name == "latency_ms":
             out.append(np.round(column.to_numpy().astype(np.float64), 3).tolist())
-        elif pa.types.is_string(column.type):
+        elif pa.types.is_string(column.type) or column.null_count:
             out.append(column.to_pylist())
         else:
             out.append(column.to_numpy().tolist())

@@ -45,14 +45,14 @@ class LocalBackend:
     def _scored(self, rows: np.ndarray) -> Scored:
         return Scored(self.classifier.predict_proba(rows), self.card["version"], self.threshold)
 
-    async def decide_single(self, row: np.ndarray, started: float) -> dict[str, Any]:
+    async def decide_single(self, row: np.ndarray, started: float, key: str | None = None) -> dict[str, Any]:
         scored = self._scored(row)
         block = decision_block(row, scored.probabilities, scored.model_version, scored.threshold,
                                (time.perf_counter() - started) * 1000, "predict")
         self.record(block, "predict")
         return response_items(block)[0]
 
-    async def score_block(self, rows: np.ndarray) -> Scored:
+    async def score_block(self, rows: np.ndarray, key: str | None = None) -> Scored:
         return self._scored(rows)
 
     async def score_explained(self, rows: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
@@ -60,7 +60,7 @@ class LocalBackend:
             raise LookupError("no LightGBM file")
         return self._scored(rows), [asdict(e) for e in self.reasons.explain(rows)]
 
-    def record(self, block: Block, endpoint: str) -> None:
+    def record(self, block: Block, endpoint: str, shadow: Any = None) -> None:
         self.blocks.append(block)
 
     @property

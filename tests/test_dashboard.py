@@ -60,6 +60,10 @@ def test_submitted_prediction_shows_the_api_decision(dashboard_env: Path, file_a
     assert expected["credit_decision"].upper() in shown
     assert at.metric[0].value == f"{expected['probability_default']:.2%}"
     assert len(at.get("plotly_chart")) == 1
+    explained = httpx.post(f"{file_app.url}/predict", params={"explain": "true"}, json=inputs).json()
+    reasons = [r["text"] for r in explained["explanation"]["reasons"][:4]]
+    shown_reasons = list(at.dataframe[-1].value["reason"]) if at.dataframe else []
+    assert shown_reasons == reasons, "the page must show the reasons of the decision it made"
 
 
 def test_api_error_is_a_message_not_a_traceback(dashboard_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,3 +98,19 @@ def test_monitoring_page_without_the_key_says_so(dashboard_env: Path, monkeypatc
     at = _page("monitoring")
     assert not at.exception
     assert "401" in at.error[0].value
+
+
+def test_performance_page_shows_what_the_api_reports(dashboard_env: Path, file_app: RunningApp) -> None:
+    logged = file_app.stats()["records_in_store"]
+    with httpx.Client(base_url=file_app.url, timeout=30) as client:
+        decided = client.post("/predict/batch", json=reference_applicants().head(400).to_dict("records")).json()
+        file_app.wait_logged(logged + 400)
+        outcomes = [{"request_id": d["request_id"], "defaulted": int(i % 9 == 0)}
+                    for i, d in enumerate(decided["results"])]
+        assert client.post("/outcomes", json=outcomes, headers=file_app.auth()).status_code == 200
+        labelled = client.get("/performance", params={"by": "week"}, headers=file_app.auth()).json()["labelled"]
+    at = _page("performance")
+    assert not at.exception
+    assert [e.value for e in at.error] == []
+    assert at.metric[0].value == f"{labelled:,}" and labelled >= 400
+    assert len(at.get("plotly_chart")) == 4

@@ -47,7 +47,7 @@ def render() -> None:
         st.caption("Defaults are the medians of the model's reference sample.")
         return
     try:
-        answer = client().predict(applicant)
+        answer = client().predict(applicant, explain=True)
     except ApiError as error:
         st.error(str(error))
         return
@@ -61,6 +61,21 @@ def render() -> None:
                  .set_index(""))
     with right:
         st.plotly_chart(charts.gauge(answer["probability_default"], answer["threshold"]), width="stretch")
+    _reasons(answer.get("explanation"), decision)
+
+
+def _reasons(explanation: dict | None, decision: str) -> None:
+    """The principal reasons (features that raise the risk): what a denied applicant is owed."""
+    if not explanation:
+        return
+    st.subheader("Principal reasons" if decision == "denied" else "What raises the risk")
+    reasons = explanation["reasons"][:4]
+    if not reasons:
+        st.write("No feature raises the risk above the base rate.")
+        return
+    st.dataframe(pd.DataFrame([{"reason": r["text"], "feature": r["feature"],
+                                "contribution (log-odds)": round(r["contribution"], 3)} for r in reasons]),
+                 hide_index=True, width="stretch")
 
 
 render()

@@ -9,7 +9,7 @@ without starting Ray.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,6 +27,9 @@ class Scored:
     probabilities: np.ndarray
     model_version: str
     threshold: float
+    shadow: Any = field(default=None, compare=False, repr=False)
+    """The shadow challenger's scoring of the same rows (an ``asyncio.Task`` of ``Scored``) when one runs; for
+    ``record``, which completes the records with it off the response path."""
 
 
 class Unavailable(Exception):
@@ -43,18 +46,19 @@ class Backend(Protocol):
     def admitted(self) -> AbstractContextManager[None]:
         """Hold a scoring slot; raise ``Unavailable`` when overloaded or when decisions cannot be recorded."""
 
-    async def decide_single(self, row: np.ndarray, started: float) -> dict[str, Any]:
+    async def decide_single(self, row: np.ndarray, started: float, key: str | None = None) -> dict[str, Any]:
         """One row's decision (the response item), micro-batched with other single-row requests: the
         micro-batch is scored, decided and recorded as one block. ``started``: ``time.perf_counter()``
-        when the request arrived (for the logged latency)."""
+        when the request arrived (for the logged latency); ``key``: the applicant key a canary routes by."""
 
-    async def score_block(self, rows: np.ndarray) -> Scored: ...
+    async def score_block(self, rows: np.ndarray, key: str | None = None) -> Scored: ...
 
     async def score_explained(self, rows: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
         """Scores and reason codes from the same model; ``LookupError`` if the model cannot explain."""
 
-    def record(self, block: Block, endpoint: str) -> None:
-        """Queue the block's records for the log and count them in the metrics (never awaits)."""
+    def record(self, block: Block, endpoint: str, shadow: Any = None) -> None:
+        """Queue the block's records for the log and count them in the metrics (never awaits); with a
+        ``shadow`` (``Scored.shadow``) the records are queued once the challenger answered or gave up."""
 
     async def model_card(self) -> dict[str, Any]: ...
 

@@ -58,6 +58,10 @@ def backend() -> Backend:
 ExplainQuery = Annotated[bool, Query(description="Add reason codes: TreeSHAP contributions and the features "
                                                  "that raise the risk")]
 
+ApplicantKey = Annotated[str | None, Header(max_length=256, description=(
+    "Optional stable key of the applicant (or portfolio): with a canary challenger, the same key is always "
+    "answered by the same model; without it each request is drawn at random"))]
+
 
 def unavailable(what: str) -> HTTPException:
     """The one 503 of this API: what is unavailable, and when to retry."""
@@ -76,14 +80,15 @@ async def _json_body(request: Request) -> bytes:
     return await request.body()
 
 
-async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool) -> list[dict[str, Any]]:
+async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool,
+                  key: str | None = None) -> list[dict[str, Any]]:
     """Score a request's block, apply the rule, queue the records, return the response items (in row order)."""
     explanations: list[dict[str, Any]] | None = None
     try:
         if explain:
             scored, explanations = await b.score_explained(rows)
         else:
-            scored = await b.score_block(rows)
+            scored = await b.score_block(rows, key)
     except LookupError as exc:
         raise HTTPException(409, str(exc)) from exc
     except Exception as exc:
@@ -91,20 +96,20 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
     assert isinstance(scored, Scored)
     block = decision_block(rows, scored.probabilities, scored.model_version, scored.threshold,
                            (time.perf_counter() - started) * 1000, endpoint, explanations)
-    b.record(block, endpoint)
+    b.record(block, endpoint, scored.shadow)
     return response_items(block, explanations)
 
 
 @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
           openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
-async def predict(request: Request, explain: ExplainQuery = False) -> Response:
+async def predict(request: Request, explain: ExplainQuery = False, x_applicant_key: ApplicantKey = None) -> Response:
     b, started = backend(), time.perf_counter()
     row = single_row(await _json_body(request))
     with _admitted(b):
         if explain:
             return _json((await _decide(b, row, started, "predict", explain=True))[0])
         try:
-            return _json(await b.decide_single(row, started))
+            return _json(await b.decide_single(row, started, x_applicant_key))
         except Exception as exc:
             raise unavailable(f"scorer ({type(exc).__name__})") from exc
 
@@ -112,11 +117,12 @@ async def predict(request: Request, explain: ExplainQuery = False) -> Response:
 @api.post("/predict/batch", response_model=BatchDecisions,
           summary=f"Credit decisions for up to {MAX_BATCH_ROWS:,} applicants, in order; one bad row rejects all",
           openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
-async def predict_batch(request: Request, explain: ExplainQuery = False) -> Response:
+async def predict_batch(request: Request, explain: ExplainQuery = False,
+                        x_applicant_key: ApplicantKey = None) -> Response:
     b, started = backend(), time.perf_counter()
     rows = batch_rows(await _json_body(request))
     with _admitted(b):
-        results = await _decide(b, rows, started, "batch", explain)
+        results = await _decide(b, rows, started, "batch", explain, x_applicant_key)
     return _json({"count": len(results), "results": results})
 
 
