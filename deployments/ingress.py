@@ -30,8 +30,8 @@ from deployments.http.backend import Scored, Unavailable
 from deployments.log_shipper import LogShipper
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
-from deployments.performance import PerformanceQuery
-from prediction_log.outcomes import Labelled, Outcomes, Receipt
+from deployments.performance import PerformanceQuery, Window
+from prediction_log.outcomes import Outcomes, Receipt
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
 from prediction_log.spool import Spool
@@ -215,8 +215,11 @@ class Ingress:
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         return await self.log_writer.record_outcomes.remote(outcomes)
 
-    async def labelled(self, query: PerformanceQuery) -> Labelled:
-        return await self.log_writer.labelled.remote(query)
+    async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
+        return await self.log_writer.performance.remote(query)
+
+    async def challenger_comparison(self, window: Window) -> dict[str, Any]:
+        return await self.log_writer.challenger_comparison.remote(window)
 
     def log_state(self) -> str:
         return self.shipper.state

@@ -21,11 +21,12 @@ from typing import Any
 from ray import serve
 
 from core.settings import LogWriterConfig, get_settings
+from deployments.challenger_report import comparison
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import LogWriterMetrics
-from deployments.performance import PerformanceQuery
+from deployments.performance import PerformanceQuery, Window, card_of_version, performance
 from prediction_log.file_store import FileStore
-from prediction_log.outcomes import Labelled, Outcomes, OutcomeStore, Receipt
+from prediction_log.outcomes import Outcomes, OutcomeStore, Receipt
 from prediction_log.postgres_store import DATA_ERRORS, PostgresStore
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, row_values, to_json_lines
@@ -191,8 +192,14 @@ class LogWriter:
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         return await self._outcome_store().record(outcomes)
 
-    async def labelled(self, query: PerformanceQuery) -> Labelled:
-        return await self._outcome_store().labelled(query.since, query.until, query.model_version)
+    async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
+        """Computed here, beside the store: 200k labelled decisions are 9 MB, their figures a few kB."""
+        labelled = await self._outcome_store().labelled(query.since, query.until, query.model_version)
+        return await asyncio.to_thread(performance, labelled, query.by, card_of_version)
+
+    async def challenger_comparison(self, window: Window) -> dict[str, Any]:
+        shadowed = await self._outcome_store().shadowed(window.since, window.until)
+        return await asyncio.to_thread(comparison, shadowed)
 
     async def stats(self) -> dict[str, Any]:
         """Counters, backend, store state and spool size (for /health, tests, metrics and the benchmark)."""

@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 from core.artifacts import CARD_FILE, MODELS_DIR, load_card
+from core.decision import is_denied
 from models.performance import card_expectation, realized
 from prediction_log.outcomes import Labelled
 from prediction_log.query import LogQuery
@@ -18,15 +19,20 @@ from prediction_log.query import LogQuery
 Period = Literal["day", "week"]
 
 
-class PerformanceQuery(BaseModel):
-    """Decisions made in ``[since, until)`` (UTC when naive), per ``by`` period, optionally one model version."""
+class Window(BaseModel):
+    """Decisions made in ``[since, until)`` (UTC when naive)."""
 
     since: datetime | None = None
     until: datetime | None = None
-    by: Period = "day"
-    model_version: str | None = Field(None, max_length=64)
 
     _aware = field_validator("since", "until")(LogQuery._aware.__func__)  # type: ignore[attr-defined]
+
+
+class PerformanceQuery(Window):
+    """Per ``by`` period, optionally one model version."""
+
+    by: Period = "day"
+    model_version: str | None = Field(None, max_length=64)
 
 
 def card_of_version(version: str) -> dict[str, Any] | None:
@@ -50,18 +56,24 @@ def performance(labelled: Labelled, by: Period, card_of: Callable[[str], dict[st
     starts = period_starts(labelled.ts, by)
 
     def group(mask: np.ndarray, version: str) -> dict[str, Any]:
-        figures = realized(labelled.probability[mask], labelled.defaulted[mask], labelled.threshold[mask])
+        figures = realized(labelled.probability[mask], labelled.defaulted[mask],
+                           is_denied(labelled.probability[mask], labelled.threshold[mask]))
         card = card_of(version)
         figures["expected"] = card_expectation(card, figures["labelled"]) if card else None
         return figures
 
-    versions = sorted(set(labelled.model_version.tolist()))
-    overall = {v: group(labelled.model_version == v, v) for v in versions}
+    versions, version_codes = np.unique(labelled.model_version.astype(str), return_inverse=True)
+    overall = {str(v): group(version_codes == i, str(v)) for i, v in enumerate(versions)}
+    period_values, period_codes = np.unique(starts, return_inverse=True)
+    keys = period_codes * max(len(versions), 1) + version_codes    # one integer per (period, version)
+    order = np.argsort(keys, kind="stable")
+    bounds = np.flatnonzero(np.diff(keys[order])) + 1
     periods = []
-    for start in np.unique(starts):
-        in_period = starts == start
-        for v in versions:
-            mask = in_period & (labelled.model_version == v)
-            if mask.any():
-                periods.append({"period_start": str(start), "model_version": v, **group(mask, v)})
+    for rows in np.split(order, bounds) if len(order) else []:
+        mask = np.zeros(len(labelled), dtype=bool)
+        mask[rows] = True
+        key = keys[rows[0]]
+        version = str(versions[key % max(len(versions), 1)])
+        periods.append({"period_start": str(period_values[key // max(len(versions), 1)]), "model_version": version,
+                        **group(mask, version)})
     return {"by": by, "labelled": len(labelled), "model_versions": overall, "periods": periods}

@@ -10,11 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 from models.threshold import FN_COST, FP_COST
 
 DECILES = 10
+
+
+def auc(probability: np.ndarray, defaulted: np.ndarray) -> float | None:
+    """ROC AUC as the Mann–Whitney statistic (ties count half): equal to sklearn's ``roc_auc_score``
+    without its per-call input checks, which cost 10 ms a group on a per-day report."""
+    positives = int(defaulted.sum())
+    negatives = len(defaulted) - positives
+    if not positives or not negatives:
+        return None
+    ranks = rankdata(probability)
+    return float((ranks[defaulted == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def calibration(probability: np.ndarray, defaulted: np.ndarray, bins: int = DECILES) -> list[dict[str, Any]]:
@@ -32,11 +43,10 @@ def calibration(probability: np.ndarray, defaulted: np.ndarray, bins: int = DECI
     return table
 
 
-def realized(probability: np.ndarray, defaulted: np.ndarray, threshold: np.ndarray) -> dict[str, Any]:
+def realized(probability: np.ndarray, defaulted: np.ndarray, denied: np.ndarray) -> dict[str, Any]:
     """Figures of one group of labelled decisions; AUC is null when only one class is present.
-    ``threshold``: per decision, the one in force when it was made (the cost is of the decisions taken)."""
+    ``denied``: the decisions taken (at the threshold in force for each), whose cost this is."""
     n = len(defaulted)
-    denied = probability >= threshold
     fn = int(np.sum(~denied & (defaulted == 1)))
     fp = int(np.sum(denied & (defaulted == 0)))
     cost = FN_COST * fn + FP_COST * fp
@@ -45,7 +55,7 @@ def realized(probability: np.ndarray, defaulted: np.ndarray, threshold: np.ndarr
         "labelled": n,
         "default_rate": float(defaulted.mean()) if n else None,
         "mean_probability": float(probability.mean()) if n else None,
-        "auc": float(roc_auc_score(defaulted, probability)) if 0 < defaulted.sum() < n else None,
+        "auc": auc(probability, defaulted),
         "brier": float(np.mean((probability - defaulted) ** 2)) if n else None,
         "false_negatives": fn, "false_positives": fp,
         "cost": cost, "cost_per_decision": cost / n if n else None,

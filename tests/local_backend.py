@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 
 from core.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
+from deployments.challenger_report import comparison
 from deployments.decisions import decision_block, response_items
 from deployments.http.backend import Scored, Unavailable
-from deployments.performance import PerformanceQuery
+from deployments.performance import PerformanceQuery, Window, card_of_version, performance
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.reasons import ReasonCoder
-from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile
+from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile, shadowed_rows
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, as_dicts, concat
 
@@ -83,7 +84,7 @@ class LocalBackend:
         self.outcomes.update((outcomes.request_ids[i], outcomes.defaulted[i]) for i in chosen)
         return receipt
 
-    async def labelled(self, query: PerformanceQuery) -> Labelled:
+    def labelled(self, query: PerformanceQuery) -> Labelled:
         log = self.log
         ids = log.column("request_id").to_pylist()
         versions = np.array(log.column("model_version").to_pylist(), dtype=object)
@@ -97,6 +98,12 @@ class LocalBackend:
         return Labelled(ts[keep], versions[keep],
                         log.column("probability_default").to_numpy()[keep], log.column("threshold").to_numpy()[keep],
                         np.array([self.outcomes[i] for i, k in zip(ids, keep) if k], dtype=np.int8))
+
+    async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
+        return performance(self.labelled(query), query.by, card_of_version)
+
+    async def challenger_comparison(self, window: Window) -> dict[str, Any]:
+        return comparison(shadowed_rows(self.log, self.outcomes))
 
     def log_state(self) -> str:
         return "refusing" if self.refusing else "ok"

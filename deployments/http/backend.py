@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from deployments.performance import PerformanceQuery
-from prediction_log.outcomes import Labelled, Outcomes, Receipt
+from deployments.performance import PerformanceQuery, Window
+from prediction_log.outcomes import Outcomes, Receipt
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
 
@@ -69,8 +69,12 @@ class Backend(Protocol):
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         """Store outcomes by the rule of ``prediction_log.outcomes.reconcile``."""
 
-    async def labelled(self, query: PerformanceQuery) -> Labelled:
-        """Decisions matching ``query`` that have an outcome."""
+    async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
+        """``deployments.performance.performance`` of the decisions matching ``query`` that have an outcome
+        (computed where the log is: only the figures travel)."""
+
+    async def challenger_comparison(self, window: Window) -> dict[str, Any]:
+        """``deployments.challenger_report.comparison`` of the window's shadowed decisions."""
 
     def log_state(self) -> str:
         """``ok``, ``writer_unavailable`` or ``refusing`` (for /health)."""

@@ -7,6 +7,7 @@ answers in both.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -32,11 +33,12 @@ from deployments.http.schemas import (
     OutcomeReceipt,
     request_body_doc,
 )
-from deployments.performance import PerformanceQuery, card_of_version, performance
+from deployments.performance import PerformanceQuery, Window
 from prediction_log.outcomes import MAX_OUTCOMES, Outcomes
 from prediction_log.query import LogQuery
 
 api = create_api()
+logger = logging.getLogger("ray.serve")
 RETRY_AFTER = {"Retry-After": "1"}
 _backend: Backend | None = None
 
@@ -63,8 +65,10 @@ ApplicantKey = Annotated[str | None, Header(max_length=256, description=(
     "answered by the same model; without it each request is drawn at random"))]
 
 
-def unavailable(what: str) -> HTTPException:
-    """The one 503 of this API: what is unavailable, and when to retry."""
+def unavailable(what: str, cause: BaseException | None = None) -> HTTPException:
+    """The one 503 of this API: what is unavailable, and when to retry (the cause goes to the replica's log)."""
+    if cause is not None:
+        logger.warning("%s unavailable: %s: %s", what, type(cause).__name__, cause)
     return HTTPException(503, f"{what} unavailable, retry later", headers=RETRY_AFTER)
 
 
@@ -176,7 +180,7 @@ async def predictions(query: Annotated[LogQuery, Query()],
     try:
         items = await b.query_log(query)
     except Exception as exc:
-        raise unavailable("prediction log") from exc
+        raise unavailable("prediction log", exc) from exc
     return {"limit": query.limit, "offset": query.offset, "count": len(items), "items": items}
 
 
@@ -187,7 +191,7 @@ async def prediction_stats(x_api_key: Annotated[str | None, Header()] = None) ->
     try:
         return await b.log_stats()
     except Exception as exc:
-        raise unavailable("prediction log") from exc
+        raise unavailable("prediction log", exc) from exc
 
 
 @api.post("/outcomes", response_model=OutcomeReceipt,
@@ -204,7 +208,7 @@ async def outcomes(request: Request, x_api_key: Annotated[str | None, Header()] 
     try:
         receipt = await b.record_outcomes(post)
     except Exception as exc:
-        raise unavailable("outcome store") from exc
+        raise unavailable("outcome store", exc) from exc
     if receipt.conflicting_request_ids:
         raise HTTPException(409, {"message": "a different outcome is already recorded for these decisions; "
                                              "nothing of this post was stored",
@@ -220,8 +224,20 @@ async def realized_performance(query: Annotated[PerformanceQuery, Query()],
     b = backend()
     _require_key(b, x_api_key)
     try:
-        labelled = await b.labelled(query)
+        report = await b.performance(query)
     except Exception as exc:
-        raise unavailable("prediction log") from exc
-    report = performance(labelled, query.by, card_of_version)
+        raise unavailable("prediction log", exc) from exc
     return _json({"since": query.since, "until": query.until, "model_version": query.model_version, **report})
+
+
+@api.get("/challenger", summary="The shadow challenger against the champion on the same decisions: agreement, "
+                                "approval rates, confusion, scatter, realized AUC and cost (requires X-API-Key)")
+async def challenger_comparison(window: Annotated[Window, Query()],
+                                x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    b = backend()
+    _require_key(b, x_api_key)
+    try:
+        report = await b.challenger_comparison(window)
+    except Exception as exc:
+        raise unavailable("prediction log", exc) from exc
+    return _json({"since": window.since, "until": window.until, **report})

@@ -1,0 +1,49 @@
+"""The champion/challenger comparison on known scores: every figure checked against a direct count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.metrics import roc_auc_score
+
+from deployments.challenger_report import comparison
+from prediction_log.outcomes import Shadowed
+from tests.conftest import API_KEY
+from tests.local_backend import LocalBackend
+
+
+def shadowed(n: int = 4000, seed: int = 0) -> Shadowed:
+    rng = np.random.default_rng(seed)
+    p = rng.beta(1, 10, n)
+    q = np.clip(p + rng.normal(0, 0.03, n), 0, 1)
+    defaulted = np.where(rng.random(n) < 0.5, (rng.random(n) < p).astype(np.int8), -1).astype(np.int8)
+    return Shadowed(np.full(n, "champ", dtype=object), p, p >= 0.09, np.full(n, "chall", dtype=object), q,
+                    q >= 0.12, defaulted)
+
+
+def test_comparison_counts_agree_with_the_arrays() -> None:
+    s = shadowed()
+    (pair,) = comparison(s)["pairs"]
+    assert pair["decisions"] == len(s)
+    assert pair["agreement_rate"] == pytest.approx(np.mean(s.denied == s.challenger_denied))
+    assert sum(pair["confusion"].values()) == len(s)
+    assert pair["confusion"]["champion denied / challenger approved"] == np.sum(s.denied & ~s.challenger_denied)
+    assert pair["approval_rate"]["challenger"] == pytest.approx(np.mean(~s.challenger_denied))
+    known = s.defaulted >= 0
+    assert pair["labelled"] == known.sum()
+    assert pair["realized"]["champion"]["auc"] == pytest.approx(roc_auc_score(s.defaulted[known], s.probability[known]))
+    assert pair["realized"]["challenger"]["auc"] == pytest.approx(
+        roc_auc_score(s.defaulted[known], s.challenger_probability[known]))
+    fn = np.sum(~s.challenger_denied[known] & (s.defaulted[known] == 1))
+    fp = np.sum(s.challenger_denied[known] & (s.defaulted[known] == 0))
+    assert pair["realized"]["challenger"]["cost"] == 10 * fn + fp
+    assert len(pair["scatter"]["champion"]) == 500
+
+
+def test_challenger_route_needs_the_key_and_answers_without_a_shadow(
+        local_api: tuple[TestClient, LocalBackend]) -> None:
+    client, _ = local_api
+    assert client.get("/challenger").status_code == 401
+    response = client.get("/challenger", headers={"X-API-Key": API_KEY})
+    assert response.status_code == 200 and response.json()["shadowed"] == 0
