@@ -55,6 +55,10 @@ class ApiClient:
         """Realized performance of decisions with outcomes (``GET /performance``)."""
         return self._call("GET", "/performance", params={"since": since.isoformat(), "by": by})
 
+    def challenger(self, since: datetime) -> dict[str, Any]:
+        """The shadow challenger against the champion (``GET /challenger``)."""
+        return self._call("GET", "/challenger", params={"since": since.isoformat()})
+
     def decisions(self, max_rows: int, since: datetime | None = None) -> pd.DataFrame:
         """The newest ``max_rows`` logged decisions (since ``since``), paged through ``/predictions``."""
         items: list[dict[str, Any]] = []

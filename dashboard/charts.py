@@ -99,3 +99,14 @@ def cost_per_decision(periods: pd.DataFrame, card_cost: float | None) -> go.Figu
         figure.add_hline(y=card_cost, line_dash="dash", annotation_text="model card")
     figure.update_layout(title="Cost per decision (10·FN + 1·FP)", yaxis_title="cost")
     return figure
+
+
+def challenger_scatter(scatter: dict[str, list[float]], champion: str, challenger: str) -> go.Figure:
+    """Each model's probability for the same decisions (a sample); the diagonal is agreement."""
+    figure = go.Figure(go.Scattergl(x=scatter["champion"], y=scatter["challenger"], mode="markers",
+                                    marker={"size": 4, "opacity": 0.5}, name="decisions"))
+    top = max([*scatter["champion"], *scatter["challenger"], 0.01])
+    figure.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dash"}, name="equal"))
+    figure.update_layout(title="Probability of default: champion vs challenger", xaxis_title=champion,
+                         yaxis_title=challenger)
+    return figure

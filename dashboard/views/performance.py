@@ -16,6 +16,38 @@ from dashboard.context import client
 WINDOWS = {"30 days": 30, "90 days": 90, "180 days": 180, "365 days": 365}
 
 
+@st.cache_data(ttl=60)
+def compared(api: ApiClient, days: int) -> dict[str, Any]:
+    return api.challenger(datetime.now(timezone.utc) - timedelta(days=days))
+
+
+def _challenger_section(days: int) -> None:
+    st.subheader("Champion vs challenger (shadow)")
+    try:
+        report = compared(client(), days)
+    except ApiError as error:
+        st.error(str(error))
+        return
+    if not report["pairs"]:
+        st.info("No shadow challenger in this window: set the Challenger's mode to shadow in serve_config.yaml.")
+        return
+    for pair in report["pairs"]:
+        st.caption(f"{pair['champion']} (champion) vs {pair['challenger']} (challenger), "
+                   f"{pair['decisions']:,} decisions")
+        a, b, c, d = st.columns(4)
+        a.metric("Agreement", f"{pair['agreement_rate']:.1%}")
+        b.metric("Approval: champion", f"{pair['approval_rate']['champion']:.1%}")
+        c.metric("Approval: challenger", f"{pair['approval_rate']['challenger']:.1%}")
+        realized = pair["realized"]
+        d.metric("AUC champion / challenger", "—" if realized is None else
+                 f"{realized['champion']['auc'] or 0:.3f} / {realized['challenger']['auc'] or 0:.3f}")
+        left, right = st.columns(2)
+        left.dataframe(pd.DataFrame([{"decisions": k, "count": v} for k, v in pair["confusion"].items()]),
+                       hide_index=True, width="stretch")
+        right.plotly_chart(charts.challenger_scatter(pair["scatter"], pair["champion"], pair["challenger"]),
+                           width="stretch")
+
+
 @st.cache_data(ttl=60, show_spinner="Joining decisions with outcomes…")
 def realized(api: ApiClient, days: int, by: str) -> dict[str, Any]:
     return api.performance(datetime.now(timezone.utc) - timedelta(days=days), by)
@@ -38,6 +70,7 @@ def render() -> None:
     if not report["labelled"]:
         st.info("No decisions with outcomes in this window: post them to `/outcomes` "
                 "(e.g. `python -m monitoring.traffic api --outcomes`).")
+        _challenger_section(WINDOWS[window])
         return
     version, figures = max(report["model_versions"].items(), key=lambda item: item[1]["labelled"])
     card = figures["expected"] or {}
@@ -61,6 +94,7 @@ def render() -> None:
         left.plotly_chart(charts.calibration(figures["calibration"]), width="stretch")
     right.plotly_chart(charts.cost_per_decision(periods[periods["model_version"] == version],
                                                 card.get("cost_per_decision")), width="stretch")
+    _challenger_section(WINDOWS[window])
 
 
 render()
