@@ -53,7 +53,9 @@ def challenger(folder: Path, mode: str, **extra: object) -> dict[str, object]:
 def onnx_runtime_probabilities(folder: Path, rows: np.ndarray) -> np.ndarray:
     """The challenger's own output, read straight from ONNX Runtime (zipmap: a list of {label: p})."""
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    maps = session.run(["output_probability"], {"input": rows.astype(np.float32)})[0]
+    label, probabilities = session.get_outputs()
+    maps = session.run([probabilities.name], {"input": rows.astype(np.float32)})[0]
+    assert isinstance(maps, list), "the challenger must keep onnxmltools' default zipmap output"
     return np.array([m[1] for m in maps])
 
 
