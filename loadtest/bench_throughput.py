@@ -139,16 +139,18 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) ->
     raise RuntimeError(f"{url} did not become healthy")
 
 
-SUSPECTS: dict[str, tuple[dict[str, str], dict[str, dict[str, Any]]]] = {
+VARIANTS: dict[str, tuple[dict[str, str], dict[str, dict[str, Any]]]] = {
     "HAProxy off (Serve's Python proxy)": ({"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"},
                                            {}),
     "HAProxy with 4 threads (Ray's default)": ({"RAY_SERVE_HAPROXY_NBTHREAD": "4"}, {}),
     "HAProxy metrics on (Ray's default)": ({"RAY_SERVE_HAPROXY_METRICS_ENABLED": "1"}, {}),
     "1 ingress replica": ({}, {"Ingress": {"num_replicas": 1}}),
-    "3 ingress replicas": ({}, {"Ingress": {"num_replicas": 3}}),
-    "scorer batches of 1 call": ({}, {"Scorer": {"user_config": {"max_batch_size": 1}}}),
+    "shadow challenger (the same model)": ({}, {"Challenger": {"user_config": {"mode": "shadow",
+                                                                              "model": "latest"}}}),
 }
-"""Switched one at a time against the file-log baseline (``--suspects``): env overrides, deployment overrides."""
+"""Run one at a time against the file-log baseline (``--variants``): env overrides, deployment overrides.
+The first are the suspects of the CPU hunt (what each Ray/HAProxy setting costs), the last what shadow
+scoring costs."""
 
 
 def our_server(name: str, env: dict[str, str], duration: int, batch_rows: int, log: Path,
@@ -203,8 +205,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
                         help="PostgreSQL server for the logging run (a fresh database is created on it)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "throughput.json")
-    parser.add_argument("--suspects", action="store_true",
-                        help="also run the file-log server with each of SUSPECTS switched in turn")
+    parser.add_argument("--variants", action="store_true",
+                        help="also run the file-log server with each of VARIANTS in turn")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -225,8 +227,8 @@ def main() -> None:
                 args.batch_rows, work / "pg.log")
         finally:
             asyncio.run(_database(args.database_url, name, create=False))
-    if args.suspects:
-        for index, (name, (env, deployments)) in enumerate(SUSPECTS.items()):
+    if args.variants:
+        for index, (name, (env, deployments)) in enumerate(VARIANTS.items()):
             report["ours"][f"file log, {name}"] = our_server(
                 name, base | env | {"DATA_DIR": str(work / f"s{index}"), "DATABASE_URL": ""}, args.duration,
                 args.batch_rows, work / f"s{index}.log", deployments)

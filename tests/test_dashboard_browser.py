@@ -68,5 +68,11 @@ def test_score_an_applicant_then_see_the_monitoring_charts(dashboard_url: str) -
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
         assert page.locator(".js-plotly-plot").count() == 4
         page.screenshot(path=str(ARTIFACTS / "dashboard-monitoring.png"), full_page=True)
+
+        page.goto(f"{dashboard_url}/performance")
+        expect(page.get_by_text("Realized performance")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Champion vs challenger").or_(page.get_by_text("No decisions with outcomes"))
+               .first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-performance.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "dashboard-scoring.png").stat().st_size > 10_000
