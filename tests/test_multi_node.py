@@ -57,7 +57,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RayNodes
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, timeout_s=180)
         deadline = time.monotonic() + 180
-        while running_replicas(nodes) != {"Ingress": 2, "Scorer": 2, "LogWriter": 1}:   # /health: first replica
+        while running_replicas(nodes) != {"Ingress": 2, "Scorer": 2, "Challenger": 1, "LogWriter": 1}:   # /health: first replica
             assert time.monotonic() < deadline, f"replicas not running after 180 s: {running_replicas(nodes)}"
             time.sleep(1)
         yield nodes, url

@@ -74,9 +74,9 @@ def test_killed_scorer_replica_is_replaced_and_requests_keep_succeeding(two_scor
         load.wait_for(200)
         killed_at = time.monotonic()
         os.kill(pids[0], signal.SIGKILL)
-        deadline = killed_at + 30
+        deadline = killed_at + 90   # the slow tier shares 2 cores with four more replicas
         while running_scorers() < 2 or set(scorer_pids()) == {pids[1]}:
-            assert time.monotonic() < deadline, "scorer replica not replaced within 30 s"
+            assert time.monotonic() < deadline, "scorer replica not replaced within 90 s"
             time.sleep(0.2)
         recovered_s = time.monotonic() - killed_at
         load.wait_for(200)
