@@ -95,4 +95,4 @@ def test_cluster_serves_the_readme_status(cluster: tuple[RayNodes, str]) -> None
     app = status["applications"]["credit"]
     assert app["status"] == "RUNNING"
     assert {name: d["status"] for name, d in app["deployments"].items()} == {
-        "Ingress": "HEALTHY", "Scorer": "HEALTHY", "LogWriter": "HEALTHY"}
+        "Ingress": "HEALTHY", "Scorer": "HEALTHY", "Challenger": "HEALTHY", "LogWriter": "HEALTHY"}
