@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -172,26 +173,26 @@ def _require_key(b: Backend, x_api_key: str | None) -> None:
         raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
 
 
-@api.get("/predictions", summary="Prediction log, newest first (requires X-API-Key)")
-async def predictions(query: Annotated[LogQuery, Query()],
-                      x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+async def _read_log(x_api_key: str | None, read: Callable[[Backend], Awaitable[Any]]) -> Any:
+    """A keyed read of the log (or what is computed from it): 401 without the key, 503 when the read fails."""
     b = backend()
     _require_key(b, x_api_key)
     try:
-        items = await b.query_log(query)
+        return await read(b)
     except Exception as exc:
         raise unavailable("prediction log", exc) from exc
+
+
+@api.get("/predictions", summary="Prediction log, newest first (requires X-API-Key)")
+async def predictions(query: Annotated[LogQuery, Query()],
+                      x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    items = await _read_log(x_api_key, lambda b: b.query_log(query))
     return {"limit": query.limit, "offset": query.offset, "count": len(items), "items": items}
 
 
 @api.get("/predictions/stats", summary="Log writer counters and store size (requires X-API-Key)")
 async def prediction_stats(x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    b = backend()
-    _require_key(b, x_api_key)
-    try:
-        return await b.log_stats()
-    except Exception as exc:
-        raise unavailable("prediction log", exc) from exc
+    return await _read_log(x_api_key, lambda b: b.log_stats())
 
 
 @api.post("/outcomes", response_model=OutcomeReceipt,
@@ -221,12 +222,7 @@ async def outcomes(request: Request, x_api_key: Annotated[str | None, Header()] 
                                  "against the model card (requires X-API-Key)")
 async def realized_performance(query: Annotated[PerformanceQuery, Query()],
                                x_api_key: Annotated[str | None, Header()] = None) -> Response:
-    b = backend()
-    _require_key(b, x_api_key)
-    try:
-        report = await b.performance(query)
-    except Exception as exc:
-        raise unavailable("prediction log", exc) from exc
+    report = await _read_log(x_api_key, lambda b: b.performance(query))
     return _json({"since": query.since, "until": query.until, "model_version": query.model_version, **report})
 
 
@@ -234,10 +230,5 @@ async def realized_performance(query: Annotated[PerformanceQuery, Query()],
                                 "approval rates, confusion, scatter, realized AUC and cost (requires X-API-Key)")
 async def challenger_comparison(window: Annotated[Window, Query()],
                                 x_api_key: Annotated[str | None, Header()] = None) -> Response:
-    b = backend()
-    _require_key(b, x_api_key)
-    try:
-        report = await b.challenger_comparison(window)
-    except Exception as exc:
-        raise unavailable("prediction log", exc) from exc
+    report = await _read_log(x_api_key, lambda b: b.challenger_comparison(window))
     return _json({"since": window.since, "until": window.until, **report})
