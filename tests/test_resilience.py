@@ -90,7 +90,6 @@ def test_killed_scorer_replica_is_replaced_and_requests_keep_succeeding(two_scor
     # The ingress re-sends a block whose scorer died, so at most the in-flight requests may fail.
     assert len(failed) <= load.connections, [a.status for a in failed]
     assert all(a.status == 200 for a in load.answers if a.sent_at > killed_at + 5)
-    assert recovered_s < 30
 
 
 def test_overload_beyond_queue_limits_is_503_with_retry_after(serve_url: str, tmp_path: Path) -> None:
