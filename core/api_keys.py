@@ -1,14 +1,78 @@
-"""The key that guards personal data (the prediction log)."""
+"""The keys that guard personal data (the prediction log, outcomes) and, optionally, scoring.
+
+``API_KEY`` holds every scope (the single key most installations need). ``API_KEYS`` adds scoped
+keys: entries ``scope[+scope]:secret`` separated by spaces or commas, e.g.
+``API_KEYS="read:9f3b... outcomes:c41d... read+outcomes:77aa..."``. Rotation without downtime: add
+the new key, move the clients, remove the old key, each step a restart or redeploy with both valid.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from core.settings import Settings
 
 KEY_FILE = "api_key"
+Scope = Literal["read", "outcomes", "score"]
+"""``read``: the log and what is computed from it (/predictions*, /performance, /challenger);
+``outcomes``: POST /outcomes; ``score``: /predict* when ``SCORING_REQUIRES_KEY`` is on."""
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+MIN_SCOPED_KEY_CHARS = 16
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    secret: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Every valid key with its scopes; a check compares against all of them, in constant time each."""
+
+    keys: tuple[ApiKey, ...]
+
+    def allows(self, given: str | None, scope: Scope) -> bool:
+        """Whether ``given`` is a key holding ``scope``; a missing or empty key never is. Every key is
+        compared (no early exit), so the time does not tell which key nearly matched."""
+        if not given:
+            return False
+        granted = False
+        for key in self.keys:
+            if secrets.compare_digest(given.encode(), key.secret.encode()) and scope in key.scopes:
+                granted = True
+        return granted
+
+    def knows(self, given: str | None) -> bool:
+        """Whether ``given`` is any valid key (to tell 401 from 403)."""
+        return any(self.allows(given, scope) for scope in SCOPES)
+
+
+def parse_scoped_keys(text: str) -> list[ApiKey]:
+    """``scope[+scope]:secret`` entries (spaces or commas between them); a bad entry is an error naming it,
+    never a key silently dropped or a short secret accepted."""
+    keys = []
+    for entry in (e for e in re.split(r"[\s,]+", text.strip()) if e):
+        scopes, sep, secret = entry.partition(":")
+        named = set(scopes.split("+"))
+        if not sep or not named or not named <= set(SCOPES):
+            raise ValueError(f"API_KEYS entry {entry[:12]}…: write scope[+scope]:secret with scopes from {SCOPES}")
+        if len(secret) < MIN_SCOPED_KEY_CHARS:
+            raise ValueError(f"API_KEYS entry for {scopes}: the secret needs at least {MIN_SCOPED_KEY_CHARS} characters")
+        keys.append(ApiKey(secret, frozenset(named)))
+    return keys
+
+
+def key_ring(settings: Settings) -> KeyRing:
+    """``API_KEY`` (or the generated one) with every scope, plus the scoped ``API_KEYS``."""
+    full = ApiKey(resolve_api_key(settings), frozenset(SCOPES))
+    scoped = parse_scoped_keys(settings.api_keys.get_secret_value()) if settings.api_keys else []
+    return KeyRing((full, *scoped))
 
 
 def resolve_api_key(settings: Settings) -> str:

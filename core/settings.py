@@ -25,13 +25,16 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(None, description="PostgreSQL DSN; unset = JSONL file log")
     api_key: SecretStr | None = Field(
-        None, description="Key for /predictions (X-API-Key). Unset = a random key kept in DATA_DIR/api_key")
+        None, description="Key with every scope (X-API-Key). Unset = a random key kept in DATA_DIR/api_key")
+    api_keys: SecretStr | None = Field(
+        None, description="More keys, each with its scopes: 'scope[+scope]:secret ...' (core.api_keys)")
+    scoring_requires_key: bool = Field(False, description="/predict* answer 401 without a key with scope 'score'")
     data_dir: Path = Field(PROJECT_ROOT / "data", description="File log, spool and generated API key")
     max_body_bytes: int = Field(8 * 1024 * 1024, description="Larger request bodies get 413")
     reports_dir: Path = Field(PROJECT_ROOT / "reports", description="Benchmark and drift reports")
     api_url: str = Field("http://127.0.0.1:8000", description="Where tools (dashboard, load test) find the API")
 
-    @field_validator("database_url", "api_key", mode="before")
+    @field_validator("database_url", "api_key", "api_keys", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -48,6 +48,10 @@ class ApiClient:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health")
 
+    def check_read_access(self) -> None:
+        """``ApiError`` (401/403) unless this key may read the log."""
+        self._call("GET", "/predictions/stats")
+
     def predict(self, applicant: dict[str, float | int], explain: bool = False) -> dict[str, Any]:
         return self._call("POST", "/predict", json=applicant, params={"explain": "true"} if explain else None)
 

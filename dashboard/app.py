@@ -1,8 +1,7 @@
 """Credit-scoring dashboard: ``streamlit run dashboard/app.py``.
 
-Reads ``API_URL`` and ``API_KEY`` (or the key the server generated in ``DATA_DIR/api_key``)
-and ``REPORTS_DIR`` from the settings; every number comes from the HTTP API or the latest
-drift report file.
+Reads ``API_URL`` and ``REPORTS_DIR`` from the settings; every number comes from the HTTP API or the
+latest drift report file. The log pages ask the visitor for an API key (``dashboard.context``).
 """
 
 from __future__ import annotations

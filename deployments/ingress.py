@@ -21,7 +21,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from core.api_keys import resolve_api_key
+from core.api_keys import key_ring
 from core.settings import CHALLENGER_POLL_S, IngressConfig, get_settings
 from deployments.challenger import Routing, ShadowCalls
 from deployments.decisions import decision_block, denied_count, response_items, with_challenger
@@ -56,7 +56,8 @@ class Ingress:
         self._shipping: set[asyncio.Task[None]] = set()
         """Records waiting for their shadow score (at most ``timeout_s``) before they go to the shipper."""
         self.config = IngressConfig()
-        self.api_key = resolve_api_key(settings)
+        self.keys = key_ring(settings)
+        self.scoring_requires_key = settings.scoring_requires_key
         self.metrics = IngressMetrics()
         self.in_flight = 0
         replica = serve.get_replica_context().replica_id.unique_id

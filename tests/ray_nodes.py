@@ -1,9 +1,11 @@
 """A two-node Ray cluster on this machine, started as an operator does: ``ray start --head`` and
-``ray start --address=…`` (each its own process group, temp dir and ports), for the multi-node test."""
+``ray start --address=…`` (each its own process group, temp dir and ports) with token authentication
+(``RAY_AUTH_MODE=token``, one generated token shared by the nodes and the CLI), for the multi-node test."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -14,6 +16,9 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from core.ports import free_port
 from core.settings import PROJECT_ROOT
@@ -37,10 +42,12 @@ class RayNodes:
         self.gcs_port = free_port()
         self.dashboard_port = free_port()
         self.dashboard_url = f"http://127.0.0.1:{self.dashboard_port}"
+        self.token = secrets.token_hex(32)
         self.env = {**os.environ, **read_env_file(PROJECT_ROOT / "serve.env"),
                     **private_ingress_env(self.temp_dir / "haproxy"),
-                    "PYTHONPATH": str(PROJECT_ROOT), "RAY_AUTH_MODE": "disabled"}
-        self.env.pop("RAY_ADDRESS", None)
+                    "PYTHONPATH": str(PROJECT_ROOT), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
+        for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+            self.env.pop(name, None)
         self.processes: list[subprocess.Popen] = []
         self.metrics_ports: list[int] = []
 
@@ -68,12 +75,23 @@ class RayNodes:
         self.processes.append(subprocess.Popen(self.ray_command(*args), cwd=PROJECT_ROOT, env=self.env,
                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
-    def nodes(self) -> list[dict]:
-        """Alive nodes, from the head's state API."""
-        from ray.util.state import list_nodes
+    def state(self, resource: str, token: str | None = None, **equal: str) -> httpx.Response:
+        """``GET /api/v0/<resource>`` of the head's state API, filtered by ``equal``, with the cluster's
+        token (or ``token``: a test of refusal). Over HTTP, not ``ray.util.state``, so the token stays out of
+        this process's Ray settings (its own Ray instance, if any, runs without)."""
+        params: dict[str, Any] = {"filter_keys": list(equal), "filter_predicates": ["="] * len(equal),
+                                  "filter_values": list(equal.values()), "limit": 1000}
+        return httpx.get(f"{self.dashboard_url}/api/v0/{resource}", params=params, timeout=30,
+                         headers={"Authorization": f"Bearer {self.token if token is None else token}"})
 
-        return [n.__dict__ for n in list_nodes(address=self.dashboard_url, filters=[("state", "=", "ALIVE")],
-                                               raise_on_missing_output=False)]
+    def _listed(self, resource: str, **equal: str) -> list[dict[str, Any]]:
+        response = self.state(resource, **equal)
+        response.raise_for_status()
+        return response.json()["data"]["result"]["result"]
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Alive nodes, from the head's state API."""
+        return self._listed("nodes", state="ALIVE")
 
     def _wait_nodes(self, count: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -104,11 +122,7 @@ class RayNodes:
 
     def replica_nodes(self, deployment_class: str) -> list[str]:
         """Node ids of the alive actors of ``deployment_class`` (e.g. ``ServeReplica:credit:Scorer``)."""
-        from ray.util.state import list_actors
-
-        actors = list_actors(address=self.dashboard_url, raise_on_missing_output=False,
-                             filters=[("class_name", "=", deployment_class), ("state", "=", "ALIVE")])
-        return [actor.node_id for actor in actors]
+        return [actor["node_id"] for actor in self._listed("actors", class_name=deployment_class, state="ALIVE")]
 
     def metrics_urls(self) -> list[str]:
         """Each node's Prometheus endpoint (its Ray metrics agent)."""

@@ -25,7 +25,8 @@ VIEWS = PROJECT_ROOT / "dashboard" / "views"
 
 @pytest.fixture
 def dashboard_env(file_app: RunningApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Settings of the dashboard process: the running API, its key, a reports folder."""
+    """Settings of the dashboard process: the running API, a reports folder — and ``API_KEY`` in its
+    environment, which the dashboard must not use (a visitor signs in with their own key)."""
     reports = tmp_path / "reports"
     for name, value in {"API_URL": file_app.url, "API_KEY": file_app.api_key, "REPORTS_DIR": str(reports),
                         "DATA_DIR": str(file_app.data_dir)}.items():
@@ -33,8 +34,19 @@ def dashboard_env(file_app: RunningApp, tmp_path: Path, monkeypatch: pytest.Monk
     yield reports
 
 
-def _page(name: str) -> AppTest:
-    return AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=60).run()
+def _page(name: str, key: str | None = None) -> AppTest:
+    """The page as a visitor sees it first; with ``key``, after signing in with it through the form."""
+    at = AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=60).run()
+    if key is not None:
+        at.text_input[0].input(key)
+        at.button[0].click().run()
+    return at
+
+
+def _refused(at: AppTest) -> bool:
+    """The log page shows its sign-in form and none of the log."""
+    return not at.exception and [t.label for t in at.text_input] == ["API key"] and not at.metric \
+        and not at.get("plotly_chart") and not at.dataframe
 
 
 def test_scoring_page_offers_every_feature_within_its_range(dashboard_env: Path) -> None:
@@ -83,7 +95,7 @@ def test_monitoring_page_charts_the_log_and_the_latest_drift_report(
     analysis = analyse(window, load_baseline(resolve_model_dir(None)), None, None, 0.25)
     write_report(analysis, dashboard_env / "drift")
 
-    at = _page("monitoring")
+    at = _page("monitoring", file_app.api_key)
     assert not at.exception
     assert [e.value for e in at.error if "API" in e.value] == []
     assert int(at.metric[0].value.rstrip("+").replace(",", "")) >= 50
@@ -93,11 +105,22 @@ def test_monitoring_page_charts_the_log_and_the_latest_drift_report(
     assert f"{analysis.summary['drifted_count']} of 10 features drifted" in (at.success or at.error)[0].value
 
 
-def test_monitoring_page_without_the_key_says_so(dashboard_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("API_KEY", "wrong-key")
-    at = _page("monitoring")
-    assert not at.exception
-    assert "401" in at.error[0].value
+@pytest.mark.parametrize("name", ["monitoring", "performance"])
+def test_log_pages_refuse_visitors_without_a_key(dashboard_env: Path, name: str) -> None:
+    """``API_KEY`` is in the dashboard's environment: still nothing of the log without signing in."""
+    at = _page(name)
+    assert _refused(at), [i.value for i in at.info]
+    at = _page(name, "wrong-key")
+    assert _refused(at) and "401" in at.error[0].value
+
+
+def test_a_key_signed_in_stays_for_the_session_and_signs_out(dashboard_env: Path, file_app: RunningApp) -> None:
+    at = _page("monitoring", file_app.api_key)
+    assert not _refused(at) and at.session_state["api_key"] == file_app.api_key
+    at.run()
+    assert not _refused(at)
+    at.sidebar.button[0].click().run()
+    assert _refused(at) and "api_key" not in at.session_state
 
 
 def test_performance_page_shows_what_the_api_reports(dashboard_env: Path, file_app: RunningApp) -> None:
@@ -109,7 +132,7 @@ def test_performance_page_shows_what_the_api_reports(dashboard_env: Path, file_a
                     for i, d in enumerate(decided["results"])]
         assert client.post("/outcomes", json=outcomes, headers=file_app.auth()).status_code == 200
         labelled = client.get("/performance", params={"by": "week"}, headers=file_app.auth()).json()["labelled"]
-    at = _page("performance")
+    at = _page("performance", file_app.api_key)
     assert not at.exception
     assert [e.value for e in at.error] == []
     assert at.metric[0].value == f"{labelled:,}" and labelled >= 400

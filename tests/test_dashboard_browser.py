@@ -48,7 +48,8 @@ def dashboard_url(file_app: RunningApp, tmp_path_factory: pytest.TempPathFactory
     process.wait(30)
 
 
-def test_score_an_applicant_then_see_the_monitoring_charts(dashboard_url: str) -> None:
+def test_score_an_applicant_then_see_the_monitoring_charts(dashboard_url: str, file_app: RunningApp) -> None:
+    api_key = file_app.api_key
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -62,14 +63,22 @@ def test_score_an_applicant_then_see_the_monitoring_charts(dashboard_url: str) -
         expect(page.get_by_text("Probability of default").first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "dashboard-scoring.png"), full_page=True)
 
-        page.goto(f"{dashboard_url}/monitoring")
+        # Through the navigation (one Streamlit session): the log pages ask for a key first.
+        page.get_by_role("link", name="Monitoring").click()
+        expect(page.get_by_text("sign in with an API key")).to_be_visible(timeout=60_000)
+        assert page.locator(".js-plotly-plot").count() == 0
+        page.get_by_label("API key").fill("wrong-key")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text("API answered 401")).to_be_visible(timeout=60_000)
+        page.get_by_label("API key").fill(api_key)
+        page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_text("Decisions over time")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Approval rate").first).to_be_visible()
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
         assert page.locator(".js-plotly-plot").count() == 4
         page.screenshot(path=str(ARTIFACTS / "dashboard-monitoring.png"), full_page=True)
 
-        page.goto(f"{dashboard_url}/performance")
+        page.get_by_role("link", name="Performance").click()   # still signed in
         expect(page.get_by_text("Realized performance")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Champion vs challenger").or_(page.get_by_text("No decisions with outcomes"))
                .first).to_be_visible(timeout=60_000)

@@ -4,6 +4,8 @@ both nodes and both score traffic (each node's metrics agent reports rows scored
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,3 +98,23 @@ def test_cluster_serves_the_readme_status(cluster: tuple[RayNodes, str]) -> None
     assert app["status"] == "RUNNING"
     assert {name: d["status"] for name, d in app["deployments"].items()} == {
         "Ingress": "HEALTHY", "Scorer": "HEALTHY", "Challenger": "HEALTHY", "LogWriter": "HEALTHY"}
+
+
+def test_cluster_refuses_whoever_lacks_its_token(cluster: tuple[RayNodes, str]) -> None:
+    """Token authentication is on: the state and Jobs APIs (a job is arbitrary code) answer 401 without the
+    token and 403 with a wrong one; the ``serve`` CLI and a driver connecting to the GCS fail without it."""
+    nodes, _ = cluster
+    assert nodes.state("nodes").status_code == 200
+    assert nodes.state("nodes", token="").status_code == 401
+    assert nodes.state("nodes", token="0" * 64).status_code == 403
+    job = {"entrypoint": "python -c 'print(1)'"}
+    assert httpx.post(f"{nodes.dashboard_url}/api/jobs/", json=job, timeout=30).status_code == 401
+    without_token = {k: v for k, v in nodes.env.items() if k != "RAY_AUTH_TOKEN"}
+    serve_cli = str(Path(sys.executable).with_name("serve"))
+    status = subprocess.run([serve_cli, "status", f"--address={nodes.dashboard_url}"], env=without_token,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode != 0 and "authentication" in (status.stdout + status.stderr).lower()
+    driver = subprocess.run(
+        [sys.executable, "-c", f"import ray; ray.init(address='127.0.0.1:{nodes.gcs_port}'); print('CONNECTED')"],
+        env={**without_token, "RAY_AUTH_TOKEN": "0" * 64}, capture_output=True, text=True, timeout=120)
+    assert driver.returncode != 0 and "CONNECTED" not in driver.stdout, driver.stdout[-2000:]

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.api_client import ApiClient, ApiError
-from dashboard.context import client, settings
+from dashboard.context import settings, signed_in_client
 from dashboard.drift import feature_table, latest_report
 
 WINDOWS = {"1 hour": timedelta(hours=1), "24 hours": timedelta(days=1), "7 days": timedelta(days=7),
@@ -32,8 +32,7 @@ def threshold(api: ApiClient) -> float | None:
         return None
 
 
-def _log_section(window: str, max_rows: int) -> None:
-    api = client()
+def _log_section(api: ApiClient, window: str, max_rows: int) -> None:
     try:
         frame = decisions(api, window, max_rows)
     except ApiError as error:
@@ -86,6 +85,7 @@ def _drift_section() -> None:
 
 def render() -> None:
     st.title("Monitoring")
+    api = signed_in_client()
     top = st.columns([2, 2, 1])
     window = top[0].selectbox("Window", list(WINDOWS), index=1)
     max_rows = top[1].select_slider("Decisions read (newest first)", [1000, 5000, 10000, 20000], value=5000)
@@ -95,7 +95,7 @@ def render() -> None:
 
     @st.fragment(run_every=30 if auto else None)
     def live() -> None:
-        _log_section(window, max_rows)
+        _log_section(api, window, max_rows)
 
     live()
     _drift_section()

@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.api_client import ApiClient, ApiError
-from dashboard.context import client
+from dashboard.context import signed_in_client
 
 WINDOWS = {"30 days": 30, "90 days": 90, "180 days": 180, "365 days": 365}
 
@@ -21,10 +21,10 @@ def compared(api: ApiClient, days: int) -> dict[str, Any]:
     return api.challenger(datetime.now(timezone.utc) - timedelta(days=days))
 
 
-def _challenger_section(days: int) -> None:
+def _challenger_section(api: ApiClient, days: int) -> None:
     st.subheader("Champion vs challenger (shadow)")
     try:
-        report = compared(client(), days)
+        report = compared(api, days)
     except ApiError as error:
         st.error(str(error))
         return
@@ -59,18 +59,19 @@ def _delta(value: float | None, card: float | None, fmt: str) -> str | None:
 
 def render() -> None:
     st.title("Realized performance")
+    api = signed_in_client()
     top = st.columns(2)
     window = top[0].selectbox("Decisions made in the last", list(WINDOWS), index=1)
     by = top[1].radio("Per", ["week", "day"], horizontal=True)
     try:
-        report = realized(client(), WINDOWS[window], by)
+        report = realized(api, WINDOWS[window], by)
     except ApiError as error:
         st.error(str(error))
         return
     if not report["labelled"]:
         st.info("No decisions with outcomes in this window: post them to `/outcomes` "
                 "(e.g. `python -m monitoring.traffic api --outcomes`).")
-        _challenger_section(WINDOWS[window])
+        _challenger_section(api, WINDOWS[window])
         return
     version, figures = max(report["model_versions"].items(), key=lambda item: item[1]["labelled"])
     card = figures["expected"] or {}
@@ -94,7 +95,7 @@ def render() -> None:
         left.plotly_chart(charts.calibration(figures["calibration"]), width="stretch")
     right.plotly_chart(charts.cost_per_decision(periods[periods["model_version"] == version],
                                                 card.get("cost_per_decision")), width="stretch")
-    _challenger_section(WINDOWS[window])
+    _challenger_section(api, WINDOWS[window])
 
 
 render()

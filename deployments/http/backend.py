@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.api_keys import KeyRing
 from deployments.performance import PerformanceQuery, Window
 from prediction_log.outcomes import Outcomes, Receipt
 from prediction_log.query import LogQuery
@@ -41,7 +42,8 @@ class Unavailable(Exception):
 
 
 class Backend(Protocol):
-    api_key: str
+    keys: KeyRing
+    scoring_requires_key: bool
 
     def admitted(self) -> AbstractContextManager[None]:
         """Hold a scoring slot; raise ``Unavailable`` when overloaded or when decisions cannot be recorded."""

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 from fastapi import Header, HTTPException, Query, Request, Response
 
-from core.api_keys import key_matches
+from core.api_keys import Scope
 from core.features import EXAMPLE_APPLICANT
 from deployments.decisions import decision_block, response_items
 from deployments.http.api import create_api
@@ -66,6 +66,10 @@ ApplicantKey = Annotated[str | None, Header(max_length=256, description=(
     "answered by the same model; without it each request is drawn at random"))]
 
 
+ScoringKey = Annotated[str | None, Header(description="A key with scope 'score', when the server sets "
+                                                        "SCORING_REQUIRES_KEY (off by default)")]
+
+
 def unavailable(what: str, cause: BaseException | None = None) -> HTTPException:
     """The one 503 of this API: what is unavailable, and when to retry (the cause goes to the replica's log)."""
     if cause is not None:
@@ -107,8 +111,11 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
 
 @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
           openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
-async def predict(request: Request, explain: ExplainQuery = False, x_applicant_key: ApplicantKey = None) -> Response:
+async def predict(request: Request, explain: ExplainQuery = False, x_applicant_key: ApplicantKey = None,
+                  x_api_key: ScoringKey = None) -> Response:
     b, started = backend(), time.perf_counter()
+    if b.scoring_requires_key:
+        _require(b, x_api_key, "score")
     row = single_row(await _json_body(request))
     with _admitted(b):
         if explain:
@@ -123,8 +130,10 @@ async def predict(request: Request, explain: ExplainQuery = False, x_applicant_k
           summary=f"Credit decisions for up to {MAX_BATCH_ROWS:,} applicants, in order; one bad row rejects all",
           openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
 async def predict_batch(request: Request, explain: ExplainQuery = False,
-                        x_applicant_key: ApplicantKey = None) -> Response:
+                        x_applicant_key: ApplicantKey = None, x_api_key: ScoringKey = None) -> Response:
     b, started = backend(), time.perf_counter()
+    if b.scoring_requires_key:
+        _require(b, x_api_key, "score")
     rows = batch_rows(await _json_body(request))
     with _admitted(b):
         results = await _decide(b, rows, started, "batch", explain, x_applicant_key)
@@ -168,40 +177,45 @@ async def model() -> dict[str, Any]:
         raise unavailable("scorer") from exc
 
 
-def _require_key(b: Backend, x_api_key: str | None) -> None:
-    if not key_matches(x_api_key, b.api_key):
-        raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
+def _require(b: Backend, x_api_key: str | None, scope: Scope) -> None:
+    """401 without a valid key, 403 for a valid key without ``scope``."""
+    if b.keys.allows(x_api_key, scope):
+        return
+    if b.keys.knows(x_api_key):
+        raise HTTPException(403, f"this X-API-Key lacks the scope {scope!r}")
+    raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
 
 
 async def _read_log(x_api_key: str | None, read: Callable[[Backend], Awaitable[Any]]) -> Any:
-    """A keyed read of the log (or what is computed from it): 401 without the key, 503 when the read fails."""
+    """A keyed read of the log (or what is computed from it): 401 without a key, 403 without the scope
+    ``read``, 503 when the read fails."""
     b = backend()
-    _require_key(b, x_api_key)
+    _require(b, x_api_key, "read")
     try:
         return await read(b)
     except Exception as exc:
         raise unavailable("prediction log", exc) from exc
 
 
-@api.get("/predictions", summary="Prediction log, newest first (requires X-API-Key)")
+@api.get("/predictions", summary="Prediction log, newest first (X-API-Key with scope read)")
 async def predictions(query: Annotated[LogQuery, Query()],
                       x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     items = await _read_log(x_api_key, lambda b: b.query_log(query))
     return {"limit": query.limit, "offset": query.offset, "count": len(items), "items": items}
 
 
-@api.get("/predictions/stats", summary="Log writer counters and store size (requires X-API-Key)")
+@api.get("/predictions/stats", summary="Log writer counters and store size (X-API-Key with scope read)")
 async def prediction_stats(x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     return await _read_log(x_api_key, lambda b: b.log_stats())
 
 
 @api.post("/outcomes", response_model=OutcomeReceipt,
-          summary=f"Record what happened to up to {MAX_OUTCOMES:,} decided loans (requires X-API-Key); "
+          summary=f"Record what happened to up to {MAX_OUTCOMES:,} decided loans (X-API-Key with scope outcomes); "
                   "idempotent, a different outcome for a decided loan is a 409",
           openapi_extra=request_body_doc(OUTCOMES_ADAPTER, [{"request_id": "…", "defaulted": 0}]))
 async def outcomes(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Response:
     b = backend()
-    _require_key(b, x_api_key)
+    _require(b, x_api_key, "outcomes")
     items = validate(OUTCOMES_ADAPTER, await _json_body(request))
     now = datetime.now(timezone.utc)
     post = Outcomes([o.request_id for o in items], [o.defaulted for o in items],
@@ -219,7 +233,7 @@ async def outcomes(request: Request, x_api_key: Annotated[str | None, Header()] 
 
 
 @api.get("/performance", summary="Realized performance of decisions with outcomes, per period and model version, "
-                                 "against the model card (requires X-API-Key)")
+                                 "against the model card (X-API-Key with scope read)")
 async def realized_performance(query: Annotated[PerformanceQuery, Query()],
                                x_api_key: Annotated[str | None, Header()] = None) -> Response:
     report = await _read_log(x_api_key, lambda b: b.performance(query))
@@ -227,7 +241,7 @@ async def realized_performance(query: Annotated[PerformanceQuery, Query()],
 
 
 @api.get("/challenger", summary="The shadow challenger against the champion on the same decisions: agreement, "
-                                "approval rates, confusion, scatter, realized AUC and cost (requires X-API-Key)")
+                                "approval rates, confusion, scatter, realized AUC and cost (X-API-Key with scope read)")
 async def challenger_comparison(window: Annotated[Window, Query()],
                                 x_api_key: Annotated[str | None, Header()] = None) -> Response:
     report = await _read_log(x_api_key, lambda b: b.challenger_comparison(window))
