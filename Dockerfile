@@ -1,13 +1,23 @@
-# Credit-scoring server image: `docker build -t credit-scoring .`
-# Build stage resolves the locked environment with uv; the runtime stage holds only the venv and the code.
-FROM python:3.11-slim AS build
-COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /usr/local/bin/uv
-ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv
+# Credit-scoring server image (BuildKit):  DOCKER_BUILDKIT=1 docker build -t credit-scoring .
+#   Behind a TLS-inspecting proxy, give its CA to the build (used by uv, never stored in a layer):
+#     --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt
+#   Without a registry: --build-arg PYTHON_IMAGE=... --build-arg UV_IMAGE=... (deploy/base/build.sh makes both).
+# The build stage resolves the locked environment with uv; the runtime stage holds only the venv and the code.
+ARG PYTHON_IMAGE=python:3.11-slim
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+FROM ${UV_IMAGE} AS uv
+
+FROM ${PYTHON_IMAGE} AS build
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=python3.11
 WORKDIR /app
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
+    if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi; \
+    uv sync --frozen --no-dev --no-install-project
 
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 RUN useradd --create-home --uid 10001 scorer && mkdir -p /data && chown scorer /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
@@ -22,11 +32,12 @@ COPY dashboard/ dashboard/
 COPY serve_config.yaml serve.env pyproject.toml ./
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app DATA_DIR=/data REPORTS_DIR=/data/reports
 USER scorer
-EXPOSE 8000 6379 8265 8080
-HEALTHCHECK --interval=10s --timeout=5s --start-period=90s --retries=3 \
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
-# Ctrl-C, not SIGTERM: serve run then shuts down gracefully (buffered decisions flushed or spooled).
-STOPSIGNAL SIGINT
-# serve.env (fast ingress) as the README's run command; a Ray head that workers can join on port 6379
-# (docker-compose.yml's scale-out profile), the app run in the foreground; all interfaces in the container.
-CMD ["sh", "-c", "set -a && . ./serve.env && set +a && sed 's/host: 127.0.0.1/host: 0.0.0.0/' serve_config.yaml > /tmp/serve_config.yaml && ray start --head --port=6379 --dashboard-host=0.0.0.0 --metrics-export-port=8080 --disable-usage-stats && exec serve run --address=auto /tmp/serve_config.yaml"]
+# The launcher turns SIGTERM (and Ctrl-C) into serve run's graceful stop: buffered decisions flushed or spooled.
+STOPSIGNAL SIGTERM
+# serve.env (throughput, HAProxy) as the README's run command; a Ray head (token authentication, the
+# token from RAY_AUTH_TOKEN_PATH) that workers join on ray-head:6379 (docker-compose.yml's internal
+# network); the API on all interfaces of the container, published on the host's loopback by default.
+CMD ["sh", "-c", "set -a && . ./serve.env && set +a && exec python -m serve_app.run --node-ip=ray-head --gcs-port=6379 --http-host=0.0.0.0"]

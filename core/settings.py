@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -18,10 +19,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+SECRETS_DIR = os.environ.get("CREDIT_SECRETS_DIR") or None
+"""A folder of secret files named after settings (``api_key``, ``database_url``; docker-compose.yml mounts
+them at /run/secrets): read when the variable itself is unset, so no secret need be in the environment."""
+
+
 class Settings(BaseSettings):
     """Environment of the process that starts Ray (inherited by every replica)."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", secrets_dir=SECRETS_DIR)
 
     database_url: str | None = Field(None, description="PostgreSQL DSN; unset = JSONL file log")
     api_key: SecretStr | None = Field(

@@ -26,6 +26,7 @@ import pyarrow as pa
 from pyarrow import csv as pa_csv
 
 from prediction_log.file_store import FileStore
+from prediction_log.pg_schema import apply_schema
 from prediction_log.records import Block
 
 TABLE = "outcomes"
@@ -135,10 +136,13 @@ class PostgresOutcomes:
 
     async def _ensure_schema(self, conn: asyncpg.Connection) -> None:
         if not self._schema_ready:
-            async with conn.transaction():
-                for statement in SCHEMA_SQL:
-                    await conn.execute(statement)
+            await apply_schema(conn, SCHEMA_SQL, TABLE, ("request_id", "defaulted", "observed_at", "recorded_at"))
             self._schema_ready = True
+
+    async def ensure_schema(self) -> None:
+        """Create the table now (``prediction_log.pg_schema`` as the owner) rather than at the first use."""
+        async with self.pool.acquire() as conn:
+            await self._ensure_schema(conn)
 
     async def record(self, post: Outcomes) -> Receipt:
         """One transaction, serialised with other posts (a conflict cannot slip between check and insert)."""

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from prediction_log.pg_schema import apply_schema
 from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, SQL_TYPES, Block, from_rows, to_pg_binary
 
@@ -41,9 +42,7 @@ DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 async def ensure_schema(conn: asyncpg.Connection, timeout_s: float | None = None) -> None:
     """Create or migrate the table and its indexes; safe to run concurrently and repeatedly."""
-    async with conn.transaction():
-        for statement in SCHEMA_SQL:
-            await conn.execute(statement, timeout=timeout_s)
+    await apply_schema(conn, SCHEMA_SQL, TABLE, SQL_COLUMNS, timeout_s)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

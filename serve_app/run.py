@@ -15,6 +15,11 @@
   statistics page and Prometheus endpoint to 127.0.0.1 and its admin socket to mode 0600 (Ray's
   template binds both to all interfaces and the socket to 0666). ``http_options.host`` in
   serve_config.yaml decides where the API listens (127.0.0.1 by default).
+* **Or a cluster head** (the container, ``--node-ip`` and ``--gcs-port``): Ray listens on that address
+  (a name is resolved: in docker-compose.yml the api container's alias on its internal network) so
+  workers can join, with token authentication from ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``
+  (required: a token of this run alone would lock the workers out); ``--http-host`` sets where the API
+  listens without editing serve_config.yaml.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +38,7 @@ from pathlib import Path
 from types import FrameType
 
 import psutil
+import yaml
 
 from core.ports import free_port
 
@@ -78,6 +85,23 @@ def single_node_env(env: dict[str, str]) -> dict[str, str]:
     if "RAY_AUTH_TOKEN" not in env and "RAY_AUTH_TOKEN_PATH" not in env:
         out["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     return {k: v for k, v in out.items() if k not in env}
+
+
+def cluster_head_env(env: dict[str, str]) -> dict[str, str]:
+    """Token authentication with the operator's token: workers must hold the same one."""
+    if "RAY_AUTH_TOKEN" not in env and "RAY_AUTH_TOKEN_PATH" not in env:
+        raise SystemExit("serve_app.run --node-ip: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH (the workers' token)")
+    return {"RAY_AUTH_MODE": "token"}
+
+
+def with_http_host(config: Path, host: str, out: Path) -> Path:
+    """``config`` with ``http_options.host`` replaced (a parsed edit: a missing key is an error, not a no-op)."""
+    document = yaml.safe_load(config.read_text())
+    if "host" not in document.get("http_options", {}):
+        raise SystemExit(f"{config}: no http_options.host to set")
+    document["http_options"]["host"] = host
+    out.write_text(yaml.safe_dump(document, sort_keys=False))
+    return out
 
 
 RUN_MARKER = "CREDIT_SERVER_RUN"
@@ -128,15 +152,22 @@ def stop_leftovers(run_id: str, markers: list[str], timeout_s: float = 10) -> in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=str(PROJECT_ROOT / "serve_config.yaml"))
+    parser.add_argument("--node-ip", help="Run a cluster head on this address or host name (default: a "
+                                          "single-machine node on 127.0.0.1)")
+    parser.add_argument("--gcs-port", type=int, help="The head's GCS port, where workers join (default: a free one)")
+    parser.add_argument("--http-host", help="Where the API listens (default: http_options.host of the config)")
     args = parser.parse_args(argv)
 
     state = Path(tempfile.mkdtemp(prefix="cr-"))   # mode 0700: the admin socket is ours alone; short (socket paths)
     env = dict(os.environ)
     env.update(private_state_env(state, env))
-    env.update(single_node_env(env))
+    node_ip = socket.gethostbyname(args.node_ip) if args.node_ip else "127.0.0.1"
+    env.update(cluster_head_env(env) if args.node_ip else single_node_env(env))
     env[RUN_MARKER] = state.name
     temp_dir = state / "r"
-    gcs = f"127.0.0.1:{free_port()}"
+    gcs = f"{node_ip}:{args.gcs_port or free_port()}"
+    config = with_http_host(Path(args.config), args.http_host, state / "serve_config.yaml") \
+        if args.http_host else Path(args.config)
     markers = [str(state), str(Path(env["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"]).parent) + "/"]
     stopping = {"signal": None}
 
@@ -150,12 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     try:
-        subprocess.run([_bin("ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs.split(':')[1]}",
+        subprocess.run([_bin("ray"), "start", "--head", f"--node-ip-address={node_ip}", f"--port={gcs.split(':')[1]}",
                         "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats",
                         f"--num-cpus={os.cpu_count()}"], env=env, check=True, cwd=PROJECT_ROOT,
                        stdout=subprocess.DEVNULL, start_new_session=True)   # a terminal's Ctrl-C is ours to pass on
         if stopping["signal"] is None:
-            serve = subprocess.Popen([_bin("serve"), "run", "--address", gcs, args.config], env=env, cwd=PROJECT_ROOT,
+            serve = subprocess.Popen([_bin("serve"), "run", "--address", gcs, str(config)], env=env, cwd=PROJECT_ROOT,
                                      start_new_session=True,
                                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
             while serve.poll() is None:

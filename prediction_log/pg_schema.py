@@ -1,0 +1,80 @@
+"""The log's tables in PostgreSQL, and the least-privilege role the server connects as.
+
+    DATABASE_URL=<owner's DSN> python -m prediction_log.pg_schema --app-url-file /run/secrets/database_url
+
+creates or migrates ``predictions`` and ``outcomes`` as the owner, then creates (or re-passwords) the role
+named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT`` on the two tables,
+temporary tables (its staging table). The server's own start then finds the schema in place and does not
+need the right to change it (``apply_schema``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+
+from core.settings import Settings
+
+TABLES = ("predictions", "outcomes")
+
+
+async def apply_schema(conn: asyncpg.Connection, statements: Sequence[str], table: str, columns: Sequence[str],
+                       timeout_s: float | None = None) -> None:
+    """Run the DDL (idempotent); a role without the right to change the table checks instead that it has
+    every column, so a server connecting with least privilege starts against a schema its owner set up."""
+    try:
+        async with conn.transaction():
+            for statement in statements:
+                await conn.execute(statement, timeout=timeout_s)
+    except asyncpg.InsufficientPrivilegeError:
+        await conn.execute(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0", timeout=timeout_s)
+
+
+async def grant(owner_dsn: str, app_dsn: str) -> str:
+    """Schema as the owner, then the app's role with its password from ``app_dsn``; returns the role."""
+    from prediction_log.outcomes import PostgresOutcomes
+    from prediction_log.postgres_store import PostgresStore
+
+    parts = urlsplit(app_dsn)
+    role, password = unquote(parts.username or ""), unquote(parts.password or "")
+    if not role or not password:
+        raise SystemExit("the app's DSN must name a role and its password")
+    store = await PostgresStore.connect(owner_dsn)
+    try:
+        await PostgresOutcomes(store.pool).ensure_schema()
+        async with store.pool.acquire() as conn, conn.transaction():
+            database = await conn.fetchval("SELECT current_database()")
+            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+            quoted = '"' + role.replace('"', '""') + '"'
+            literal = await conn.fetchval("SELECT quote_literal($1)", password)
+            verb = "ALTER" if exists else "CREATE"
+            await conn.execute(f"{verb} ROLE {quoted} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {literal}")
+            await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{database}" TO {quoted}')
+            await conn.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")
+            await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {quoted}")
+            await conn.execute(f"GRANT SELECT, INSERT ON {', '.join(TABLES)} TO {quoted}")
+    finally:
+        await store.pool.close()
+    return role
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--app-url-file", type=Path, required=True, help="File holding the server's DSN")
+    args = parser.parse_args(argv)
+    owner = Settings().database_url
+    if not owner:
+        raise SystemExit("set DATABASE_URL (or the database_url secret) to the owner's DSN")
+    role = asyncio.run(grant(owner, args.app_url_file.read_text().strip()))
+    print(f"schema ready; role {role}: SELECT, INSERT on {', '.join(TABLES)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

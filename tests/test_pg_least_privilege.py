@@ -1,0 +1,61 @@
+"""The server with least privilege in PostgreSQL: the owner sets up the schema and the role
+(``python -m prediction_log.pg_schema``), the server then logs, replays, reads and records outcomes as that
+role — which can change nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import asyncpg
+import numpy as np
+import pytest
+
+from core.reference import sample_applicants
+from core.features import FEATURE_NAMES
+from deployments.decisions import decision_block
+from prediction_log.outcomes import Outcomes, PostgresOutcomes
+from prediction_log.pg_schema import grant
+from prediction_log.postgres_store import PostgresStore
+from prediction_log.query import LogQuery
+from tests.pg_cluster import PgCluster
+
+APP_ROLE, APP_PASSWORD = "scoring_app", "app-password-0123456789"
+
+
+def _block(n: int, seed: int):
+    rows = np.array([[a[name] for name in FEATURE_NAMES] for a in sample_applicants(n, seed=seed)], dtype=np.float64)
+    return decision_block(rows, np.linspace(0.01, 0.9, n), "test-version", 0.5, 1.0, "batch")
+
+
+def test_the_app_role_logs_and_reads_but_changes_nothing_else(pg: PgCluster) -> None:
+    owner = pg.dsn
+    app = owner.replace("postgres@", f"{APP_ROLE}:{APP_PASSWORD}@", 1)
+
+    async def scenario() -> None:
+        assert await grant(owner, app) == APP_ROLE
+        assert await grant(owner, app) == APP_ROLE   # idempotent: a second start of the stack
+        store = await PostgresStore.connect(app)     # no DDL right: finds the schema in place
+        try:
+            first = _block(20, 1)
+            assert await store.insert(first) == 20
+            assert await store.replay(first) == 0       # the spool's idempotent merge: SELECT + INSERT only
+            assert await store.count() == 20
+            logged = await store.query(LogQuery(limit=5))
+            assert len(logged) == 5
+            outcomes = PostgresOutcomes(store.pool)
+            ids = [r["request_id"] for r in logged]
+            receipt = await outcomes.record(Outcomes(ids, [0, 1, 0, 0, 1], [datetime.now(timezone.utc)] * 5))
+            assert receipt.accepted == 5
+            async with store.pool.acquire() as conn:
+                for statement in ("DELETE FROM predictions", "UPDATE outcomes SET defaulted = 1",
+                                  "TRUNCATE predictions", "CREATE TABLE intruder (x int)",
+                                  "ALTER TABLE predictions ADD COLUMN x int", "DROP TABLE outcomes"):
+                    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                        await conn.execute(statement)
+                assert not await conn.fetchval("SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles "
+                                               "WHERE rolname = current_user")
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
