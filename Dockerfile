@@ -18,7 +18,10 @@ RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.ca
     uv sync --frozen --no-dev --no-install-project
 
 FROM ${PYTHON_IMAGE}
-RUN useradd --create-home --uid 10001 scorer && mkdir -p /data && chown scorer /data
+# libgomp1: LightGBM's OpenMP runtime (reason codes load the booster), absent from slim Debian images.
+RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 scorer && mkdir -p /data && chown scorer /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY core/ core/

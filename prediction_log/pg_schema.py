@@ -1,6 +1,6 @@
 """The log's tables in PostgreSQL, and the least-privilege role the server connects as.
 
-    DATABASE_URL=<owner's DSN> python -m prediction_log.pg_schema --app-url-file /run/secrets/database_url
+    python -m prediction_log.pg_schema --owner-url-file OWNER_DSN_FILE --app-url-file APP_DSN_FILE
 
 creates or migrates ``predictions`` and ``outcomes`` as the owner, then creates (or re-passwords) the role
 named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT`` on the two tables,
@@ -18,8 +18,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
-
-from core.settings import Settings
 
 TABLES = ("predictions", "outcomes")
 
@@ -66,12 +64,10 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--owner-url-file", type=Path, required=True, help="File holding the owner's DSN")
     parser.add_argument("--app-url-file", type=Path, required=True, help="File holding the server's DSN")
     args = parser.parse_args(argv)
-    owner = Settings().database_url
-    if not owner:
-        raise SystemExit("set DATABASE_URL (or the database_url secret) to the owner's DSN")
-    role = asyncio.run(grant(owner, args.app_url_file.read_text().strip()))
+    role = asyncio.run(grant(args.owner_url_file.read_text().strip(), args.app_url_file.read_text().strip()))
     print(f"schema ready; role {role}: SELECT, INSERT on {', '.join(TABLES)}", file=sys.stderr)
     return 0
 

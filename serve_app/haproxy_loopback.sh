@@ -12,9 +12,13 @@ for arg in "$@"; do
   [ "$previous" = "-f" ] && config="$arg"
   previous="$arg"
 done
+# Only those two ports (Ray's constants, overridable like Ray's): with http_options.host 0.0.0.0 the API
+# frontend is "bind *:8000" too, and must stay on every interface (the container's published port).
+stats=${RAY_SERVE_HAPROXY_STATS_PORT:-8404}
+metrics=${RAY_SERVE_HAPROXY_METRICS_PORT:-9101}
 if [ -n "$config" ] && [ -f "$config" ]; then
   sed -i -E \
-    -e 's/^([[:space:]]*bind[[:space:]]+)\*?:([0-9]+)[[:space:]]*$/\1127.0.0.1:\2/' \
+    -e "s/^([[:space:]]*bind[[:space:]]+)\\*?:(${stats}|${metrics})[[:space:]]*\$/\\1127.0.0.1:\\2/" \
     -e 's/(stats socket [^ ]+ mode )666/\1600/' \
     "$config"
 fi
