@@ -12,6 +12,9 @@ MAX_OFFSET = 100_000
 """Deep pages cost the store offset + limit rows; page with `until` (keyset) instead."""
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 class LogQuery(BaseModel):
     """Newest first; ``since`` inclusive, ``until`` exclusive."""
 
@@ -24,7 +27,8 @@ class LogQuery(BaseModel):
     @field_validator("since", "until")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        """Naive timestamps are taken as UTC."""
+        """Naive timestamps are taken as UTC; anything before 1970 as 1970 (no decision is older, and a
+        year-1 bound would overflow the stores' date arithmetic: found by the OpenAPI fuzz test)."""
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
+            value = value.replace(tzinfo=timezone.utc)
+        return None if value is None else max(value, EARLIEST)

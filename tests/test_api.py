@@ -276,3 +276,12 @@ def test_bad_row_deep_in_a_large_batch_is_named(client: httpx.Client) -> None:
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["row"] == 9_876 and error["field"] == "AMT_ANNUITY"
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:03Z", "0001-01-01", "1969-12-31T23:59:59+00:00"])
+def test_log_reads_from_before_1970_are_the_whole_log_not_a_503(local_api, since: str) -> None:
+    client, _ = local_api
+    client.post("/predict", json=EXAMPLE_APPLICANT)
+    for path in ("/predictions", "/performance", "/challenger"):
+        response = client.get(path, params={"since": since}, headers={"X-API-Key": "test-api-key"})
+        assert response.status_code == 200, (path, response.text)

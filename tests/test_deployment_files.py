@@ -1,4 +1,5 @@
-"""Dockerfile, docker-compose.yml and the CI workflow agree with the code (no Docker engine here: parsed, not built)."""
+"""Dockerfile, docker-compose.yml and the CI workflow agree with the code and keep the stack closed (parsed here;
+``tests/test_containers.py`` builds and runs them)."""
 
 from __future__ import annotations
 
@@ -17,32 +18,64 @@ SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 
 def test_compose_services_and_dependencies() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "api", "dashboard", "ray-worker"}
+    assert set(services) == {"postgres", "schema", "api", "gateway", "dashboard", "ray-worker"}
     assert [name for name, s in services.items() if s.get("profiles")] == ["ray-worker"]   # optional
-    assert services["postgres"]["image"] == "postgres:16" and "healthcheck" in services["postgres"]
-    assert services["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert services["dashboard"]["depends_on"]["api"]["condition"] == "service_healthy"
+    assert services["postgres"]["image"] == "${POSTGRES_IMAGE:-postgres:16}" and "healthcheck" in services["postgres"]
+    needs = {name: {dep: c["condition"] for dep, c in s.get("depends_on", {}).items()} for name, s in services.items()}
+    assert needs == {"postgres": {}, "schema": {"postgres": "service_healthy"},
+                     "api": {"schema": "service_completed_successfully"}, "gateway": {"api": "service_healthy"},
+                     "dashboard": {"gateway": "service_healthy"}, "ray-worker": {"api": "service_healthy"}}
     assert set(COMPOSE["volumes"]) == {"pgdata", "data"}
 
 
-def test_compose_environment_names_are_settings() -> None:
-    for name in ("api", "dashboard"):
-        assert set(COMPOSE["services"][name]["environment"]) <= SETTINGS_ENV, name
-    dsn = COMPOSE["services"]["api"]["environment"]["DATABASE_URL"]
-    assert dsn.startswith("postgresql://") and "@postgres:5432/" + COMPOSE["services"]["postgres"]["environment"]["POSTGRES_DB"] in dsn
-    assert COMPOSE["services"]["dashboard"]["environment"]["API_URL"] == f"http://api:{SERVE_CONFIG['http_options']['port']}"
-
-
-def test_ports_match_the_serve_config_and_dashboard() -> None:
-    port = SERVE_CONFIG["http_options"]["port"]
-    assert COMPOSE["services"]["api"]["ports"] == [f"{port}:{port}"]
-    assert f"EXPOSE {port}" in DOCKERFILE and f"127.0.0.1:{port}/health" in DOCKERFILE
+def test_compose_environment_names_are_settings_and_hold_no_secret() -> None:
+    known = SETTINGS_ENV | {"CREDIT_SECRETS_DIR", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"}
+    for name in ("api", "dashboard", "ray-worker"):
+        assert set(COMPOSE["services"][name]["environment"]) <= known, name
+    for name, service in COMPOSE["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            assert not re.search(r"PASSWORD$|_KEY$|_KEYS$|TOKEN$|DATABASE_URL", key), f"{name}: {key} in the environment"
     dashboard = COMPOSE["services"]["dashboard"]
-    assert dashboard["ports"] == ["8501:8501"] and "8501" in dashboard["command"]
-    assert (PROJECT_ROOT / dashboard["command"][2]).is_file()
+    assert "secrets" not in dashboard, "the dashboard holds no key: visitors sign in with theirs"
+    assert dashboard["environment"]["API_URL"] == f"http://gateway:{SERVE_CONFIG['http_options']['port']}"
 
 
-def test_dockerfile_copies_paths_that_exist_and_runs_the_readme_server() -> None:
+def test_every_secret_is_a_file_made_by_the_script_without_a_default() -> None:
+    script = (PROJECT_ROOT / "deploy" / "make_secrets.sh").read_text()
+    for name, secret in COMPOSE["secrets"].items():
+        if name == "ca":   # build-time only, optional (a proxy's CA; /dev/null = none)
+            assert secret["file"] == "${BUILD_CA_FILE:-/dev/null}"
+            continue
+        assert secret["file"] == "${SECRETS_DIR:-./secrets}/" + name, name
+        assert f"make {name} " in script, name
+    assert "secrets/" in (PROJECT_ROOT / ".gitignore").read_text() and "secrets/" in (
+        PROJECT_ROOT / ".dockerignore").read_text()
+    app_dsn = "make database_url \"postgresql://scoring_app:"
+    assert app_dsn in script, "the server connects as its least-privilege role, not as postgres"
+
+
+def test_only_the_api_and_the_dashboard_are_published_on_loopback_by_default() -> None:
+    port = SERVE_CONFIG["http_options"]["port"]
+    published = {name: s["ports"] for name, s in COMPOSE["services"].items() if s.get("ports")}
+    assert published == {"gateway": [f"${{PUBLISH_ADDRESS:-127.0.0.1}}:${{API_PORT:-{port}}}:{port}"],
+                         "dashboard": ["${PUBLISH_ADDRESS:-127.0.0.1}:${DASHBOARD_PORT:-8501}:8501"]}
+    assert re.findall(r"^EXPOSE .*$", DOCKERFILE, re.M) == [f"EXPOSE {port}"]   # no Ray port
+    assert f"127.0.0.1:{port}/health" in DOCKERFILE
+    gateway = (PROJECT_ROOT / "deploy" / "gateway.cfg").read_text()
+    assert f"server api api:{port}" in gateway and len(re.findall(r"^\s*server ", gateway, re.M)) == 1
+    dashboard = COMPOSE["services"]["dashboard"]
+    assert "8501" in dashboard["command"] and (PROJECT_ROOT / dashboard["command"][2]).is_file()
+
+
+def test_ray_lives_on_the_internal_network_only() -> None:
+    networks = {name: set(s["networks"]) for name, s in COMPOSE["services"].items()}
+    assert COMPOSE["networks"]["backend"]["internal"] is True
+    assert networks == {"postgres": {"backend"}, "schema": {"backend"}, "api": {"backend"}, "ray-worker": {"backend"},
+                        "gateway": {"backend", "frontend"}, "dashboard": {"frontend"}}
+    assert COMPOSE["services"]["api"]["networks"]["backend"]["aliases"] == ["ray-head"]
+
+
+def test_dockerfile_copies_paths_that_exist_and_runs_the_launcher() -> None:
     for line in DOCKERFILE.splitlines():
         if line.startswith("COPY") and "--from" not in line:
             *sources, _ = line.split()[1:]
@@ -52,8 +85,10 @@ def test_dockerfile_copies_paths_that_exist_and_runs_the_readme_server() -> None
     copied = {line.split()[1].rstrip("/") for line in DOCKERFILE.splitlines() if line.startswith("COPY ")}
     assert packages <= copied, f"packages the image lacks: {packages - copied}"
     assert re.search(r"USER scorer", DOCKERFILE) and "uv sync --frozen" in DOCKERFILE
-    assert "host: 127.0.0.1" in (PROJECT_ROOT / "serve_config.yaml").read_text()   # what the CMD rewrites
-    assert ". ./serve.env" in DOCKERFILE and "serve run" in DOCKERFILE
+    assert ". ./serve.env" in DOCKERFILE and "python -m serve_app.run --node-ip=ray-head --gcs-port=6379 " \
+        "--http-host=0.0.0.0" in DOCKERFILE
+    assert "STOPSIGNAL SIGTERM" in DOCKERFILE   # the launcher makes SIGTERM graceful
+    assert "--mount=type=secret,id=ca,required=false" in DOCKERFILE
 
 
 def test_ci_workflow_runs_the_ci_script() -> None:
@@ -62,13 +97,13 @@ def test_ci_workflow_runs_the_ci_script() -> None:
     assert any("bash .ci/run" in step.get("run", "") for step in steps)
 
 
-def test_ray_worker_joins_the_head_the_image_starts() -> None:
-    head_port = re.search(r"ray start --head --port=(\d+)", DOCKERFILE).group(1)
+def test_ray_worker_joins_the_head_with_the_token() -> None:
+    head_port = re.search(r"--gcs-port=(\d+)", DOCKERFILE).group(1)
     worker = COMPOSE["services"]["ray-worker"]
     command = worker["command"][-1]
-    assert f"ray start --address=api:{head_port}" in command and "--block" in command and ". ./serve.env" in command
-    assert worker["depends_on"]["api"]["condition"] == "service_healthy" and worker["build"] == "."
-    assert "serve run --address=auto" in DOCKERFILE and "STOPSIGNAL SIGINT" in DOCKERFILE
+    assert f"ray start --address=ray-head:{head_port}" in command and "--block" in command and ". ./serve.env" in command
+    assert worker["environment"]["RAY_AUTH_MODE"] == "token" and "ray_token" in worker["secrets"]
+    assert COMPOSE["services"]["api"]["environment"]["RAY_AUTH_TOKEN_PATH"] == "/run/secrets/ray_token"
 
 
 def test_every_serve_config_key_is_a_known_setting() -> None:

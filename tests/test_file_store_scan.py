@@ -112,3 +112,12 @@ def test_a_line_torn_by_a_crash_is_skipped_and_a_resent_batch_is_not_doubled(tmp
         assert asyncio.run(restarted.query(q)) == _expected(records.slice(0, 1000), q), q
     window = asyncio.run(restarted.records_between(None, None))
     assert sorted(_ids(window)) == sorted(_ids(records.slice(0, 1000)))   # each exactly once
+
+
+def test_a_bound_before_1970_reads_the_whole_log(tmp_path: Path, records: Block) -> None:
+    """Year 1 (from the OpenAPI fuzz test) once overflowed the scan's slack arithmetic: a 503."""
+    store = FileStore(tmp_path / "predictions.jsonl")
+    _insert(store, records)
+    everything = LogQuery(limit=1000, since=datetime(1, 1, 1, 0, 0, 3))
+    assert everything.since == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert asyncio.run(store.query(everything)) == _expected(records, everything)

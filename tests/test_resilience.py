@@ -42,7 +42,15 @@ def running_scorers() -> int:
 def replica_pids(deployment: str) -> list[int]:
     """Process ids of this app's replicas of ``deployment`` (Ray titles worker processes by actor class)."""
     out = subprocess.run(["pgrep", "-f", f"ServeReplica:{APP_NAME}:{deployment}"], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+    ours = os.readlink("/proc/self/ns/pid")   # not a container's replicas (the compose stack runs the same app)
+    return [int(p) for p in out.stdout.split() if _pid_namespace(int(p)) == ours]
+
+
+def _pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
 
 
 def scorer_pids() -> list[int]:

@@ -1,0 +1,41 @@
+"""The HAProxy wrapper closes Ray's side doors (stats, metrics, admin socket) and keeps the API's bind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from serve_app.run import HAPROXY_WRAPPER
+
+RAY_TEMPLATE_BINDS = """\
+frontend prometheus
+    bind :9101
+frontend http_frontend
+    bind *:8000
+listen stats
+  bind *:8404
+global
+    stats socket /tmp/x/admin.sock mode 666 level admin expose-fd listeners
+"""
+
+
+def _wrapped(config: str, tmp_path: Path, **env: str) -> str:
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config)
+    subprocess.run(["sh", str(HAPROXY_WRAPPER), "-db", "-f", str(path)], check=True,
+                   env={**os.environ, "CREDIT_HAPROXY_BINARY": "true", **env})
+    return path.read_text()
+
+
+def test_stats_and_metrics_on_loopback_api_where_the_config_says(tmp_path: Path) -> None:
+    out = _wrapped(RAY_TEMPLATE_BINDS, tmp_path)
+    assert "bind 127.0.0.1:9101" in out and "bind 127.0.0.1:8404" in out
+    assert "bind *:8000" in out, "http_options.host 0.0.0.0 (the container) must stay on every interface"
+    assert "mode 600 level admin" in out and "666" not in out
+
+
+def test_ports_chosen_by_ray_settings_are_the_ones_moved(tmp_path: Path) -> None:
+    config = RAY_TEMPLATE_BINDS.replace(":9101", ":7101").replace(":8404", ":7404")
+    out = _wrapped(config, tmp_path, RAY_SERVE_HAPROXY_STATS_PORT="7404", RAY_SERVE_HAPROXY_METRICS_PORT="7101")
+    assert "bind 127.0.0.1:7101" in out and "bind 127.0.0.1:7404" in out and "bind *:8000" in out
