@@ -4,9 +4,14 @@ fails or hangs, 503 (not accepting) only when the spool cannot take the records 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deployments.decisions import decision_block
 from deployments.log_shipper import LogShipper
@@ -137,3 +142,42 @@ def test_close_spools_what_the_writer_cannot_take(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert spool.record_count() == 42
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB filesystem (tmpfs): the disk fills up, no quota involved."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def test_a_full_disk_refuses_decisions_loses_none_and_recovers(tiny_disk: Path) -> None:
+    spool = Spool(tiny_disk / "spool", "ingress")   # no quota: the filesystem itself runs out (ENOSPC)
+
+    async def scenario() -> None:
+        writer = _Writer()
+        writer.write.up = False
+        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=500, max_buffer_records=2000)
+        records = _records(6000)             # ~3.6 MB of JSON lines on a 1 MiB disk
+        shipper.add(records)
+        await asyncio.sleep(0.5)
+        assert not shipper.accepting and shipper.state == "refusing"
+        assert not list(spool.directory.glob("*.tmp")), "a failed spool write must not leave a torn file"
+        spooled = _spooled_ids(spool)        # complete files only, every line parses
+        assert len(spooled) + shipper.held == 6000
+        writer.write.up = True               # the writer is back: memory first, then the spool replays elsewhere
+        await asyncio.sleep(0.5)
+        assert shipper.accepting and shipper.buffered == 0
+        written = [i for block in writer.write.calls for i in request_ids(block)]
+        assert sorted(written + spooled) == sorted(request_ids(records)), "every decision written or spooled once"
+        await shipper.close()
+
+    asyncio.run(scenario())
