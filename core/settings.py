@@ -102,6 +102,8 @@ class IngressConfig(BaseModel):
     log_buffer_max_records: int = Field(
         20_000, ge=1, description="Decisions held in memory while the log writer fails or hangs; beyond it they "
                                   "are spilled to the local spool (a SIGKILL of the replica loses at most these)")
+    log_buffer_max_bytes: int = Field(
+        64 << 20, ge=1 << 20, description="... or this many bytes of them (explained decisions carry reason codes)")
     spool_quota_bytes: int = Field(1 << 30, ge=1 << 20, description="Disk this replica's spool may use; when it is "
                                                                     "full and the buffer too, scoring answers 503")
 

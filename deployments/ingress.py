@@ -80,6 +80,7 @@ class Ingress:
         self.shipper.max_records = config.log_flush_max_records
         self.shipper.write_timeout_s = config.log_write_timeout_s
         self.shipper.max_buffer_records = config.log_buffer_max_records
+        self.shipper.max_buffer_bytes = config.log_buffer_max_bytes
         self.shipper.spool.quota_bytes = config.spool_quota_bytes
 
     # ---- Backend for deployments.http.routes ----

@@ -4,7 +4,8 @@ Requests only append a block to an in-memory list; a background task ships it ev
 ``interval_s`` (or sooner once ``max_records`` wait), at most ``max_records`` per remote call (a
 message must stay under gRPC's limits). Records leave the buffer only when the writer acknowledges
 them. A call that fails **or takes longer than** ``write_timeout_s`` counts as failed; once the
-buffer holds ``max_buffer_records`` while the writer is failing, the buffer is spilled to the local
+buffer holds ``max_buffer_records`` or ``max_buffer_bytes`` (explained decisions carry their reason
+codes: bytes, not only records, bound the memory) while the writer is failing, the buffer is spilled to the local
 spool (fsync'd; the writer replays it). If the spool cannot take them either (quota, full disk),
 ``accepting`` turns false and the ingress answers 503 instead of deciding what it cannot record.
 
@@ -28,7 +29,7 @@ logger = logging.getLogger("ray.serve")
 class LogShipper:
     def __init__(self, writer: Any, spool: Spool, interval_s: float, max_records: int,
                  write_timeout_s: float = 5.0, max_buffer_records: int = 20_000,
-                 buffer_gauge: Any | None = None) -> None:
+                 buffer_gauge: Any | None = None, max_buffer_bytes: int = 64 << 20) -> None:
         self.writer = writer
         """A handle (or stand-in) with ``write.remote(block)``."""
         self.spool = spool
@@ -36,10 +37,13 @@ class LogShipper:
         self.max_records = max_records
         self.write_timeout_s = write_timeout_s
         self.max_buffer_records = max_buffer_records
+        self.max_buffer_bytes = max_buffer_bytes
         self.buffer_gauge = buffer_gauge
         self.buffer: list[Block] = []
         self.buffered = 0
         """Records in ``buffer``; ``held`` adds the block being shipped or spooled right now."""
+        self.buffered_bytes = 0
+        """Arrow bytes of ``buffer`` (recounted per take: the buffer is a handful of blocks)."""
         self._moving = 0
         self.shipped = 0
         self.spilled = 0
@@ -64,8 +68,12 @@ class LogShipper:
         """Queue decisions (never blocks, never awaits)."""
         self.buffer.append(block)
         self.buffered += len(block)
-        if self.buffered >= self.max_records or (self.failing and self.buffered >= self.max_buffer_records):
+        self.buffered_bytes += block.nbytes
+        if self.buffered >= self.max_records or (self.failing and self._over_bound()):
             self._wake.set()
+
+    def _over_bound(self) -> bool:
+        return self.buffered >= self.max_buffer_records or self.buffered_bytes >= self.max_buffer_bytes
 
     def _take(self, limit: int) -> Block:
         """Remove up to ``limit`` records from the head of the buffer as one block."""
@@ -82,12 +90,14 @@ class LogShipper:
                 self.buffer[0] = head.slice(room)
                 count += room
         self.buffered -= count
+        self.buffered_bytes = sum(b.nbytes for b in self.buffer)
         self._moving = count
         return concat(taken)
 
     def _put_back(self, block: Block) -> None:
         self.buffer.insert(0, block)
         self.buffered += len(block)
+        self.buffered_bytes += block.nbytes
         self._moving = 0
 
     async def _run(self) -> None:
@@ -107,11 +117,11 @@ class LogShipper:
         if self.buffer_gauge is not None:
             self.buffer_gauge.set(self.held)
         while self.buffer and not self._closing:
-            if self.failing and self.buffered >= self.max_buffer_records:
+            if self.failing and self._over_bound():
                 await self._spill()
             if not self.buffer or not await self._ship():
                 break
-        if self.failing and self.buffered >= self.max_buffer_records:
+        if self.failing and self._over_bound():
             await self._spill()
 
     async def _ship(self) -> bool:

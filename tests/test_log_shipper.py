@@ -181,3 +181,29 @@ def test_a_full_disk_refuses_decisions_loses_none_and_recovers(tiny_disk: Path) 
         await shipper.close()
 
     asyncio.run(scenario())
+
+
+def test_the_buffer_is_bounded_in_bytes_too(tmp_path: Path) -> None:
+    """Explained decisions carry their reason codes: far fewer records than the record bound fill the byte bound."""
+    spool = Spool(tmp_path, "ingress")
+    rows = np.tile(np.array([[0.5, 0.05, 0.5, 0.9, 1e5, 2e4, 6.0, -15000, 1.5, 0.5]]), (50, 1))
+    reasons = [{"reasons": [{"feature": f"f{i}", "text": "x" * 400} for i in range(8)]}] * 50
+    blocks = [decision_block(rows, np.linspace(0, 1, 50), "v1", 0.1, 1.0, "test", reasons) for _ in range(40)]
+    per_block = blocks[0].nbytes
+
+    async def scenario() -> int:
+        writer = _Writer()
+        writer.write.up = False
+        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100_000, max_buffer_records=1_000_000,
+                             max_buffer_bytes=5 * per_block)
+        peak = 0
+        for block in blocks:
+            shipper.add(block)
+            peak = max(peak, shipper.buffered_bytes)
+            await asyncio.sleep(0.02)
+        await shipper.close(timeout_s=0.2)
+        return peak
+
+    peak = asyncio.run(scenario())
+    assert peak <= 5 * per_block + 2 * per_block     # the bound + what arrives before the spill runs
+    assert sorted(_spooled_ids(spool)) == sorted(i for b in blocks for i in request_ids(b))
