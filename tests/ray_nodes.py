@@ -75,14 +75,15 @@ class RayNodes:
         self.processes.append(subprocess.Popen(self.ray_command(*args), cwd=PROJECT_ROOT, env=self.env,
                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
-    def state(self, resource: str, token: str | None = None, **equal: str) -> httpx.Response:
-        """``GET /api/v0/<resource>`` of the head's state API, filtered by ``equal``, with the cluster's
-        token (or ``token``: a test of refusal). Over HTTP, not ``ray.util.state``, so the token stays out of
-        this process's Ray settings (its own Ray instance, if any, runs without)."""
+    def state(self, resource: str, token: str | None = "", **equal: str) -> httpx.Response:
+        """``GET /api/v0/<resource>`` of the head's state API, filtered by ``equal``, with the cluster's token
+        (``token=""``), another token, or no ``Authorization`` header at all (``token=None``). Over HTTP, not
+        ``ray.util.state``, so the token stays out of this process's Ray settings (its own Ray instance, if
+        any, runs without)."""
         params: dict[str, Any] = {"filter_keys": list(equal), "filter_predicates": ["="] * len(equal),
                                   "filter_values": list(equal.values()), "limit": 1000}
-        return httpx.get(f"{self.dashboard_url}/api/v0/{resource}", params=params, timeout=30,
-                         headers={"Authorization": f"Bearer {self.token if token is None else token}"})
+        headers = {} if token is None else {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.get(f"{self.dashboard_url}/api/v0/{resource}", params=params, timeout=30, headers=headers)
 
     def _listed(self, resource: str, **equal: str) -> list[dict[str, Any]]:
         response = self.state(resource, **equal)

@@ -23,8 +23,9 @@ global
 def _wrapped(config: str, tmp_path: Path, **env: str) -> str:
     path = tmp_path / "haproxy.cfg"
     path.write_text(config)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_HAPROXY_")}  # a test Serve's ports
     subprocess.run(["sh", str(HAPROXY_WRAPPER), "-db", "-f", str(path)], check=True,
-                   env={**os.environ, "CREDIT_HAPROXY_BINARY": "true", **env})
+                   env={**inherited, "CREDIT_HAPROXY_BINARY": "true", **env})
     return path.read_text()
 
 

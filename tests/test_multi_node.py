@@ -105,7 +105,7 @@ def test_cluster_refuses_whoever_lacks_its_token(cluster: tuple[RayNodes, str]) 
     token and 403 with a wrong one; the ``serve`` CLI and a driver connecting to the GCS fail without it."""
     nodes, _ = cluster
     assert nodes.state("nodes").status_code == 200
-    assert nodes.state("nodes", token="").status_code == 401
+    assert nodes.state("nodes", token=None).status_code == 401
     assert nodes.state("nodes", token="0" * 64).status_code == 403
     job = {"entrypoint": "python -c 'print(1)'"}
     assert httpx.post(f"{nodes.dashboard_url}/api/jobs/", json=job, timeout=30).status_code == 401
@@ -114,7 +114,8 @@ def test_cluster_refuses_whoever_lacks_its_token(cluster: tuple[RayNodes, str]) 
     status = subprocess.run([serve_cli, "status", f"--address={nodes.dashboard_url}"], env=without_token,
                             capture_output=True, text=True, timeout=120)
     assert status.returncode != 0 and "authentication" in (status.stdout + status.stderr).lower()
-    driver = subprocess.run(
-        [sys.executable, "-c", f"import ray; ray.init(address='127.0.0.1:{nodes.gcs_port}'); print('CONNECTED')"],
+    driver = subprocess.run(   # a refused driver may retry for a while: 60 s, then it is stopped
+        ["timeout", "60", sys.executable, "-c",
+         f"import ray; ray.init(address='127.0.0.1:{nodes.gcs_port}'); print('CONNECTED', len(ray.nodes()))"],
         env={**without_token, "RAY_AUTH_TOKEN": "0" * 64}, capture_output=True, text=True, timeout=120)
     assert driver.returncode != 0 and "CONNECTED" not in driver.stdout, driver.stdout[-2000:]
