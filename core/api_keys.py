@@ -104,7 +104,3 @@ def resolve_api_key(settings: Settings) -> str:
         raise RuntimeError(f"{path} is empty: delete it or set API_KEY")
     return key
 
-
-def key_matches(given: str | None, expected: str) -> bool:
-    """Constant-time comparison; a missing or empty key never matches."""
-    return bool(given) and bool(expected) and secrets.compare_digest(given.encode(), expected.encode())

@@ -154,8 +154,12 @@ scoring costs."""
 
 
 def our_server(name: str, env: dict[str, str], duration: int, batch_rows: int, log: Path,
-               deployments: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+               deployments: dict[str, dict[str, Any]] | None = None,
+               prepare: Callable[[], None] | None = None) -> dict[str, Any]:
+    """One fresh server under both loads; ``prepare`` runs once it is up (a diagnostic change to its store)."""
     with ServerProcess(ServerConfig(name, deployments=deployments or {}), env=env, log=log) as server:
+        if prepare is not None:
+            prepare()
         before = settled_stats(server.url, API_KEY)
         runs = load_runs(server.url, duration, batch_rows)
         after = settled_stats(server.url, API_KEY, timeout_s=60)
@@ -177,6 +181,23 @@ async def _database(dsn: str, name: str, create: bool) -> str:
         await conn.close()
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+SECONDARY_INDEXES = ("predictions_request_id_key", "predictions_ts_idx", "predictions_decision_ts_idx")
+"""What the PostgreSQL diagnostic drops: the unique request_id index (idempotent replay, conflict detection on the
+live COPY) and the two read indexes (/predictions, monitoring windows). Never in production: it measures their cost."""
+
+
+def drop_secondary_indexes(dsn: str) -> Callable[[], None]:
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            for index in SECONDARY_INDEXES:
+                await conn.execute(f"DROP INDEX IF EXISTS {index}")
+        finally:
+            await conn.close()
+
+    return lambda: asyncio.run(drop())
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -227,6 +248,14 @@ def main() -> None:
                 args.batch_rows, work / "pg.log")
         finally:
             asyncio.run(_database(args.database_url, name, create=False))
+        if args.variants:   # the database's largest suspect: index maintenance (a fresh database again)
+            dsn = asyncio.run(_database(args.database_url, name, create=True))
+            try:
+                report["ours"]["PostgreSQL log, table without its secondary indexes (diagnostic)"] = our_server(
+                    "postgresql-no-indexes", base | {"DATA_DIR": str(work / "pg-noidx"), "DATABASE_URL": dsn},
+                    args.duration, args.batch_rows, work / "pg-noidx.log", prepare=drop_secondary_indexes(dsn))
+            finally:
+                asyncio.run(_database(args.database_url, name, create=False))
     if args.variants:
         for index, (name, (env, deployments)) in enumerate(VARIANTS.items()):
             report["ours"][f"file log, {name}"] = our_server(

@@ -34,7 +34,6 @@ class LocalBackend:
         self.classifier = OnnxBinaryClassifier(folder / ONNX_FILE)
         self.reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
         self.threshold = float(self.card["threshold"]["value"])
-        self.api_key = api_key
         self.keys = KeyRing((ApiKey(api_key, frozenset(SCOPES)), *parse_scoped_keys(scoped_keys)))
         self.scoring_requires_key = scoring_requires_key
         self.blocks: list[Block] = []
