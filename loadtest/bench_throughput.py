@@ -43,6 +43,7 @@ from loadtest.bench_serving import run_wrk
 from loadtest.log_counts import settled_stats
 from loadtest.server_process import ServerConfig, ServerProcess
 from models.onnx_classifier import OnnxBinaryClassifier
+from prediction_log.postgres_store import SECONDARY_INDEXES
 
 API_KEY = "bench-" + os.urandom(8).hex()
 ROLES: tuple[tuple[str, str], ...] = (
@@ -183,12 +184,9 @@ async def _database(dsn: str, name: str, create: bool) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-SECONDARY_INDEXES = ("predictions_request_id_key", "predictions_ts_idx", "predictions_decision_ts_idx")
-"""What the PostgreSQL diagnostic drops: the unique request_id index (idempotent replay, conflict detection on the
-live COPY) and the two read indexes (/predictions, monitoring windows). Never in production: it measures their cost."""
-
-
 def drop_secondary_indexes(dsn: str) -> Callable[[], None]:
+    """The PostgreSQL diagnostic: the table's secondary indexes dropped once the server has made them. Never in
+    production (they carry replay idempotency and the reads): it measures their cost."""
     async def drop() -> None:
         conn = await asyncpg.connect(dsn)
         try:

@@ -30,10 +30,11 @@ from prediction_log.pg_schema import apply_schema
 from prediction_log.records import Block
 
 TABLE = "outcomes"
+SQL_TYPES = {"request_id": "text PRIMARY KEY", "defaulted": "smallint NOT NULL CHECK (defaulted IN (0, 1))",
+             "observed_at": "timestamptz NOT NULL", "recorded_at": "timestamptz NOT NULL DEFAULT now()"}
 SCHEMA_SQL = [
     "SELECT pg_advisory_xact_lock(hashtext('outcomes_schema'))",
-    f"CREATE TABLE IF NOT EXISTS {TABLE} (request_id text PRIMARY KEY, defaulted smallint NOT NULL "
-    "CHECK (defaulted IN (0, 1)), observed_at timestamptz NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())",
+    f"CREATE TABLE IF NOT EXISTS {TABLE} ({', '.join(f'{c} {t}' for c, t in SQL_TYPES.items())})",
 ]
 READ_TIMEOUT_S = 30.0
 """Reads for reports join the whole window: longer than the log's write timeout (a hung write is spooled;
@@ -136,7 +137,7 @@ class PostgresOutcomes:
 
     async def _ensure_schema(self, conn: asyncpg.Connection) -> None:
         if not self._schema_ready:
-            await apply_schema(conn, SCHEMA_SQL, TABLE, ("request_id", "defaulted", "observed_at", "recorded_at"))
+            await apply_schema(conn, SCHEMA_SQL, TABLE, tuple(SQL_TYPES))
             self._schema_ready = True
 
     async def ensure_schema(self) -> None:

@@ -19,9 +19,6 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-TABLES = ("predictions", "outcomes")
-
-
 async def apply_schema(conn: asyncpg.Connection, statements: Sequence[str], table: str, columns: Sequence[str],
                        timeout_s: float | None = None) -> None:
     """Run the DDL (idempotent); a role without the right to change the table checks instead that it has
@@ -32,6 +29,13 @@ async def apply_schema(conn: asyncpg.Connection, statements: Sequence[str], tabl
                 await conn.execute(statement, timeout=timeout_s)
     except asyncpg.InsufficientPrivilegeError:
         await conn.execute(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0", timeout=timeout_s)
+
+
+def log_tables() -> tuple[str, str]:
+    """The server's two tables, as their stores name them (imported here: the stores import ``apply_schema``)."""
+    from prediction_log import outcomes, postgres_store
+
+    return postgres_store.TABLE, outcomes.TABLE
 
 
 async def grant(owner_dsn: str, app_dsn: str) -> str:
@@ -47,16 +51,15 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
     try:
         await PostgresOutcomes(store.pool).ensure_schema()
         async with store.pool.acquire() as conn, conn.transaction():
-            database = await conn.fetchval("SELECT current_database()")
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-            quoted = '"' + role.replace('"', '""') + '"'
-            literal = await conn.fetchval("SELECT quote_literal($1)", password)
+            quoted, literal, database = await conn.fetchrow(
+                "SELECT quote_ident($1), quote_literal($2), quote_ident(current_database())", role, password)
             verb = "ALTER" if exists else "CREATE"
             await conn.execute(f"{verb} ROLE {quoted} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {literal}")
-            await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{database}" TO {quoted}')
+            await conn.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {quoted}")
             await conn.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")
             await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {quoted}")
-            await conn.execute(f"GRANT SELECT, INSERT ON {', '.join(TABLES)} TO {quoted}")
+            await conn.execute(f"GRANT SELECT, INSERT ON {', '.join(log_tables())} TO {quoted}")
     finally:
         await store.pool.close()
     return role
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-url-file", type=Path, required=True, help="File holding the server's DSN")
     args = parser.parse_args(argv)
     role = asyncio.run(grant(args.owner_url_file.read_text().strip(), args.app_url_file.read_text().strip()))
-    print(f"schema ready; role {role}: SELECT, INSERT on {', '.join(TABLES)}", file=sys.stderr)
+    print(f"schema ready; role {role}: SELECT, INSERT on {', '.join(log_tables())}", file=sys.stderr)
     return 0
 
 

@@ -23,13 +23,18 @@ TABLE = "predictions"
 SQL_COLUMNS: tuple[str, ...] = tuple(c.lower() for c in COLUMNS)
 """Unquoted lower-case identifiers in SQL; rows map back to ``COLUMNS`` by position."""
 _COLS = ", ".join(SQL_COLUMNS)
+SECONDARY_INDEXES: dict[str, str] = {
+    f"{TABLE}_request_id_key": f"UNIQUE INDEX IF NOT EXISTS {{name}} ON {TABLE} (request_id)",
+    f"{TABLE}_ts_idx": f"INDEX IF NOT EXISTS {{name}} ON {TABLE} (ts DESC)",
+    f"{TABLE}_decision_ts_idx": f"INDEX IF NOT EXISTS {{name}} ON {TABLE} (credit_decision, ts DESC)",
+}
+"""Name → definition: the unique request_id (idempotent replay, conflict detection on the live COPY) and the two
+read indexes (/predictions, monitoring windows)."""
 SCHEMA_SQL = [
     "SELECT pg_advisory_xact_lock(hashtext('predictions_schema'))",
     f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY)",
     *[f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {c.lower()} {SQL_TYPES[c]}" for c in COLUMNS],
-    f"CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_request_id_key ON {TABLE} (request_id)",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_ts_idx ON {TABLE} (ts DESC)",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_decision_ts_idx ON {TABLE} (credit_decision, ts DESC)",
+    *[f"CREATE {definition.format(name=name)}" for name, definition in SECONDARY_INDEXES.items()],
 ]
 _STAGE = f"CREATE TEMP TABLE {TABLE}_stage ON COMMIT DELETE ROWS AS SELECT {_COLS} FROM {TABLE} WITH NO DATA"
 _MERGE = f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} FROM {TABLE}_stage ON CONFLICT (request_id) DO NOTHING"
