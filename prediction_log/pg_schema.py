@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
+
 async def apply_schema(conn: asyncpg.Connection, statements: Sequence[str], table: str, columns: Sequence[str],
                        timeout_s: float | None = None) -> None:
     """Run the DDL (idempotent); a role without the right to change the table checks instead that it has

@@ -18,7 +18,6 @@ from deployments.decisions import decision_block, response_items
 from deployments.http.backend import Scored, Unavailable
 from deployments.performance import PerformanceQuery, Window, card_of_version, performance
 from models.onnx_classifier import OnnxBinaryClassifier
-from core.api_keys import SCOPES, ApiKey, KeyRing, parse_scoped_keys
 from models.reasons import ReasonCoder
 from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile, shadowed_rows
 from prediction_log.query import LogQuery
@@ -110,3 +109,17 @@ class LocalBackend:
 
     def log_state(self) -> str:
         return "refusing" if self.refusing else "ok"
+
+
+@contextmanager
+def routes_bound_to(backend: LocalBackend) -> Iterator[None]:
+    """The HTTP routes served by ``backend`` for a while, then by whatever served them before (the module
+    keeps one binding per process: the session's in-process API goes on afterwards)."""
+    from deployments.http import routes
+
+    previous = routes._backend
+    routes.bind(backend)
+    try:
+        yield
+    finally:
+        routes._backend = previous

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from core.api_keys import key_ring, parse_scoped_keys
 from core.features import EXAMPLE_APPLICANT
 from core.settings import Settings
-from tests.local_backend import LocalBackend
+from tests.local_backend import LocalBackend, routes_bound_to
 
 FULL = "full-key-0123456789"
 READER = "reader-key-0123456789"
@@ -23,13 +23,8 @@ SCOPED = f"read:{READER} outcomes:{FEEDER},read:{OLD_READER} score:{SCORER}"
 def _client(scoring_requires_key: bool) -> Iterator[TestClient]:
     from deployments.http import routes
 
-    previous = routes._backend
-    routes.bind(LocalBackend(FULL, SCOPED, scoring_requires_key))
-    try:
-        with TestClient(routes.api) as client:
-            yield client
-    finally:
-        routes._backend = previous
+    with routes_bound_to(LocalBackend(FULL, SCOPED, scoring_requires_key)), TestClient(routes.api) as client:
+        yield client
 
 
 @pytest.fixture

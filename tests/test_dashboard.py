@@ -8,19 +8,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.artifacts import resolve_model_dir
 from core.features import FEATURES
 from core.reference import reference_applicants
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from monitoring.baseline import load_baseline
 from monitoring.drift_analysis import analyse
 from monitoring.drift_report import write_report
 from monitoring.log_window import read_window
+from tests.dashboard_pages import page, refused
 from tests.serving import RunningApp
-
-VIEWS = PROJECT_ROOT / "dashboard" / "views"
 
 
 @pytest.fixture
@@ -34,23 +32,8 @@ def dashboard_env(file_app: RunningApp, tmp_path: Path, monkeypatch: pytest.Monk
     yield reports
 
 
-def _page(name: str, key: str | None = None) -> AppTest:
-    """The page as a visitor sees it first; with ``key``, after signing in with it through the form."""
-    at = AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=60).run()
-    if key is not None:
-        at.text_input[0].input(key)
-        at.button[0].click().run()
-    return at
-
-
-def _refused(at: AppTest) -> bool:
-    """The log page shows its sign-in form and none of the log."""
-    return not at.exception and [t.label for t in at.text_input] == ["API key"] and not at.metric \
-        and not at.get("plotly_chart") and not at.dataframe
-
-
 def test_scoring_page_offers_every_feature_within_its_range(dashboard_env: Path) -> None:
-    at = _page("scoring")
+    at = page("scoring")
     assert not at.exception
     inputs = {w.label.split(" (")[0]: w for w in [*at.number_input, *at.slider]}
     assert set(inputs) == {f.name for f in FEATURES}
@@ -62,7 +45,7 @@ def test_scoring_page_offers_every_feature_within_its_range(dashboard_env: Path)
 
 
 def test_submitted_prediction_shows_the_api_decision(dashboard_env: Path, file_app: RunningApp) -> None:
-    at = _page("scoring")
+    at = page("scoring")
     at.button[0].click().run()
     assert not at.exception
     shown = (at.success or at.error)[0].value
@@ -80,7 +63,7 @@ def test_submitted_prediction_shows_the_api_decision(dashboard_env: Path, file_a
 
 def test_api_error_is_a_message_not_a_traceback(dashboard_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_URL", "http://127.0.0.1:9")
-    at = _page("scoring")
+    at = page("scoring")
     at.button[0].click().run()
     assert not at.exception
     assert "API unreachable" in at.error[0].value
@@ -95,7 +78,7 @@ def test_monitoring_page_charts_the_log_and_the_latest_drift_report(
     analysis = analyse(window, load_baseline(resolve_model_dir(None)), None, None, 0.25)
     write_report(analysis, dashboard_env / "drift")
 
-    at = _page("monitoring", file_app.api_key)
+    at = page("monitoring", file_app.api_key)
     assert not at.exception
     assert [e.value for e in at.error if "API" in e.value] == []
     assert int(at.metric[0].value.rstrip("+").replace(",", "")) >= 50
@@ -108,19 +91,19 @@ def test_monitoring_page_charts_the_log_and_the_latest_drift_report(
 @pytest.mark.parametrize("name", ["monitoring", "performance"])
 def test_log_pages_refuse_visitors_without_a_key(dashboard_env: Path, name: str) -> None:
     """``API_KEY`` is in the dashboard's environment: still nothing of the log without signing in."""
-    at = _page(name)
-    assert _refused(at), [i.value for i in at.info]
-    at = _page(name, "wrong-key")
-    assert _refused(at) and "401" in at.error[0].value
+    at = page(name)
+    assert refused(at), [i.value for i in at.info]
+    at = page(name, "wrong-key")
+    assert refused(at) and "401" in at.error[0].value
 
 
 def test_a_key_signed_in_stays_for_the_session_and_signs_out(dashboard_env: Path, file_app: RunningApp) -> None:
-    at = _page("monitoring", file_app.api_key)
-    assert not _refused(at) and at.session_state["api_key"] == file_app.api_key
+    at = page("monitoring", file_app.api_key)
+    assert not refused(at) and at.session_state["api_key"] == file_app.api_key
     at.run()
-    assert not _refused(at)
+    assert not refused(at)
     at.sidebar.button[0].click().run()
-    assert _refused(at) and "api_key" not in at.session_state
+    assert refused(at) and "api_key" not in at.session_state
 
 
 def test_performance_page_shows_what_the_api_reports(dashboard_env: Path, file_app: RunningApp) -> None:
@@ -132,7 +115,7 @@ def test_performance_page_shows_what_the_api_reports(dashboard_env: Path, file_a
                     for i, d in enumerate(decided["results"])]
         assert client.post("/outcomes", json=outcomes, headers=file_app.auth()).status_code == 200
         labelled = client.get("/performance", params={"by": "week"}, headers=file_app.auth()).json()["labelled"]
-    at = _page("performance", file_app.api_key)
+    at = page("performance", file_app.api_key)
     assert not at.exception
     assert [e.value for e in at.error] == []
     assert at.metric[0].value == f"{labelled:,}" and labelled >= 400

@@ -11,8 +11,8 @@ import asyncpg
 import numpy as np
 import pytest
 
-from core.reference import sample_applicants
 from core.features import FEATURE_NAMES
+from core.reference import sample_applicants
 from deployments.decisions import decision_block
 from prediction_log.outcomes import Outcomes, PostgresOutcomes
 from prediction_log.pg_schema import grant
