@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     scoring_requires_key: bool = Field(False, description="/predict* answer 401 without a key with scope 'score'")
     data_dir: Path = Field(PROJECT_ROOT / "data", description="File log, spool and generated API key")
     max_body_bytes: int = Field(8 * 1024 * 1024, description="Larger request bodies get 413")
+    max_reported_errors: int = Field(20, ge=1, description="A 422 lists at most this many validation errors; "
+                                                           "validation of a list stops there")
     reports_dir: Path = Field(PROJECT_ROOT / "reports", description="Benchmark and drift reports")
     api_url: str = Field("http://127.0.0.1:8000", description="Where tools (dashboard, load test) find the API")
 
@@ -96,6 +98,9 @@ class IngressConfig(BaseModel):
     max_in_flight_requests: int = Field(
         1024, ge=1, description="Scoring requests one ingress replica holds at once; beyond it 503 + Retry-After "
                                 "(direct ingress bypasses Serve's own max_ongoing/max_queued limits)")
+    max_in_flight_body_bytes: int = Field(
+        256 << 20, ge=1 << 20, description="Declared request-body bytes one ingress replica holds or parses at once; "
+                                           "beyond it 503 + Retry-After (one request is always admitted)")
     log_flush_interval_s: float = Field(0.05, gt=0, description="Decisions are handed to the log writer this often")
     log_flush_max_records: int = Field(2000, ge=1, le=10_000, description="... or when this many are buffered")
     log_write_timeout_s: float = Field(5.0, gt=0, description="A log-writer call slower than this counts as failed")

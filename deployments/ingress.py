@@ -60,6 +60,7 @@ class Ingress:
         self.scoring_requires_key = settings.scoring_requires_key
         self.metrics = IngressMetrics()
         self.in_flight = 0
+        self.body_bytes = 0
         replica = serve.get_replica_context().replica_id.unique_id
         self.shipper = LogShipper(log_writer, Spool(settings.data_dir / "spool", f"ingress-{replica}"),
                                   self.config.log_flush_interval_s, self.config.log_flush_max_records,
@@ -86,18 +87,22 @@ class Ingress:
     # ---- Backend for deployments.http.routes ----
 
     @contextmanager
-    def admitted(self) -> Iterator[None]:
-        """Shed load past ``max_in_flight_requests``; refuse while decisions cannot be recorded."""
+    def admitted(self, body_bytes: int = 0) -> Iterator[None]:
+        """Shed load past ``max_in_flight_requests`` or ``max_in_flight_body_bytes`` (taken before a body is
+        read, so neither parsing nor bodies held can outgrow them); refuse while decisions cannot be recorded."""
         if not self.shipper.accepting:
             raise Unavailable("prediction log unavailable (nowhere to record decisions), retry later")
-        if self.in_flight >= self.config.max_in_flight_requests:
+        if self.in_flight >= self.config.max_in_flight_requests or (
+                self.in_flight and self.body_bytes + body_bytes > self.config.max_in_flight_body_bytes):
             self.metrics.shed.inc()
             raise Unavailable("server overloaded, retry later")
         self.in_flight += 1
+        self.body_bytes += body_bytes
         try:
             yield
         finally:
             self.in_flight -= 1
+            self.body_bytes -= body_bytes
 
     @serve.batch(max_concurrent_batches=4)  # batch size and wait come from IngressConfig (reconfigure)
     async def _decide_rows(self, rows: list[np.ndarray], started: list[float]) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from deployments.challenger_report import comparison
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import LogWriterMetrics
 from deployments.performance import PerformanceQuery, Window, card_of_version, performance
+from prediction_log.appender import LineAppender
 from prediction_log.file_store import FileStore
 from prediction_log.outcomes import Outcomes, OutcomeStore, Receipt
 from prediction_log.postgres_store import DATA_ERRORS, PostgresStore
@@ -51,6 +52,7 @@ class LogWriter:
         self.dsn = settings.database_url
         self.spool = Spool(self.data_dir / "spool", "log-writer", self.config.spool_quota_bytes)
         self.rejected_path = self.data_dir / "rejected.jsonl"
+        self._rejected = LineAppender(self.rejected_path)
         self.store: Store | None = None
         self._outcomes: tuple[Store, OutcomeStore] | None = None
         self.counters = {"written": 0, "spooled": 0, "replayed": 0, "rejected": 0}
@@ -120,8 +122,7 @@ class LogWriter:
             self._count("rejected", len(refused))
 
     def _append_rejected(self, lines: list[str]) -> None:
-        with self.rejected_path.open("a", encoding="utf-8") as out:
-            out.write("".join(line + "\n" for line in lines))
+        self._rejected.append("".join(line + "\n" for line in lines).encode())
 
     def _went_down(self, exc: BaseException) -> None:
         """PostgreSQL failed or hung: spool from now on, reconnect in the background."""

@@ -15,7 +15,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prediction_log.file_lines import LineCounter, complete_lines, ends_mid_line, lines_backwards
+from core.private_files import private_dir
+from prediction_log.appender import LineAppender
+from prediction_log.file_lines import LineCounter, complete_lines, lines_backwards
 from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, Block, from_rows, parse_line, request_ids, timestamp_of, to_json_lines
 
@@ -28,17 +30,18 @@ logger = logging.getLogger(__name__)
 
 
 class FileStore:
-    """Appends with fsync; skips request_ids it has recently written (retried flushes)."""
+    """Appends whole lines with fsync (``LineAppender``); skips request_ids it has recently written (retried flushes)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._lock = asyncio.Lock()
         self._counter = LineCounter(path)
         self._unordered_marker = path.with_name(path.name + ".unordered")
         self._newest: datetime | None = None
-        self._torn_tail: bool | None = None
+        self._opened = False
+        self._appender = LineAppender(path)
 
     def _note_order(self, fresh: Block) -> None:
         """Mark the file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
@@ -64,21 +67,15 @@ class FileStore:
                 self._recent.move_to_end(r["request_id"], last=False)
 
     def _append_sync(self, block: Block, skip: set[str] | None = None) -> int:
-        if self._torn_tail is None:   # first append since this store was opened
+        if not self._opened:   # first append since this store was opened
             self._remember_tail()
-            self._torn_tail = ends_mid_line(self.path)
+            self._opened = True
         ids = request_ids(block)
         keep = [i not in self._recent and (skip is None or i not in skip) for i in ids]
         fresh = block if all(keep) else block.filter(pa.array(keep))
         if len(fresh):
             self._note_order(fresh)
-            data = to_json_lines(fresh)
-            if self._torn_tail:   # a crash cut the last append short: start on a line of our own
-                data, self._torn_tail = b"\n" + data, False
-            with self.path.open("ab") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
+            self._appender.append(to_json_lines(fresh))
         for i, kept in zip(ids, keep):
             if kept:
                 self._recent[i] = None

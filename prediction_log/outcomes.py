@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,9 +26,13 @@ import orjson
 import pyarrow as pa
 from pyarrow import csv as pa_csv
 
+from prediction_log.appender import LineAppender
+from prediction_log.file_lines import complete_lines
 from prediction_log.file_store import FileStore
 from prediction_log.pg_schema import apply_schema
 from prediction_log.records import Block
+
+logger = logging.getLogger(__name__)
 
 TABLE = "outcomes"
 SQL_TYPES = {"request_id": "text PRIMARY KEY", "defaulted": "smallint NOT NULL CHECK (defaulted IN (0, 1))",
@@ -211,21 +216,21 @@ class FileOutcomes:
         self.log = log
         self._outcomes: dict[str, tuple[int, str]] | None = None
         self._lock = asyncio.Lock()
+        self._appender = LineAppender(path)
 
     def _load(self) -> dict[str, tuple[int, str]]:
         if self._outcomes is None:
             self._outcomes = {}
-            if self.path.exists():
-                for line in self.path.read_bytes().splitlines():
-                    if line.strip():
-                        item = orjson.loads(line)
-                        self._outcomes[item["request_id"]] = (item["defaulted"], item["observed_at"])
+            for line in complete_lines(self.path):   # a torn last append was never acknowledged
+                try:
+                    item = orjson.loads(line)
+                    self._outcomes[item["request_id"]] = (item["defaulted"], item["observed_at"])
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    logger.warning("%s: skipping an unreadable line: %.80r", self.path, line)
         return self._outcomes
 
     def _append(self, lines: bytes) -> None:
-        with self.path.open("ab") as out:
-            out.write(lines)
-            out.flush()
+        self._appender.append(lines)
 
     async def record(self, post: Outcomes) -> Receipt:
         async with self._lock:

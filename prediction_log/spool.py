@@ -16,8 +16,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from core.private_files import open_private, private_dir
 from prediction_log.file_lines import complete_lines
 from prediction_log.records import Block, from_json_lines, to_json_lines
+
+
+STALE_TEMPORARY_S = 300
+"""A ``.tmp`` spool file this old was left by a killed writer (a live append takes well under a second)."""
 
 
 class SpoolFull(OSError):
@@ -29,7 +34,7 @@ class Spool:
         self.directory = directory
         self.name = name
         self.quota_bytes = quota_bytes
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
 
     def _files(self, *suffixes: str) -> list[Path]:
         return sorted(p for p in self.directory.iterdir() if p.suffix in suffixes)
@@ -51,7 +56,7 @@ class Spool:
         final = self.directory / f"{self.name}.{time.time_ns()}.{len(block)}.jsonl"
         temporary = final.with_suffix(".tmp")
         try:
-            with temporary.open("wb") as out:
+            with open_private(temporary, "wb") as out:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
@@ -81,7 +86,14 @@ class Spool:
         return total
 
     def claim(self) -> list[Path]:
-        """Rename every sealed spool file for replay; returns all claimed files (sealed files are never appended to)."""
+        """Rename every sealed spool file for replay; returns all claimed files (sealed files are never appended to).
+        Temporary files a killed writer left (never sealed, so never acknowledged) are removed."""
+        for path in self._files(".tmp"):
+            try:
+                if time.time() - path.stat().st_mtime > STALE_TEMPORARY_S:
+                    path.unlink()
+            except FileNotFoundError:
+                pass
         for path in self._files(".jsonl"):
             path.rename(path.with_suffix(".replaying"))
         return self._files(".replaying")

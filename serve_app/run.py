@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-host", help="Where the API listens (default: http_options.host of the config)")
     args = parser.parse_args(argv)
 
+    os.umask(0o077)   # everything the server writes (log, spool, outcomes, Ray's logs) is its user's alone
     state = Path(tempfile.mkdtemp(prefix="cr-"))   # mode 0700: the admin socket is ours alone; short (socket paths)
     env = dict(os.environ)
     env.update(private_state_env(state, env))

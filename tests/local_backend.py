@@ -40,7 +40,7 @@ class LocalBackend:
         self.refusing = False
 
     @contextmanager
-    def admitted(self) -> Iterator[None]:
+    def admitted(self, body_bytes: int = 0) -> Iterator[None]:
         if self.refusing:
             raise Unavailable("prediction log unavailable (nowhere to record decisions), retry later")
         yield

@@ -45,8 +45,9 @@ class Backend(Protocol):
     keys: KeyRing
     scoring_requires_key: bool
 
-    def admitted(self) -> AbstractContextManager[None]:
-        """Hold a scoring slot; raise ``Unavailable`` when overloaded or when decisions cannot be recorded."""
+    def admitted(self, body_bytes: int) -> AbstractContextManager[None]:
+        """Hold a scoring slot for a request whose body may be ``body_bytes`` long (taken before the body
+        is read); raise ``Unavailable`` when overloaded or when decisions cannot be recorded."""
 
     async def decide_single(self, row: np.ndarray, started: float, key: str | None = None) -> dict[str, Any]:
         """One row's decision (the response item), micro-batched with other single-row requests: the

@@ -19,6 +19,7 @@ from fastapi import Header, HTTPException, Query, Request, Response
 
 from core.api_keys import Scope
 from core.features import EXAMPLE_APPLICANT
+from core.settings import get_settings
 from deployments.decisions import decision_block, response_items
 from deployments.http.api import create_api
 from deployments.http.backend import Backend, Scored, Unavailable
@@ -116,8 +117,8 @@ async def predict(request: Request, explain: ExplainQuery = False, x_applicant_k
     b, started = backend(), time.perf_counter()
     if b.scoring_requires_key:
         _require(b, x_api_key, "score")
-    row = single_row(await _json_body(request))
-    with _admitted(b):
+    with _admitted(b, request):   # before the body is read: parsing is work, and memory, to shed
+        row = single_row(await _json_body(request))
         if explain:
             return _json((await _decide(b, row, started, "predict", explain=True))[0])
         try:
@@ -134,17 +135,26 @@ async def predict_batch(request: Request, explain: ExplainQuery = False,
     b, started = backend(), time.perf_counter()
     if b.scoring_requires_key:
         _require(b, x_api_key, "score")
-    rows = batch_rows(await _json_body(request))
-    with _admitted(b):
+    with _admitted(b, request):
+        rows = batch_rows(await _json_body(request))
         results = await _decide(b, rows, started, "batch", explain, x_applicant_key)
     return _json({"count": len(results), "results": results})
+
+
+def _declared_bytes(request: Request) -> int:
+    """The body's declared length (the body-size limit enforces it while reading); the limit when undeclared."""
+    limit = get_settings().max_body_bytes
+    try:
+        return min(int(request.headers.get("content-length", limit)), limit)
+    except ValueError:
+        return limit
 
 
 class _admitted:
     """The backend's admission as a context manager that answers 503 when it refuses."""
 
-    def __init__(self, b: Backend) -> None:
-        self._context = b.admitted()
+    def __init__(self, b: Backend, request: Request) -> None:
+        self._context = b.admitted(_declared_bytes(request))
 
     def __enter__(self) -> None:
         try:

@@ -8,6 +8,7 @@ Anything else goes through pydantic, so errors are the same either way.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -16,18 +17,76 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from core.features import FEATURE_NAMES, FEATURES
+from core.settings import get_settings
 from deployments.http.schemas import APPLICANT_ADAPTER, APPLICANTS_ADAPTER, MAX_BATCH_ROWS
 
 _NAMES = frozenset(FEATURE_NAMES)
 _NUMERIC_KINDS = frozenset("biuf")
 
 
+def _capped(errors: list[Any]) -> list[Any]:
+    """At most ``max_reported_errors`` errors, the last one saying that more were not checked or shown:
+    a hostile body of 10,000 empty objects must not cost an 11 MB answer."""
+    cap = get_settings().max_reported_errors
+    if len(errors) <= cap:
+        return errors
+    return errors[:cap] + [{"type": "too_many_errors", "loc": (),
+                            "msg": f"more than {cap} errors: validation stopped; fix these and resend"}]
+
+
 def validate(adapter: TypeAdapter[Any], body: bytes) -> Any:
-    """pydantic-core parses and validates the raw body in one pass; 422 on failure."""
+    """pydantic-core parses and validates the raw body in one pass; 422 on failure (errors capped)."""
     try:
         return adapter.validate_json(body)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_input=False)) from None
+        raise RequestValidationError(_capped(exc.errors(include_input=False, include_url=False))) from None
+
+
+_INVALID = object()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _loads(body: bytes) -> Any:
+    """The parsed body, or ``_INVALID``: orjson, and the standard parser for integers beyond 64 bits."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(body, parse_constant=_refuse_constant)   # NaN/Infinity are not JSON
+        except ValueError:
+            return _INVALID
+
+
+def validate_list(item: TypeAdapter[Any], whole: TypeAdapter[Any], body: bytes, max_items: int) -> list[Any]:
+    """A JSON array validated item by item, stopping once ``max_reported_errors`` are found, so a bad
+    body costs its parse plus a few items, not a full validation (``whole`` words what is not a
+    list of 1 to ``max_items`` items, exactly as before)."""
+    data = _loads(body)
+    if data is _INVALID:
+        return validate(whole, body)   # pydantic words the JSON error; parsing stops at it
+    if type(data) is not list or not 1 <= len(data) <= max_items:
+        if type(data) is list:
+            raise RequestValidationError([{
+                "type": "too_long" if data else "too_short", "loc": ("body",),
+                "msg": f"List should have at least 1 item and at most {max_items} items, not {len(data)}"}])
+        return validate(whole, body)
+    cap = get_settings().max_reported_errors
+    items: list[Any] = []
+    errors: list[Any] = []
+    for i, value in enumerate(data):
+        try:
+            # an object is validated as parsed; anything else as JSON, so errors are worded as before
+            items.append(item.validate_python(value) if type(value) is dict else item.validate_json(orjson.dumps(value)))
+        except ValidationError as exc:
+            errors.extend({**e, "loc": (i, *e["loc"])} for e in exc.errors(include_input=False, include_url=False))
+            if len(errors) > cap:
+                break
+    if errors:
+        raise RequestValidationError(_capped(errors))
+    return items
 
 
 def _matrix(applicants: list[Any]) -> np.ndarray:
@@ -75,4 +134,6 @@ def fast_rows(body: bytes) -> np.ndarray | None:
 def batch_rows(body: bytes) -> np.ndarray:
     """A list of applicants → an n × 10 matrix; 422 naming row and field when any row is invalid."""
     matrix = fast_rows(body)
-    return matrix if matrix is not None else _matrix(validate(APPLICANTS_ADAPTER, body))
+    if matrix is not None:
+        return matrix
+    return _matrix(validate_list(APPLICANT_ADAPTER, APPLICANTS_ADAPTER, body, MAX_BATCH_ROWS))
