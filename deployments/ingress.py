@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
@@ -56,6 +57,7 @@ class Ingress:
         self._shipping: set[asyncio.Task[None]] = set()
         """Records waiting for their shadow score (at most ``timeout_s``) before they go to the shipper."""
         self.config = IngressConfig()
+        self._configured = False
         self.keys = key_ring(settings)
         self.scoring_requires_key = settings.scoring_requires_key
         self.metrics = IngressMetrics()
@@ -73,7 +75,16 @@ class Ingress:
                         if challenger is not None else None)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        self.config = config = IngressConfig.model_validate(user_config or {})
+        """Apply an edited user_config; an invalid one is refused (logged) and the one in force stays."""
+        try:
+            config = IngressConfig.model_validate(user_config or {})
+        except ValidationError as exc:
+            if not self._configured:
+                raise
+            logger.error("ingress: change refused, the configuration in force stays: %s", exc)
+            return
+        self._configured = True
+        self.config = config
         for batched in (self._decide_rows, self._decide_rows_canary):
             batched.set_max_batch_size(config.max_batch_size)
             batched.set_batch_wait_timeout_s(config.batch_wait_timeout_s)

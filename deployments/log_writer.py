@@ -18,6 +18,7 @@ import json
 import logging
 from typing import Any
 
+from pydantic import ValidationError
 from ray import serve
 
 from core.settings import LogWriterConfig, get_settings
@@ -47,6 +48,7 @@ class LogWriter:
         bind_replica_servers_to_loopback()
         settings = get_settings()
         self.config = LogWriterConfig()
+        self._configured = False
         self.settings = settings
         self.data_dir = settings.data_dir
         self.dsn = settings.database_url
@@ -66,7 +68,15 @@ class LogWriter:
         self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        self.config = LogWriterConfig.model_validate(user_config or {})
+        """Apply an edited user_config; an invalid one is refused (logged) and the one in force stays."""
+        try:
+            self.config = LogWriterConfig.model_validate(user_config or {})
+        except ValidationError as exc:
+            if not self._configured:
+                raise
+            logger.error("log writer: change refused, the configuration in force stays: %s", exc)
+            return
+        self._configured = True
         self.spool.quota_bytes = self.config.spool_quota_bytes
         if isinstance(self.store, PostgresStore):
             self.store.timeout_s = self.config.statement_timeout_s

@@ -4,50 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from ray import serve
 
-from core.artifacts import CARD_FILE, LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
-from core.features import N_FEATURES
 from core.settings import ChallengerConfig, ScorerConfig
 from deployments.http.backend import Scored
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import ScorerMetrics
-from models.onnx_classifier import OnnxBinaryClassifier
-from models.reasons import ReasonCoder
+from models.loader import LoadedModel, ModelRefused, load_model
 
 logger = logging.getLogger("ray.serve")
-
-
-@dataclass(frozen=True)
-class _ActiveModel:
-    classifier: OnnxBinaryClassifier
-    version: str
-    threshold: float
-    card: dict[str, Any]
-    reasons: ReasonCoder | None
-    """TreeSHAP reason codes from the LightGBM model next to the ONNX file (None if it is missing)."""
-
-
-def load_model(folder: Path, threshold: float | None, intra_op_threads: int) -> _ActiveModel:
-    """A model folder: ``model.onnx`` with its card (version, threshold) and, if present, the LightGBM file for
-    reason codes. Any binary classifier over the ten features will do: without a card the folder's name is
-    the version and ``threshold`` must be given."""
-    if (folder / CARD_FILE).exists():
-        card = load_card(folder)
-    elif threshold is None:
-        raise ValueError(f"{folder} has no {CARD_FILE}: set a threshold for it in the config")
-    else:
-        card = {"version": folder.name, "threshold": {"value": threshold}, "card": None}
-    classifier = OnnxBinaryClassifier(folder / ONNX_FILE, intra_op_threads)
-    classifier.predict_proba(np.zeros((1, N_FEATURES)))  # warm up before taking traffic
-    reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
-    value = threshold if threshold is not None else float(card["threshold"]["value"])
-    return _ActiveModel(classifier, card["version"], value, card, reasons)
 
 
 @serve.deployment
@@ -60,11 +30,14 @@ class Scorer:
     def __init__(self, challenger: bool = False) -> None:
         bind_replica_servers_to_loopback()
         self.challenger = challenger
-        self._active: _ActiveModel | None = None
+        self._active: LoadedModel | None = None
+        self.refused: str | None = None
+        """Why the last configuration change was refused (None when the last one applied)."""
+        self._name = "challenger" if challenger else "scorer"
         self._config: ScorerConfig | None = None
         self.metrics = ScorerMetrics()
 
-    def _ensure_loaded(self) -> _ActiveModel:
+    def _ensure_loaded(self) -> LoadedModel:
         """Serve calls ``reconfigure`` before traffic when user_config is set; else load defaults."""
         if self._config is None:
             self.reconfigure({})
@@ -83,19 +56,38 @@ class Scorer:
                 "max_pending_blocks": config.max_pending_blocks, "version": self._active.version}
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Load the configured model (if it changed) and apply batching parameters."""
-        config = (ChallengerConfig if self.challenger else ScorerConfig).model_validate(user_config or {})
-        previous = self._config
-        if config.model is None:
-            self._active = None   # a disabled challenger holds no model
-        elif previous is None or self._active is None or (config.model, config.threshold, config.intra_op_threads) \
-                != (previous.model, previous.threshold, previous.intra_op_threads):
-            self._active = load_model(resolve_model_dir(config.model), config.threshold,
-                                      config.intra_op_threads)  # atomic swap
-            logger.info("scorer: model %s active, threshold %.6f", self._active.version, self._active.threshold)
+        """Load the configured model (if it changed) and apply batching; a change that fails its checks is
+        refused and the model in force keeps answering (``refused`` says why, in /health and the log)."""
+        try:
+            config = (ChallengerConfig if self.challenger else ScorerConfig).model_validate(user_config or {})
+            active = self._model_for(config)
+        except (ValidationError, ModelRefused) as exc:
+            if self._config is None:
+                raise   # the first configuration: there is nothing to keep serving
+            self.refused = f"{type(exc).__name__}: {exc}"
+            logger.error("%s: change refused, %s keeps answering: %s", self._name, self._describe(), self.refused)
+            return
+        if active is not self._active:
+            logger.info("%s: model %s active (was %s)", self._name,
+                        f"{active.version} threshold {active.threshold:.6f}" if active else "none", self._describe())
+        self._active = active   # atomic swap: a block is scored by one model
         self.score.set_max_batch_size(config.max_batch_size)
         self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self._config = config
+        self.refused = None
+
+    def _model_for(self, config: ScorerConfig) -> LoadedModel | None:
+        previous = self._config
+        if config.model is None:
+            return None   # a disabled challenger holds no model
+        if previous is None or self._active is None or (config.model, config.threshold, config.intra_op_threads) \
+                != (previous.model, previous.threshold, previous.intra_op_threads):
+            return load_model(config.model, config.threshold, config.intra_op_threads)
+        return self._active
+
+    def _describe(self) -> str:
+        active = self._active
+        return "no model" if active is None else f"{active.version} threshold {active.threshold:.6f}"
 
     @serve.batch  # sizes come from ScorerConfig through reconfigure
     async def score(self, blocks: list[np.ndarray]) -> list[Scored]:
@@ -123,4 +115,4 @@ class Scorer:
     def model_card(self) -> dict[str, Any]:
         """The active model card, with the threshold in force."""
         active = self._ensure_loaded()
-        return active.card | {"threshold_in_force": active.threshold}
+        return active.card | {"threshold_in_force": active.threshold, "change_refused": self.refused}

@@ -12,15 +12,12 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Request, Response
 
-from core.artifacts import ONNX_FILE, load_card, resolve_model_dir
 from core.decision import decision_label, is_denied
 from deployments.http.rows import batch_rows, single_row
-from models.onnx_classifier import OnnxBinaryClassifier
+from models.loader import load_model
 
-_folder = resolve_model_dir(None)
-_card = load_card(_folder)
-_classifier = OnnxBinaryClassifier(_folder / ONNX_FILE)
-_threshold = float(_card["threshold"]["value"])
+_model = load_model(None)
+_card, _classifier, _threshold = _model.card, _model.classifier, _model.threshold
 app = FastAPI(title="plain ONNX Runtime scorer (benchmark yardstick, no log)")
 
 

@@ -46,6 +46,10 @@ class ReasonCoder:
         """``(n, 11)``: per-feature contributions then the base value (float32 inputs, as ONNX sees them)."""
         return self.booster.predict(np.asarray(rows, dtype=np.float32).astype(np.float64), pred_contrib=True)
 
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        """P(default) by LightGBM itself (float32 inputs, as ONNX sees them): the parity check at load."""
+        return self.booster.predict(np.asarray(rows, dtype=np.float32).astype(np.float64))
+
     def explain(self, rows: np.ndarray) -> list[Explanation]:
         result = []
         for values in self.contributions(rows):

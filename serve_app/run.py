@@ -73,17 +73,32 @@ def private_state_env(state: Path, env: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def ray_token_file() -> Path:
+    """Ray's own token file (``~/.ray/auth_token``), created mode 0600 when missing: the server and the
+    operator's ``serve deploy``/``serve status`` (same user) read the same token, nobody else can."""
+    path = Path.home() / ".ray" / "auth_token"
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        return path
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(32))
+    return path
+
+
 def single_node_env(env: dict[str, str]) -> dict[str, str]:
-    """A Ray node on loopback with token authentication and a token of this run (unless the operator chose).
+    """A Ray node on loopback with token authentication (unless the operator chose a token: Ray's token file).
 
     Ray turns 127.0.0.1 into the machine's address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``
     (despite its name: the switch to single-machine mode, where the node IP is 127.0.0.1 and Ray's
-    servers bind to loopback). The token lives only in this server's environment (readable by its
-    user alone), so no other local user can submit Ray jobs to the head.
+    servers bind to loopback). The token is Ray's own file, readable by this user alone, so the
+    operator's ``serve`` commands authenticate and no other local user can reach the head.
     """
     out = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
     if "RAY_AUTH_TOKEN" not in env and "RAY_AUTH_TOKEN_PATH" not in env:
-        out["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        out["RAY_AUTH_TOKEN_PATH"] = str(ray_token_file())
     return {k: v for k, v in out.items() if k not in env}
 
 
@@ -103,6 +118,11 @@ def with_http_host(config: Path, host: str, out: Path) -> Path:
     out.write_text(yaml.safe_dump(document, sort_keys=False))
     return out
 
+
+DASHBOARD_PORT = 8265
+"""Ray's default: ``serve deploy``/``serve status`` find the server without ``--address``."""
+METRICS_PORT = 8080
+"""A fixed port for Prometheus (Ray's default is a random one, announced in a file of the private temp dir)."""
 
 RUN_MARKER = "CREDIT_SERVER_RUN"
 """Environment variable every process of one server inherits (Ray renames its workers' command lines)."""
@@ -156,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
                                           "single-machine node on 127.0.0.1)")
     parser.add_argument("--gcs-port", type=int, help="The head's GCS port, where workers join (default: a free one)")
     parser.add_argument("--http-host", help="Where the API listens (default: http_options.host of the config)")
+    parser.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT,
+                        help="Ray's dashboard (the address of `serve deploy` and `serve status`), on the node's "
+                             f"address (default {DASHBOARD_PORT})")
+    parser.add_argument("--metrics-port", type=int, default=METRICS_PORT,
+                        help=f"Prometheus metrics of this node's Ray metrics agent (default {METRICS_PORT})")
     args = parser.parse_args(argv)
 
     os.umask(0o077)   # everything the server writes (log, spool, outcomes, Ray's logs) is its user's alone
@@ -183,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, forward)
     try:
         subprocess.run([_bin("ray"), "start", "--head", f"--node-ip-address={node_ip}", f"--port={gcs.split(':')[1]}",
-                        "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+                        "--include-dashboard=true", f"--dashboard-host={node_ip}",
+                        f"--dashboard-port={args.dashboard_port}", f"--metrics-export-port={args.metrics_port}",
+                        f"--temp-dir={temp_dir}", "--disable-usage-stats",
                         f"--num-cpus={os.cpu_count()}"], env=env, check=True, cwd=PROJECT_ROOT,
                        stdout=subprocess.DEVNULL, start_new_session=True)   # a terminal's Ctrl-C is ours to pass on
         if stopping["signal"] is None:

@@ -12,13 +12,11 @@ from typing import Any
 import numpy as np
 
 from core.api_keys import SCOPES, ApiKey, KeyRing, parse_scoped_keys
-from core.artifacts import LIGHTGBM_FILE, ONNX_FILE, load_card, resolve_model_dir
 from deployments.challenger_report import comparison
 from deployments.decisions import decision_block, response_items
 from deployments.http.backend import Scored, Unavailable
 from deployments.performance import PerformanceQuery, Window, card_of_version, performance
-from models.onnx_classifier import OnnxBinaryClassifier
-from models.reasons import ReasonCoder
+from models.loader import load_model
 from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile, shadowed_rows
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, as_dicts, concat
@@ -28,11 +26,9 @@ class LocalBackend:
     """Scores with the active model in this process and keeps every recorded block."""
 
     def __init__(self, api_key: str = "test-api-key", scoped_keys: str = "", scoring_requires_key: bool = False) -> None:
-        folder = resolve_model_dir(None)
-        self.card = load_card(folder)
-        self.classifier = OnnxBinaryClassifier(folder / ONNX_FILE)
-        self.reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
-        self.threshold = float(self.card["threshold"]["value"])
+        model = load_model(None)   # the scorer's own loader and checks
+        self.card, self.classifier, self.reasons, self.threshold = model.card, model.classifier, model.reasons, \
+            model.threshold
         self.keys = KeyRing((ApiKey(api_key, frozenset(SCOPES)), *parse_scoped_keys(scoped_keys)))
         self.scoring_requires_key = scoring_requires_key
         self.blocks: list[Block] = []

@@ -34,7 +34,7 @@ def _fields(response: httpx.Response) -> set[str]:
 def test_health_reports_model(client: httpx.Client) -> None:
     body = client.get("/health").json()
     assert body == {"status": "ok", "model_loaded": True, "model_version": CARD["version"],
-                    "threshold": CARD["threshold"]["value"], "log": "ok"}
+                    "threshold": CARD["threshold"]["value"], "log": "ok", "change_refused": None}
 
 
 def test_served_over_ray_serve(file_app: RunningApp) -> None:

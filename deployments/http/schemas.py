@@ -86,6 +86,8 @@ class Health(BaseModel):
     log: Literal["ok", "writer_unavailable", "refusing"] = Field(
         description="writer_unavailable: the log writer or its store is failing (decisions held, then spooled); "
                     "refusing: nowhere to record decisions, scoring answers 503")
+    change_refused: str | None = Field(None, description="Why the last model or scorer configuration change "
+                                                         "was refused (the model above kept answering)")
 
 
 APPLICANT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Applicant)

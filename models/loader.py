@@ -1,0 +1,122 @@
+"""The one model loader: a model folder checked before it may answer (scorer, challenger, fast tests, yardstick).
+
+Checked, in order, each failure a ``ModelRefused`` naming the problem: the folder exists; the card
+parses; the threshold in force is a finite number in (0, 1); every artifact the card lists has the
+SHA-256 the card records (a replaced ``model.onnx`` would otherwise be logged under the old
+version); the ONNX file loads, takes the ten features and answers the reference applicants with
+finite probabilities in [0, 1]; where the LightGBM file is present, ONNX and LightGBM agree on them
+within ``PARITY_TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.artifacts import CARD_FILE, LIGHTGBM_FILE, ONNX_FILE, REFERENCE_FILE, resolve_model_dir
+from core.features import FEATURE_NAMES
+from models.onnx_classifier import OnnxBinaryClassifier
+from models.reasons import ReasonCoder
+
+PARITY_TOLERANCE = 1e-4
+"""Largest |ONNX − LightGBM| probability accepted on the check rows (export measures ~5e-7)."""
+CHECK_ROWS = 256
+
+
+class ModelRefused(ValueError):
+    """A model folder that must not serve; the message names the folder and the problem."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    classifier: OnnxBinaryClassifier
+    version: str
+    threshold: float
+    card: dict[str, Any]
+    reasons: ReasonCoder | None
+    """TreeSHAP reason codes from the LightGBM model next to the ONNX file (None if it is missing)."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _card(folder: Path, threshold: float | None) -> dict[str, Any]:
+    if not (folder / CARD_FILE).exists():
+        if threshold is None:
+            raise ModelRefused(f"{folder} has no {CARD_FILE}: set a threshold for it in the config")
+        return {"version": folder.name, "threshold": {"value": threshold}, "card": None}
+    try:
+        card = json.loads((folder / CARD_FILE).read_text())
+        card["version"], card["threshold"]["value"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelRefused(f"{folder / CARD_FILE}: not a model card ({type(exc).__name__}: {exc})") from None
+    return card
+
+
+def _threshold(folder: Path, card: dict[str, Any], override: float | None) -> float:
+    value = override if override is not None else card["threshold"]["value"]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ModelRefused(f"{folder}: threshold {value!r} is not a number") from None
+    if not (math.isfinite(number) and 0 < number < 1):
+        raise ModelRefused(f"{folder}: threshold {value!r} is not in (0, 1)")
+    return number
+
+
+def _check_artifacts(folder: Path, card: dict[str, Any]) -> None:
+    for name, expected in (card.get("artifacts") or {}).items():
+        path = folder / name
+        if path.exists() and sha256_of(path) != expected:
+            raise ModelRefused(f"{path}: SHA-256 differs from the model card's (replaced after training?)")
+
+
+def _check_rows(folder: Path) -> np.ndarray:
+    """Reference applicants of this folder, else of the latest trained model."""
+    source = folder / REFERENCE_FILE
+    if not source.exists():
+        source = resolve_model_dir(None) / REFERENCE_FILE
+    import pandas as pd
+
+    return pd.read_csv(source, nrows=CHECK_ROWS)[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+
+
+def _check_answers(folder: Path, classifier: OnnxBinaryClassifier, reasons: ReasonCoder | None) -> None:
+    rows = _check_rows(folder)
+    p = classifier.predict_proba(rows)
+    if p.shape != (len(rows),) or not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ModelRefused(f"{folder / ONNX_FILE}: answers are not probabilities on the reference applicants")
+    if reasons is not None:
+        gap = float(np.max(np.abs(p - reasons.probabilities(rows))))
+        if gap > PARITY_TOLERANCE:
+            raise ModelRefused(f"{folder}: ONNX and LightGBM differ by {gap:.2e} > {PARITY_TOLERANCE:g} "
+                               "on the reference applicants")
+
+
+def load_model(model: str | Path | None, threshold: float | None = None, intra_op_threads: int = 1) -> LoadedModel:
+    """A checked model folder (a version under models/, a path, or None/'latest'), ready to answer."""
+    try:
+        folder = resolve_model_dir(model)
+    except (FileNotFoundError, OSError) as exc:
+        raise ModelRefused(str(exc)) from None
+    card = _card(folder, threshold)
+    value = _threshold(folder, card, threshold)
+    _check_artifacts(folder, card)
+    try:
+        classifier = OnnxBinaryClassifier(folder / ONNX_FILE, intra_op_threads)
+        reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
+    except Exception as exc:   # onnxruntime and LightGBM raise their own types
+        raise ModelRefused(f"{folder}: cannot load ({type(exc).__name__}: {exc})") from None
+    _check_answers(folder, classifier, reasons)
+    return LoadedModel(classifier, str(card["version"]), value, card, reasons)

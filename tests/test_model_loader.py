@@ -1,0 +1,60 @@
+"""The one model loader refuses what must not serve, naming the problem: thresholds, checksums, folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.artifacts import CARD_FILE, ONNX_FILE, resolve_model_dir
+from models.loader import ModelRefused, load_model
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    copy = tmp_path / "candidate"
+    shutil.copytree(resolve_model_dir(None), copy)
+    return copy
+
+
+def _set_threshold(folder: Path, value: object) -> None:
+    card = json.loads((folder / CARD_FILE).read_text())
+    card["threshold"]["value"] = value
+    (folder / CARD_FILE).write_text(json.dumps(card))
+
+
+def test_the_committed_model_loads() -> None:
+    model = load_model(None)
+    assert 0 < model.threshold < 1 and model.reasons is not None
+
+
+@pytest.mark.parametrize("value", [float("nan"), 0, 1.5, -0.1, "0.3x", None])
+def test_a_card_threshold_outside_0_1_is_refused(folder: Path, value: object) -> None:
+    _set_threshold(folder, value)
+    with pytest.raises(ModelRefused, match="threshold"):
+        load_model(folder)
+
+
+def test_a_replaced_onnx_file_is_refused(folder: Path) -> None:
+    data = bytearray((folder / ONNX_FILE).read_bytes())
+    data[-1] ^= 1
+    (folder / ONNX_FILE).write_bytes(bytes(data))
+    with pytest.raises(ModelRefused, match="SHA-256"):
+        load_model(folder)
+
+
+def test_a_missing_folder_or_card_is_refused(folder: Path) -> None:
+    with pytest.raises(ModelRefused, match="no model folder"):
+        load_model("no-such-model-folder")
+    (folder / CARD_FILE).write_text("{")
+    with pytest.raises(ModelRefused, match="not a model card"):
+        load_model(folder)
+
+
+def test_a_folder_without_card_needs_a_threshold(folder: Path) -> None:
+    (folder / CARD_FILE).unlink()
+    with pytest.raises(ModelRefused, match="set a threshold"):
+        load_model(folder)
+    assert load_model(folder, threshold=0.2).version == "candidate"
