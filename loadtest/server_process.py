@@ -70,8 +70,12 @@ class ServerProcess:
         self.state_dir = Path(tempfile.mkdtemp(prefix="sb-"))
         """The generated config and HAProxy state of this instance; removed by ``stop``."""
         self.url = f"http://127.0.0.1:{self.port}"
+        self.dashboard_port, self.metrics_port = free_port(), free_port()
+        """Ray's dashboard (``serve deploy``/``serve status``) and metrics agent of the launcher's node."""
         self.env = {**os.environ, **(read_env_file(SERVE_ENV) if config.fast_ingress else {}), **(env or {}),
                     **private_ingress_env(self.state_dir)}   # short path: HAProxy sockets max 97 chars
+        if launcher and self.env.get("RAY_AUTH_MODE") == "disabled":   # a test session's own Ray: not the launcher's
+            del self.env["RAY_AUTH_MODE"]
         self.log = log
         self.launcher = launcher
         self.process: subprocess.Popen | None = None
@@ -79,7 +83,8 @@ class ServerProcess:
     def start(self, timeout_s: float = 180) -> "ServerProcess":
         path = config_file(self.config, self.port, self.state_dir / "serve_config.yaml")
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
-        command = ([sys.executable, "-m", "serve_app.run", str(path)] if self.launcher else
+        command = ([sys.executable, "-m", "serve_app.run", str(path), f"--dashboard-port={self.dashboard_port}",
+                    f"--metrics-port={self.metrics_port}"] if self.launcher else
                    [str(Path(sys.executable).with_name("serve")), "run", "--address", "local", str(path)])
         self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True,
@@ -96,6 +101,19 @@ class ServerProcess:
             time.sleep(0.5)
         self.stop()
         raise TimeoutError(f"server not healthy after {timeout_s}s (log: {self.log})")
+
+    def serve_cli(self, *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+        """``serve <args>`` against this server, as an operator runs it (the README: ``RAY_AUTH_MODE=token``
+        from serve.env, the token from Ray's token file; ``--address`` only because the port is not 8265)."""
+        env = {**self.env, "RAY_AUTH_MODE": "token"}
+        env.pop("RAY_AUTH_TOKEN", None)
+        return subprocess.run([str(Path(sys.executable).with_name("serve")), *args,
+                               f"--address=http://127.0.0.1:{self.dashboard_port}"], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=timeout_s)
+
+    def deploy(self, config: ServerConfig) -> subprocess.CompletedProcess[str]:
+        """``serve deploy`` of serve_config.yaml with ``config``'s overrides (this server's port)."""
+        return self.serve_cli("deploy", str(config_file(config, self.port, self.state_dir / f"{config.name}.yaml")))
 
     def stop(self, timeout_s: float = 90, sig: signal.Signals = signal.SIGINT) -> None:
         """``sig`` (default Ctrl-C: to the process group, as a terminal sends it; SIGTERM: to the main

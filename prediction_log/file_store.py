@@ -111,8 +111,9 @@ class FileStore:
         wanted = q.offset + q.limit
         ordered = self.time_ordered
         floor: datetime | None = None
-        heap: list[tuple[datetime, int, dict[str, Any]]] = []   # the newest ``wanted`` rows seen so far
-        for n, line in enumerate(lines_backwards(self.path)):
+        heap: list[tuple[datetime, str, dict[str, Any]]] = []   # the newest ``wanted`` rows seen so far
+        after = q.after()
+        for line in lines_backwards(self.path):
             if (r := _parsed(line)) is None:
                 continue
             ts = timestamp_of(r)
@@ -120,8 +121,9 @@ class FileStore:
                             or (q.since is not None and ts < q.since - ORDER_SLACK)):
                 break
             if ((q.since is None or ts >= q.since) and (q.until is None or ts < q.until)
-                    and (q.decision is None or r["credit_decision"] == q.decision)):
-                item = (ts, -n, r)   # ties: the later line (smaller n) is newer
+                    and (q.decision is None or r["credit_decision"] == q.decision)
+                    and (after is None or (ts, r["request_id"]) < after)):
+                item = (ts, r["request_id"], r)   # the order of the PostgreSQL store: ts, then request_id
                 if len(heap) < wanted:
                     heapq.heappush(heap, item)
                 elif item[:2] > heap[0][:2]:

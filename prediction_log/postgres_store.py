@@ -116,8 +116,11 @@ class PostgresStore:
             if value is not None:
                 args.append(value)
                 where.append(clause.format(len(args)))
+        if (after := q.after()) is not None:
+            args.extend(after)
+            where.append(f"(ts, request_id) < (${len(args) - 1}, ${len(args)})")
         sql = (f"SELECT {_COLS} FROM {TABLE} {'WHERE ' + ' AND '.join(where) if where else ''} "
-               f"ORDER BY ts DESC, id DESC LIMIT {q.limit} OFFSET {q.offset}")
+               f"ORDER BY ts DESC, request_id DESC LIMIT {q.limit} OFFSET {q.offset}")
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(sql, *args, timeout=self.timeout_s)
         return [_row_dict(r) for r in rows]

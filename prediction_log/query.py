@@ -9,20 +9,45 @@ from pydantic import BaseModel, Field, field_validator
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 100_000
-"""Deep pages cost the store offset + limit rows; page with `until` (keyset) instead."""
+"""Deep pages cost the store offset + limit rows; page with ``cursor`` (keyset) instead."""
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def cursor_of(item: dict) -> str:
+    """The keyset position after ``item`` of a page: its timestamp and request_id (a block's records
+    share one timestamp, so the timestamp alone would skip the rest of a block)."""
+    return f"{item['ts']}|{item['request_id']}"
+
+
 class LogQuery(BaseModel):
-    """Newest first; ``since`` inclusive, ``until`` exclusive."""
+    """Newest first (timestamp, then request_id); ``since`` inclusive, ``until`` exclusive; ``cursor``: the
+    ``next_cursor`` of the previous page, so a page continues exactly where that one ended."""
 
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
     since: datetime | None = None
     until: datetime | None = None
     decision: Literal["approved", "denied"] | None = None
+    cursor: str | None = Field(None, max_length=128, pattern=r"^[0-9T:.+\-]{10,40}\|[0-9a-f]{1,64}$",
+                               description="next_cursor of the previous page: continue after its last item")
+
+    def after(self) -> tuple[datetime, str] | None:
+        """The cursor as (timestamp, request_id): items strictly older than it, in (ts, request_id) order."""
+        if self.cursor is None:
+            return None
+        ts, request_id = self.cursor.rsplit("|", 1)
+        return datetime.fromisoformat(ts), request_id
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parsed = datetime.fromisoformat(value.rsplit("|", 1)[0])
+            if parsed.tzinfo is None:
+                raise ValueError("cursor timestamp needs a time zone")
+        return value
 
     @field_validator("since", "until")
     @classmethod

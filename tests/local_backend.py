@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,10 @@ class LocalBackend:
         return self.card | {"threshold_in_force": self.threshold}
 
     async def query_log(self, query: LogQuery) -> list[dict[str, Any]]:
-        return list(reversed(as_dicts(self.log)))[query.offset:query.offset + query.limit]
+        rows = sorted(as_dicts(self.log), key=lambda r: (r["ts"], r["request_id"]), reverse=True)
+        if (after := query.after()) is not None:
+            rows = [r for r in rows if (datetime.fromisoformat(r["ts"]), r["request_id"]) < after]
+        return rows[query.offset:query.offset + query.limit]
 
     async def log_stats(self) -> dict[str, Any]:
         return {"backend": "memory", "records_in_store": len(self.log)}

@@ -30,7 +30,7 @@ def _ts(row: dict) -> datetime:
 def _expected(records: Block, q: LogQuery) -> list[dict]:
     rows = [r for r in as_dicts(records) if (q.since is None or _ts(r) >= q.since)
             and (q.until is None or _ts(r) < q.until) and (q.decision is None or r["credit_decision"] == q.decision)]
-    rows.sort(key=_ts, reverse=True)
+    rows.sort(key=lambda r: (_ts(r), r["request_id"]), reverse=True)
     return rows[q.offset:q.offset + q.limit]
 
 
@@ -121,3 +121,25 @@ def test_a_bound_before_1970_reads_the_whole_log(tmp_path: Path, records: Block)
     everything = LogQuery(limit=1000, since=datetime(1, 1, 1, 0, 0, 3))
     assert everything.since == datetime(1970, 1, 1, tzinfo=timezone.utc)
     assert asyncio.run(store.query(everything)) == _expected(records, everything)
+
+
+def test_paging_by_cursor_shows_every_record_of_a_block_that_shares_one_timestamp(tmp_path: Path,
+                                                                                  records: Block) -> None:
+    """A 1,500-row batch is one block with one timestamp: paging by ``until`` would skip 500 of them."""
+    import pyarrow as pa
+
+    store = FileStore(tmp_path / "predictions.jsonl")
+    block = records.slice(0, 1500)
+    one_ts = pa.array([NOW] * len(block), type=block.schema.field("ts").type)
+    block = block.set_column(block.schema.get_field_index("ts"), "ts", one_ts)
+    _insert(store, records.slice(1500, 100))
+    _insert(store, block, chunk=1500)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = asyncio.run(store.query(LogQuery(limit=1000, cursor=cursor)))
+        seen += [r["request_id"] for r in page]
+        if len(page) < 1000:
+            break
+        cursor = f"{page[-1]['ts']}|{page[-1]['request_id']}"
+    assert sorted(seen) == sorted(_ids(block) + _ids(records.slice(1500, 100)))

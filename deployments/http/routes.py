@@ -37,7 +37,7 @@ from deployments.http.schemas import (
 )
 from deployments.performance import PerformanceQuery, Window
 from prediction_log.outcomes import MAX_OUTCOMES, Outcomes
-from prediction_log.query import LogQuery
+from prediction_log.query import LogQuery, cursor_of
 
 api = create_api()
 logger = logging.getLogger("ray.serve")
@@ -212,7 +212,9 @@ async def _read_log(x_api_key: str | None, read: Callable[[Backend], Awaitable[A
 async def predictions(query: Annotated[LogQuery, Query()],
                       x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     items = await _read_log(x_api_key, lambda b: b.query_log(query))
-    return {"limit": query.limit, "offset": query.offset, "count": len(items), "items": items}
+    more = len(items) == query.limit
+    return {"limit": query.limit, "offset": query.offset, "count": len(items), "items": items,
+            "next_cursor": cursor_of(items[-1]) if more else None}
 
 
 @api.get("/predictions/stats", summary="Log writer counters and store size (X-API-Key with scope read)")

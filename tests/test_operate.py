@@ -1,0 +1,189 @@
+"""Operating the README's run (``python -m serve_app.run``) with ``serve deploy``/``serve status``, under load.
+
+A model folder the project never trained (LightGBM converted with onnxmltools' default zipmap output,
+with its own card) is swapped in with no failed request and each block decided by one version; bad
+changes (a missing folder, a card threshold of NaN / 0 / 1.5, a ``model.onnx`` whose SHA-256 differs
+from its card, an out-of-range batching value) are refused while the running model keeps answering
+200; the challenger goes disabled → shadow → canary → disabled; Prometheus text from the fixed
+metrics port shows ``ray_credit_decisions_total`` moving with the traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import lightgbm as lgb
+import numpy as np
+import onnxmltools
+import pytest
+from onnxmltools.convert.common.data_types import FloatTensorType
+
+from core.artifacts import CARD_FILE, ONNX_FILE, resolve_model_dir
+from core.features import FEATURE_NAMES, N_FEATURES
+from loadtest.server_process import ServerConfig, ServerProcess
+from models.generator import generate
+from models.loader import sha256_of
+from tests.conftest import API_KEY
+from tests.polling import wait_until
+from tests.serving import Load
+from tests.test_resilience import record_figures
+
+pytestmark = pytest.mark.slow
+
+APPLY_DEADLINE_S = 120
+"""Generous for a loaded CI VM: a new model is loaded and checked (~1 s measured) before the swap."""
+
+
+def foreign_model(folder: Path) -> Path:
+    """A LightGBM the project never trained, converted with onnxmltools' defaults (zipmap output), with a card."""
+    data = generate(20_000, seed=99)
+    booster = lgb.train({"objective": "binary", "num_leaves": 7, "verbose": -1},
+                        lgb.Dataset(data[list(FEATURE_NAMES)], data["TARGET"]), num_boost_round=30)
+    onx = onnxmltools.convert_lightgbm(booster, initial_types=[("input", FloatTensorType([None, N_FEATURES]))],
+                                       target_opset=15)   # zipmap=True by default
+    folder.mkdir(parents=True)
+    (folder / ONNX_FILE).write_bytes(onx.SerializeToString())
+    card = {"version": "foreign-zipmap-1", "threshold": {"value": 0.12},
+            "artifacts": {ONNX_FILE: sha256_of(folder / ONNX_FILE)}}
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    return folder
+
+
+def bad_folders(root: Path) -> dict[str, Path | str]:
+    """Changes that must be refused: name → model (a folder, or a name that is none)."""
+    bad: dict[str, Path | str] = {"missing folder": "no-such-model-folder"}
+    for name, value in {"NaN threshold": float("nan"), "zero threshold": 0, "threshold 1.5": 1.5}.items():
+        folder = root / name.replace(" ", "-")
+        shutil.copytree(resolve_model_dir(None), folder)
+        card = json.loads((folder / CARD_FILE).read_text())
+        card["threshold"]["value"] = value
+        (folder / CARD_FILE).write_text(json.dumps(card))
+        bad[name] = folder
+    tampered = root / "tampered"
+    shutil.copytree(resolve_model_dir(None), tampered)
+    data = bytearray((tampered / ONNX_FILE).read_bytes())
+    data[-1] ^= 1
+    (tampered / ONNX_FILE).write_bytes(bytes(data))
+    bad["model.onnx SHA-256 differs"] = tampered
+    return bad
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("operate")
+    env = {"DATA_DIR": str(root / "data"), "API_KEY": API_KEY, "DATABASE_URL": "",
+           "TMPDIR": tempfile.mkdtemp(prefix="op-", dir="/tmp")}
+    process = ServerProcess(ServerConfig("operate"), env=env, log=root / "serve.log").start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _health(server: ServerProcess) -> dict[str, Any]:
+    return httpx.get(f"{server.url}/health", timeout=10).json()
+
+
+def _deploy_under_load(server: ServerProcess, name: str, deployments: dict[str, dict[str, Any]],
+                       applied: Callable[[dict[str, Any]], Any]) -> Load:
+    load = Load(server.url, connections=4).start()
+    try:
+        load.wait_for(50, timeout_s=60)
+        done = server.deploy(ServerConfig(name, deployments=deployments))
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: applied(_health(server)), timeout_s=APPLY_DEADLINE_S, what=f"{name} to be applied")
+        load.wait_for(200, timeout_s=60)
+    finally:
+        load.stop()
+    return load
+
+
+def test_serve_status_reaches_the_readme_run(server: ServerProcess) -> None:
+    status = server.serve_cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "credit" in status.stdout and "RUNNING" in status.stdout
+
+
+def test_bad_changes_are_refused_and_the_model_keeps_answering(server: ServerProcess, tmp_path: Path) -> None:
+    before = _health(server)
+    figures: dict[str, Any] = {}
+    for name, model in bad_folders(tmp_path).items():
+        load = _deploy_under_load(server, f"bad-{len(figures)}", {"Scorer": {"user_config": {"model": str(model)}}},
+                                  lambda h: h.get("change_refused"))
+        health = _health(server)
+        statuses = Counter(load.statuses)
+        figures[name] = {"statuses": dict(statuses), "refused": health["change_refused"]}
+        assert set(statuses) == {200}, (name, statuses)
+        assert health["model_version"] == before["model_version"] and health["threshold"] == before["threshold"]
+        assert {b["model_version"] for b in load.bodies} == {before["model_version"]}
+        server.deploy(ServerConfig("restore", deployments={}))   # the rollback the README documents
+        wait_until(lambda: _health(server)["change_refused"] is None, timeout_s=APPLY_DEADLINE_S,
+                   what="the rollback to apply")
+    load = _deploy_under_load(server, "bad-batching", {"Ingress": {"user_config": {"max_batch_size": 0}}},
+                              lambda h: True)
+    assert set(load.statuses) == {200}
+    record_figures("operate_bad_changes", figures)
+
+
+def test_a_foreign_zipmap_model_is_swapped_in_under_load(server: ServerProcess, tmp_path: Path) -> None:
+    folder = foreign_model(tmp_path / "foreign")
+    before = _health(server)["model_version"]
+    load = _deploy_under_load(server, "foreign", {"Scorer": {"user_config": {"model": str(folder)}}},
+                              lambda h: h["model_version"] == "foreign-zipmap-1")
+    statuses = Counter(load.statuses)
+    versions = Counter(b["model_version"] for b in load.bodies)
+    record_figures("operate_model_swap", {"statuses": dict(statuses), "versions": dict(versions)})
+    assert set(statuses) == {200}, statuses
+    assert set(versions) <= {before, "foreign-zipmap-1"} and versions["foreign-zipmap-1"] > 0
+    assert all(b["threshold"] == (0.12 if b["model_version"] == "foreign-zipmap-1" else b["threshold"])
+               for b in load.bodies)   # each answer carries its own model's rule
+    server.deploy(ServerConfig("restore", deployments={}))
+    wait_until(lambda: _health(server)["model_version"] == before, timeout_s=APPLY_DEADLINE_S, what="the rollback")
+
+
+def _probe(server: ServerProcess) -> dict[str, Any]:
+    from core.features import EXAMPLE_APPLICANT
+
+    return httpx.post(f"{server.url}/predict", json=EXAMPLE_APPLICANT, timeout=30).json()
+
+
+def test_challenger_modes_switch_by_serve_deploy(server: ServerProcess) -> None:
+    """A challenger with threshold 0.5 (same model): its answers are told apart by their threshold."""
+    champion = _health(server)
+    challenger = {"model": champion["model_version"], "threshold": 0.5}
+    steps: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], Any]]] = [
+        ("shadow", challenger, lambda h: True),
+        ("canary", {**challenger, "canary_percent": 100.0}, lambda h: _probe(server)["threshold"] == 0.5),
+        ("disabled", {}, lambda h: _probe(server)["threshold"] == champion["threshold"]),
+    ]
+    figures = {}
+    for mode, user_config, applied in steps:
+        load = _deploy_under_load(server, f"challenger-{mode}",
+                                  {"Challenger": {"user_config": {"mode": mode, **user_config}}}, applied)
+        report = httpx.get(f"{server.url}/challenger", headers={"X-API-Key": API_KEY}, timeout=30)
+        figures[mode] = {"statuses": dict(Counter(load.statuses)), "challenger_report": report.status_code}
+        assert set(load.statuses) == {200}, (mode, load.statuses)
+        assert report.status_code == 200
+    record_figures("operate_challenger", figures)
+
+
+def test_prometheus_text_from_the_fixed_metrics_port_moves_with_traffic(server: ServerProcess) -> None:
+    def decisions() -> float:
+        text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+        return sum(float(v) for v in re.findall(r'^ray_credit_decisions_total\{[^}]*\} ([0-9.e+]+)$', text, re.M))
+
+    start = wait_until(lambda: decisions() or 0.001, timeout_s=60, what="the metrics port to answer")
+    load = Load(server.url, connections=2).start()
+    try:
+        load.wait_for(300, timeout_s=60)
+    finally:
+        load.stop()
+    wait_until(lambda: decisions() >= start + 300, timeout_s=60, what="ray_credit_decisions_total to move")
