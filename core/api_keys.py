@@ -84,7 +84,10 @@ def resolve_api_key(settings: Settings) -> str:
     whole key — never an empty one.
     """
     if settings.api_key is not None and settings.api_key.get_secret_value():
-        return settings.api_key.get_secret_value()
+        key = settings.api_key.get_secret_value()
+        if len(key) < MIN_SCOPED_KEY_CHARS:
+            raise ValueError(f"API_KEY needs at least {MIN_SCOPED_KEY_CHARS} characters (it holds every scope)")
+        return key
     path: Path = settings.data_dir / KEY_FILE
     private_dir(path.parent)
     if not path.exists():

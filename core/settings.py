@@ -85,6 +85,9 @@ class ChallengerConfig(ScorerConfig):
         return self
 
 
+KEY_RELOAD_S = 1.0
+"""How often an ingress replica re-reads its API keys (``API_KEYS`` from the secrets folder can change)."""
+
 CHALLENGER_POLL_S = 1.0
 """How often an ingress replica reads the challenger's mode (a handle call: nothing per request)."""
 
@@ -121,6 +124,12 @@ class LogWriterConfig(BaseModel):
     replay_chunk_records: int = Field(5000, ge=1)
     statement_timeout_s: float = Field(3.0, gt=0, description="A database write slower than this is spooled")
     spool_quota_bytes: int = Field(1 << 30, ge=1 << 20, description="Disk the log writer's spool may use")
+    write_connections: int = Field(4, ge=1, description="PostgreSQL connections for writes (COPY, merges, outcomes)")
+    read_connections: int = Field(2, ge=1, description="PostgreSQL connections for reads, apart from the writes': "
+                                                       "reads beyond them wait up to read_timeout_s, then 503")
+    read_timeout_s: float = Field(30.0, gt=0, description="A read (page, report join) slower than this is a 503")
+    file_reads: int = Field(2, ge=1, description="File log: reads scanning the file at once (appends have their "
+                                                 "own thread, never behind a read)")
 
 
 class DeploymentOptions(BaseModel):
@@ -161,3 +170,22 @@ USER_CONFIGS: dict[str, type[BaseModel]] = {"Ingress": IngressConfig, "Scorer": 
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings()
+
+
+def describe() -> str:
+    """Every setting with its default and meaning, as a Markdown table (``python -m core.settings``)."""
+    lines = ["| where | setting | default | meaning |", "|---|---|---|---|"]
+    sections: list[tuple[str, type[BaseModel]]] = [("environment", Settings),
+                                                   *((f"{n} user_config", c) for n, c in USER_CONFIGS.items())]
+    for where, model in sections:
+        for name, field in model.model_fields.items():
+            shown = name.upper() if model is Settings else name
+            default = "unset" if field.default is None else field.default
+            lines.append(f"| {where} | `{shown}` | {default} | {field.description or ''} |")
+    for name, options in DEPLOYMENT_DEFAULTS.items():
+        lines.append(f"| {name} options | | {options.model_dump()} | Serve deployment options |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(describe())

@@ -10,32 +10,38 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from deployments.http.backend import Scored
+from core.settings import ChallengerConfig
+from deployments.scored import Scored
 
 BUCKETS = 10_000
 
 
+_DEFAULTS = ChallengerConfig()
+
+
 @dataclass(frozen=True)
 class Routing:
-    mode: Literal["disabled", "shadow", "canary"] = "disabled"
-    canary_percent: float = 0.0
-    timeout_s: float = 1.0
-    max_pending_blocks: int = 64
+    """The challenger's routing as the ingresses follow it; defaults are ``ChallengerConfig``'s (stated there)."""
+
+    mode: Literal["disabled", "shadow", "canary"] = _DEFAULTS.mode
+    canary_percent: float = _DEFAULTS.canary_percent
+    timeout_s: float = _DEFAULTS.timeout_s
+    max_pending_blocks: int = _DEFAULTS.max_pending_blocks
     version: str | None = None
 
-    def answers(self, key: str | None) -> bool:
-        """Whether the challenger answers this request (canary): by the key's hash, or a fresh draw without one."""
+    def answers(self, key: str | None, rows: np.ndarray) -> bool:
+        """Whether the challenger answers this request (canary): by the hash of the applicant key, or without one
+        of the applicant's data, so resubmitting the same application never draws the other model."""
         if self.mode != "canary" or self.canary_percent <= 0:
             return False
-        bucket = (int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % BUCKETS if key is not None
-                  else secrets.randbelow(BUCKETS))
+        material = key.encode() if key is not None else np.ascontiguousarray(rows, dtype=np.float64).tobytes()
+        bucket = int.from_bytes(hashlib.sha256(material).digest()[:8], "big") % BUCKETS
         return bucket < self.canary_percent * BUCKETS / 100
 
 

@@ -8,6 +8,7 @@ lists made in C (``tolist``), without a Python object per field.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 
 from core.decision import APPROVED, DENIED, is_denied
 from core.features import FEATURES
+from deployments.scored import Scored
 from prediction_log.records import SCHEMA, Block
 
 _LABELS = pa.array([APPROVED, DENIED], pa.string())
@@ -89,3 +91,17 @@ def response_items(block: Block, explanations: list[dict[str, Any]] | None = Non
 
 def denied_count(block: Block) -> int:
     return int(np.count_nonzero(block.column("prediction").to_numpy()))
+
+
+Recorder = Callable[[Block, str, Any], None]
+"""``Backend.record``: queue a block's records (with the shadow challenger's scoring, when one runs)."""
+
+
+def decide(rows: np.ndarray, scored: Scored, latency_ms: float | np.ndarray, endpoint: str, record: Recorder,
+           explanations: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The decision step, once for every path (single, micro-batch, batch, explained; the fast tests' backend):
+    the rule applied to the scores, the records queued, the response items returned in row order."""
+    block = decision_block(rows, scored.probabilities, scored.model_version, scored.threshold, latency_ms, endpoint,
+                           explanations)
+    record(block, endpoint, scored.shadow)
+    return response_items(block, explanations)

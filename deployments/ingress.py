@@ -23,15 +23,16 @@ from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from core.api_keys import key_ring
-from core.settings import CHALLENGER_POLL_S, IngressConfig, get_settings
+from core.settings import CHALLENGER_POLL_S, KEY_RELOAD_S, IngressConfig, Settings, get_settings
 from deployments.challenger import Routing, ShadowCalls
-from deployments.decisions import decision_block, denied_count, response_items, with_challenger
+from deployments.decisions import decide, denied_count, with_challenger
 from deployments.http import routes
-from deployments.http.backend import Scored, Unavailable
+from deployments.http.backend import Unavailable
 from deployments.log_shipper import LogShipper
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
 from deployments.performance import PerformanceQuery, Window
+from deployments.scored import Scored
 from prediction_log.outcomes import Outcomes, Receipt
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
@@ -65,14 +66,14 @@ class Ingress:
         self.body_bytes = 0
         replica = serve.get_replica_context().replica_id.unique_id
         self.shipper = LogShipper(log_writer, Spool(settings.data_dir / "spool", f"ingress-{replica}"),
-                                  self.config.log_flush_interval_s, self.config.log_flush_max_records,
-                                  buffer_gauge=self.metrics.log_buffer)
+                                  self.config, buffer_gauge=self.metrics.log_buffer)
         if settings.api_key is None:
             logger.warning("API_KEY unset: /predictions requires the generated key in %s",
                            settings.data_dir / "api_key")
         routes.bind(self)
         self._follow = (asyncio.get_event_loop().create_task(self._follow_challenger())
                         if challenger is not None else None)
+        self._follow_keys = asyncio.get_event_loop().create_task(self._reload_keys())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply an edited user_config; an invalid one is refused (logged) and the one in force stays."""
@@ -88,12 +89,7 @@ class Ingress:
         for batched in (self._decide_rows, self._decide_rows_canary):
             batched.set_max_batch_size(config.max_batch_size)
             batched.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
-        self.shipper.interval_s = config.log_flush_interval_s
-        self.shipper.max_records = config.log_flush_max_records
-        self.shipper.write_timeout_s = config.log_write_timeout_s
-        self.shipper.max_buffer_records = config.log_buffer_max_records
-        self.shipper.max_buffer_bytes = config.log_buffer_max_bytes
-        self.shipper.spool.quota_bytes = config.spool_quota_bytes
+        self.shipper.apply(config)
 
     # ---- Backend for deployments.http.routes ----
 
@@ -131,13 +127,10 @@ class Ingress:
         block = np.vstack(rows)
         scored = await (self._score_challenger(block) if canary else self._score_with_shadow(block))
         latency_ms = (time.perf_counter() - np.asarray(started)) * 1000
-        decided = decision_block(block, scored.probabilities, scored.model_version, scored.threshold, latency_ms,
-                                 "predict")
-        self.record(decided, "predict", scored.shadow)
-        return response_items(decided)
+        return decide(block, scored, latency_ms, "predict", self.record)
 
     async def decide_single(self, row: np.ndarray, started: float, key: str | None = None) -> dict[str, Any]:
-        if self.routing.answers(key):
+        if self.routing.answers(key, row):
             try:
                 return await self._decide_rows_canary(row, started)
             except Exception:   # challenger down, slow or failing: the champion answers
@@ -146,7 +139,7 @@ class Ingress:
 
     async def score_block(self, rows: np.ndarray, key: str | None = None) -> Scored:
         self.metrics.scorer_call(len(rows), "request")
-        if self.routing.answers(key):
+        if self.routing.answers(key, rows):
             try:
                 return await self._score_challenger(rows)
             except Exception:
@@ -196,6 +189,21 @@ class Ingress:
             except Exception as exc:   # challenger restarting: keep the last routing (calls fall back)
                 logger.debug("ingress: challenger routing unavailable (%s)", type(exc).__name__)
             await asyncio.sleep(CHALLENGER_POLL_S)
+
+    async def _reload_keys(self) -> None:
+        """Re-read the keys now and then: with ``API_KEYS`` in the secrets folder (``CREDIT_SECRETS_DIR``), an
+        edit of that file rotates keys on the running server, no restart; a file that does not parse is
+        refused (logged) and the keys in force stay."""
+        while True:
+            await asyncio.sleep(KEY_RELOAD_S)
+            try:
+                ring = await asyncio.to_thread(lambda: key_ring(Settings()))
+            except Exception as exc:
+                logger.error("ingress: API keys not reloaded, the keys in force stay: %s", exc)
+                continue
+            if ring != self.keys:
+                logger.warning("ingress: API keys changed: %d keys in force", len(ring.keys))
+                self.keys = ring
 
     async def score_explained(self, rows: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
         return await self.scorer.score_explained.remote(rows)

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from typing import Any
 
+from core.settings import IngressConfig
 from prediction_log.records import Block, concat
 from prediction_log.spool import Spool
 
@@ -27,17 +28,11 @@ logger = logging.getLogger("ray.serve")
 
 
 class LogShipper:
-    def __init__(self, writer: Any, spool: Spool, interval_s: float, max_records: int,
-                 write_timeout_s: float = 5.0, max_buffer_records: int = 20_000,
-                 buffer_gauge: Any | None = None, max_buffer_bytes: int = 64 << 20) -> None:
+    def __init__(self, writer: Any, spool: Spool, config: IngressConfig, buffer_gauge: Any | None = None) -> None:
         self.writer = writer
         """A handle (or stand-in) with ``write.remote(block)``."""
         self.spool = spool
-        self.interval_s = interval_s
-        self.max_records = max_records
-        self.write_timeout_s = write_timeout_s
-        self.max_buffer_records = max_buffer_records
-        self.max_buffer_bytes = max_buffer_bytes
+        self.apply(config)
         self.buffer_gauge = buffer_gauge
         self.buffer: list[Block] = []
         self.buffered = 0
@@ -53,6 +48,15 @@ class LogShipper:
         self._wake = asyncio.Event()
         self._closing = False
         self._task = asyncio.get_event_loop().create_task(self._run())
+
+    def apply(self, config: IngressConfig) -> None:
+        """The bounds of ``config`` (the ingress's user_config: one statement of each default)."""
+        self.interval_s = config.log_flush_interval_s
+        self.max_records = config.log_flush_max_records
+        self.write_timeout_s = config.log_write_timeout_s
+        self.max_buffer_records = config.log_buffer_max_records
+        self.max_buffer_bytes = config.log_buffer_max_bytes
+        self.spool.quota_bytes = config.spool_quota_bytes
 
     @property
     def held(self) -> int:

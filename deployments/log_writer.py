@@ -29,11 +29,12 @@ from deployments.performance import PerformanceQuery, Window, card_of_version, p
 from prediction_log.appender import LineAppender
 from prediction_log.file_store import FileStore
 from prediction_log.outcomes import Outcomes, OutcomeStore, Receipt
-from prediction_log.postgres_store import DATA_ERRORS, PostgresStore
+from prediction_log.postgres_store import PostgresStore
 from prediction_log.query import LogQuery
-from prediction_log.records import Block, row_values, to_json_lines
+from prediction_log.records import Block, to_json_lines
 from prediction_log.spool import Spool
-from prediction_log.stores import Store, file_log_path, outcomes_beside
+from prediction_log.store import Store
+from prediction_log.stores import file_log_path, outcomes_beside
 
 logger = logging.getLogger("ray.serve")
 
@@ -63,7 +64,7 @@ class LogWriter:
         self._down_logged = False
         self._replay_lock = asyncio.Lock()
         if self.dsn is None:
-            self.store = FileStore(file_log_path(settings))
+            self.store = FileStore(file_log_path(settings), self.config.file_reads)
             logger.info("log writer: DATABASE_URL unset, logging to %s", self.store.path)
         self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
 
@@ -78,8 +79,8 @@ class LogWriter:
             return
         self._configured = True
         self.spool.quota_bytes = self.config.spool_quota_bytes
-        if isinstance(self.store, PostgresStore):
-            self.store.timeout_s = self.config.statement_timeout_s
+        if self.store is not None:
+            self.store.set_write_timeout(self.config.statement_timeout_s)
 
     def _count(self, outcome: str, records: int) -> None:
         self.counters[outcome] += records
@@ -104,25 +105,24 @@ class LogWriter:
                 self._count("written", await store.insert(block))
                 self._up()
                 return len(block)
-            except DATA_ERRORS as exc:
-                await self._row_by_row(block, exc)
+            except store.data_errors as exc:
+                await self._row_by_row(store, block, exc)
                 return len(block)
-            except Exception as exc:  # connection lost, statement timeout, server shutting down
-                if isinstance(store, FileStore):
-                    raise  # the caller keeps the records and retries
+            except Exception as exc:  # connection lost, statement timeout, server shutting down, disk full
+                if not store.spools_on_failure:
+                    raise  # the local disk: the caller keeps the records and retries
                 self._went_down(exc)
         await self.spool.append(block)
         self._count("spooled", len(block))
         return len(block)
 
-    async def _row_by_row(self, block: Block, batch_error: Exception) -> None:
-        """Store what the database accepts; keep refused rows in the rejected file."""
-        assert isinstance(self.store, PostgresStore)
+    async def _row_by_row(self, store: Store, block: Block, batch_error: BaseException) -> None:
+        """Store what the store accepts; keep refused rows in the rejected file."""
         refused: list[str] = []
         for i in range(len(block)):
             try:
-                self._count("written", await self.store.insert_one(row_values(block, i)))
-            except DATA_ERRORS as exc:
+                self._count("written", await store.insert_one(block.slice(i, 1)))
+            except store.data_errors as exc:
                 record = json.loads(to_json_lines(block.slice(i, 1)))
                 refused.append(json.dumps({"error": str(exc), "record": record}))
         if refused:
@@ -141,8 +141,8 @@ class LogWriter:
                          type(exc).__name__, exc, self.spool.directory)
             self._down_logged = True
         store, self.store = self.store, None
-        if isinstance(store, PostgresStore):
-            asyncio.get_event_loop().create_task(store.pool.close())
+        if store is not None:
+            asyncio.get_event_loop().create_task(store.close())
 
     def _up(self) -> None:
         if self._down_logged:
@@ -155,12 +155,14 @@ class LogWriter:
             try:
                 if self.store is None and self.dsn is not None:
                     self.store = await PostgresStore.connect(
-                        self.dsn, statement_timeout_s=self.config.statement_timeout_s)
+                        self.dsn, statement_timeout_s=self.config.statement_timeout_s,
+                        write_connections=self.config.write_connections,
+                        read_connections=self.config.read_connections, read_timeout_s=self.config.read_timeout_s)
                 if self.store is not None and self.spool.pending_files():
                     await self._replay()
                     self._up()
             except Exception as exc:
-                if isinstance(self.store, FileStore):   # the file stays the store; the replay is retried
+                if self.store is not None and not self.store.spools_on_failure:   # the file stays; retried
                     logger.error("log writer: replay into the file log failed (%s: %s); retrying",
                                  type(exc).__name__, exc)
                 else:
@@ -172,18 +174,19 @@ class LogWriter:
         async with self._replay_lock:
             store = self.store
             assert store is not None
-            present = await store.known_ids() if isinstance(store, FileStore) else None
-            for path in self.spool.claim():
-                total = 0
-                for chunk in self.spool.read_chunks(path, self.config.replay_chunk_records):
-                    try:
-                        total += await (store.replay(chunk, present) if isinstance(store, FileStore)
-                                        else store.replay(chunk))
-                    except DATA_ERRORS as exc:
-                        await self._row_by_row(chunk, exc)
-                path.unlink()
-                self._count("replayed", total)
-                logger.info("log writer: replayed %d records from %s", total, path.name)
+            try:
+                for path in self.spool.claim():
+                    total = 0
+                    for chunk in self.spool.read_chunks(path, self.config.replay_chunk_records):
+                        try:
+                            total += await store.replay(chunk)
+                        except store.data_errors as exc:
+                            await self._row_by_row(store, chunk, exc)
+                    path.unlink()
+                    self._count("replayed", total)
+                    logger.info("log writer: replayed %d records from %s", total, path.name)
+            finally:
+                store.replay_done()
 
     async def query(self, query: LogQuery) -> list[dict]:
         """Newest-first page of the log."""
@@ -221,7 +224,7 @@ class LogWriter:
                 stored = await store.count()
             except Exception:   # a hung or failing database: report it, don't fail the call
                 stored = None
-        return {"backend": "postgresql" if self.dsn else "file", "store_up": store is not None,
+        return {"backend": "postgresql" if self.dsn else FileStore.kind, "store_up": store is not None,
                 "records_in_store": stored, "spool_records": self.spool.record_count(), **self.counters}
 
     async def __del__(self) -> None:

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from ray import serve
 
 from core.settings import ChallengerConfig, ScorerConfig
-from deployments.http.backend import Scored
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import ScorerMetrics
+from deployments.scored import Scored
 from models.loader import LoadedModel, ModelRefused, load_model
 
 logger = logging.getLogger("ray.serve")

@@ -31,7 +31,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import httpx
 import numpy as np
 import psutil
 
@@ -41,7 +40,7 @@ from core.reference import reference_applicants, sample_applicants
 from core.settings import PROJECT_ROOT
 from loadtest.bench_serving import run_wrk
 from loadtest.log_counts import settled_stats
-from loadtest.server_process import ServerConfig, ServerProcess
+from loadtest.server_process import ServerConfig, ServerProcess, wait_healthy
 from models.onnx_classifier import OnnxBinaryClassifier
 from prediction_log.postgres_store import SECONDARY_INDEXES
 
@@ -122,22 +121,11 @@ def plain_server(duration: int, batch_rows: int) -> dict[str, Any]:
                                cwd=PROJECT_ROOT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, 60, alive=lambda: process.poll() is None)
         return load_runs(url, duration, batch_rows)
     finally:
         process.terminate()
         process.wait(30)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise RuntimeError(f"{url} did not become healthy")
 
 
 VARIANTS: dict[str, tuple[dict[str, str], dict[str, dict[str, Any]]]] = {

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
+from core.polling import GiveUp, wait_until
 from core.ports import free_port
 from core.settings import PROJECT_ROOT
 from loadtest.server_env import private_ingress_env, read_env_file
@@ -37,6 +38,8 @@ class ServerConfig:
 def with_overrides(app: dict[str, Any], deployments: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """An application of serve_config.yaml with per-deployment overrides (``user_config`` merged, other keys
     replaced); the one merge the benchmarks and the tests use."""
+    present = {d["name"] for d in app["deployments"]}
+    app["deployments"] += [{"name": name} for name in deployments if name not in present]
     for deployment in app["deployments"]:
         for key, value in deployments.get(deployment["name"], {}).items():
             if key == "user_config":
@@ -53,6 +56,17 @@ def config_file(config: ServerConfig, port: int, path: Path) -> Path:
     with_overrides(document["applications"][0], config.deployments)
     path.write_text(yaml.safe_dump(document))
     return path
+
+
+def wait_healthy(url: str, timeout_s: float = 90, alive: Callable[[], bool] = lambda: True) -> None:
+    """Until ``url``/health answers 200 (the one health waiter of tests and tools); gives up at once when
+    ``alive`` says the server process is gone."""
+    def healthy() -> bool:
+        if not alive():
+            raise GiveUp(f"the server for {url} exited")
+        return httpx.get(f"{url}/health", timeout=5).status_code == 200
+
+    wait_until(healthy, timeout_s, f"{url}/health to answer 200")
 
 
 class ServerProcess:
@@ -89,18 +103,12 @@ class ServerProcess:
         self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True,
                                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve run exited with {self.process.returncode} (log: {self.log})")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise TimeoutError(f"server not healthy after {timeout_s}s (log: {self.log})")
+        try:
+            wait_healthy(self.url, timeout_s, alive=lambda: self.process is not None and self.process.poll() is None)
+        except (TimeoutError, GiveUp) as exc:
+            self.stop()
+            raise RuntimeError(f"server not healthy: {exc} (log: {self.log})") from None
+        return self
 
     def serve_cli(self, *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
         """``serve <args>`` against this server, as an operator runs it (the README: ``RAY_AUTH_MODE=token``

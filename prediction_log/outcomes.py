@@ -29,7 +29,9 @@ from pyarrow import csv as pa_csv
 from prediction_log.appender import LineAppender
 from prediction_log.file_lines import complete_lines
 from prediction_log.file_store import FileStore
-from prediction_log.pg_schema import apply_schema
+from prediction_log.pg_ddl import apply_schema
+from prediction_log.postgres_store import TABLE as LOG_TABLE
+from prediction_log.postgres_store import PostgresStore
 from prediction_log.records import Block
 
 logger = logging.getLogger(__name__)
@@ -136,8 +138,9 @@ def _labelled(ts: list[datetime], versions: list[str], probabilities: list[float
 class PostgresOutcomes:
     """The ``outcomes`` table, beside ``predictions`` in the log's database."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    def __init__(self, log: PostgresStore) -> None:
+        self.log = log
+        """Posts on the log's write pool, reports on its read pool."""
         self._schema_ready = False
 
     async def _ensure_schema(self, conn: asyncpg.Connection) -> None:
@@ -147,18 +150,18 @@ class PostgresOutcomes:
 
     async def ensure_schema(self) -> None:
         """Create the table now (``prediction_log.pg_schema`` as the owner) rather than at the first use."""
-        async with self.pool.acquire() as conn:
+        async with self.log.writing() as conn:
             await self._ensure_schema(conn)
 
     async def record(self, post: Outcomes) -> Receipt:
         """One transaction, serialised with other posts (a conflict cannot slip between check and insert)."""
-        async with self.pool.acquire() as conn:
+        async with self.log.writing() as conn:
             await self._ensure_schema(conn)
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext('outcomes_post'))")
                 ids = list(dict.fromkeys(post.request_ids))
                 known = {r[0] for r in await conn.fetch(
-                    "SELECT request_id FROM predictions WHERE request_id = ANY($1::text[])", ids)}
+                    f"SELECT request_id FROM {LOG_TABLE} WHERE request_id = ANY($1::text[])", ids)}
                 existing = {r[0]: r[1] for r in await conn.fetch(
                     f"SELECT request_id, defaulted FROM {TABLE} WHERE request_id = ANY($1::text[])", ids)}
                 chosen, receipt = reconcile(post, known, existing)
@@ -175,11 +178,11 @@ class PostgresOutcomes:
         """The join, filtered on the decision's time and model (a hash join: outcomes are the smaller side),
         streamed out as CSV and parsed by Arrow into columns (no Python object per row: 200k rows in ~0.1 s)."""
         query = (f"SELECT (extract(epoch FROM p.ts) * 1000000)::bigint AS ts_us, p.model_version, "
-                 f"p.probability_default, p.threshold, o.defaulted FROM {TABLE} o JOIN predictions p USING (request_id) "
+                 f"p.probability_default, p.threshold, o.defaulted FROM {TABLE} o JOIN {LOG_TABLE} p USING (request_id) "
                  "WHERE ($1::timestamptz IS NULL OR p.ts >= $1) AND ($2::timestamptz IS NULL OR p.ts < $2) "
                  "AND ($3::text IS NULL OR p.model_version = $3)")
         out = io.BytesIO()
-        async with self.pool.acquire() as conn:
+        async with self.log.reading() as conn:
             await self._ensure_schema(conn)
             await conn.copy_from_query(query, since, until, model_version, output=out, format="csv", header=True,
                                        timeout=READ_TIMEOUT_S)
@@ -192,18 +195,18 @@ class PostgresOutcomes:
                         table.column("defaulted").to_numpy())
 
     async def shadowed(self, since: datetime | None, until: datetime | None) -> Shadowed:
-        async with self.pool.acquire() as conn:
+        async with self.log.reading() as conn:
             await self._ensure_schema(conn)
             rows = await conn.fetch(
                 "SELECT p.model_version, p.probability_default, p.prediction = 1, p.challenger_version, "
                 "p.challenger_probability, p.challenger_decision = 'denied', o.defaulted "
-                f"FROM predictions p LEFT JOIN {TABLE} o USING (request_id) "
+                f"FROM {LOG_TABLE} p LEFT JOIN {TABLE} o USING (request_id) "
                 "WHERE p.challenger_probability IS NOT NULL AND ($1::timestamptz IS NULL OR p.ts >= $1) "
                 "AND ($2::timestamptz IS NULL OR p.ts < $2)", since, until, timeout=READ_TIMEOUT_S)
         return _shadowed([tuple(r) for r in rows])
 
     async def count(self) -> int:
-        async with self.pool.acquire() as conn:
+        async with self.log.reading() as conn:
             await self._ensure_schema(conn)
             return await conn.fetchval(f"SELECT count(*) FROM {TABLE}")
 
@@ -235,7 +238,7 @@ class FileOutcomes:
     async def record(self, post: Outcomes) -> Receipt:
         async with self._lock:
             stored = await asyncio.to_thread(self._load)
-            known = await self.log.known_ids()
+            known = await self.log.present(post.request_ids)
             existing = {i: stored[i][0] for i in post.request_ids if i in stored}
             chosen, receipt = reconcile(post, known, existing)
             if chosen:

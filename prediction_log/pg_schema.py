@@ -13,44 +13,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import asyncpg
-
-
-async def apply_schema(conn: asyncpg.Connection, statements: Sequence[str], table: str, columns: Sequence[str],
-                       timeout_s: float | None = None) -> None:
-    """Run the DDL (idempotent); a role without the right to change the table checks instead that it has
-    every column, so a server connecting with least privilege starts against a schema its owner set up."""
-    try:
-        async with conn.transaction():
-            for statement in statements:
-                await conn.execute(statement, timeout=timeout_s)
-    except asyncpg.InsufficientPrivilegeError:
-        await conn.execute(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0", timeout=timeout_s)
+from prediction_log import outcomes, postgres_store
 
 
 def log_tables() -> tuple[str, str]:
-    """The server's two tables, as their stores name them (imported here: the stores import ``apply_schema``)."""
-    from prediction_log import outcomes, postgres_store
-
+    """The server's two tables, as their stores name them."""
     return postgres_store.TABLE, outcomes.TABLE
 
 
 async def grant(owner_dsn: str, app_dsn: str) -> str:
     """Schema as the owner, then the app's role with its password from ``app_dsn``; returns the role."""
-    from prediction_log.outcomes import PostgresOutcomes
-    from prediction_log.postgres_store import PostgresStore
-
     parts = urlsplit(app_dsn)
     role, password = unquote(parts.username or ""), unquote(parts.password or "")
     if not role or not password:
         raise SystemExit("the app's DSN must name a role and its password")
-    store = await PostgresStore.connect(owner_dsn)
+    store = await postgres_store.PostgresStore.connect(owner_dsn)
     try:
-        await PostgresOutcomes(store.pool).ensure_schema()
+        await outcomes.PostgresOutcomes(store).ensure_schema()
         async with store.pool.acquire() as conn, conn.transaction():
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
             quoted, literal, database = await conn.fetchrow(
@@ -62,7 +44,7 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
             await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {quoted}")
             await conn.execute(f"GRANT SELECT, INSERT ON {', '.join(log_tables())} TO {quoted}")
     finally:
-        await store.pool.close()
+        await store.close()
     return role
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from prediction_log.pg_schema import apply_schema
+from prediction_log.pg_ddl import apply_schema
 from prediction_log.query import LogQuery
-from prediction_log.records import COLUMNS, SQL_TYPES, Block, from_rows, to_pg_binary
+from prediction_log.records import COLUMNS, SQL_TYPES, Block, from_rows, row_values, to_pg_binary
 
 TABLE = "predictions"
 SQL_COLUMNS: tuple[str, ...] = tuple(c.lower() for c in COLUMNS)
@@ -64,27 +64,55 @@ def _row_dict(record: asyncpg.Record) -> dict[str, Any]:
 
 
 class PostgresStore:
-    def __init__(self, pool: asyncpg.Pool, timeout_s: float = 30.0) -> None:
+    """Writes and reads on separate pools: a slow or crowded read (``/performance`` over months, six
+    dashboards at once) can never take the connection a write needs; each pool's ``acquire`` times out."""
+
+    kind = "postgresql"
+    spools_on_failure = True
+    data_errors = DATA_ERRORS
+
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float = 30.0, read_pool: asyncpg.Pool | None = None,
+                 read_timeout_s: float = 30.0) -> None:
         self.pool = pool
+        """Writes (COPY, merges, outcomes posts)."""
+        self.read_pool = read_pool or pool
+        """Reads (log pages, counts, monitoring windows, performance joins)."""
         self.timeout_s = timeout_s
+        self.read_timeout_s = read_timeout_s
 
     @classmethod
-    async def connect(cls, dsn: str, timeout: float = 5.0, statement_timeout_s: float = 30.0) -> "PostgresStore":
-        """Open a pool (schema ensured, staging table per connection); every statement times out."""
+    async def connect(cls, dsn: str, timeout: float = 5.0, statement_timeout_s: float = 30.0,
+                      write_connections: int = 4, read_connections: int = 2,
+                      read_timeout_s: float = 30.0) -> "PostgresStore":
+        """Open the two pools (schema ensured, staging table per write connection); every statement times out."""
         conn = await asyncpg.connect(dsn, timeout=timeout)
         try:
             await ensure_schema(conn, statement_timeout_s)
         finally:
             await conn.close()
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=_init_connection, timeout=timeout,
-                                         command_timeout=statement_timeout_s)
-        return cls(pool, statement_timeout_s)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=write_connections, init=_init_connection,
+                                         timeout=timeout, command_timeout=statement_timeout_s)
+        try:
+            read_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=read_connections, init=_init_connection,
+                                                  timeout=timeout, command_timeout=read_timeout_s)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, statement_timeout_s, read_pool, read_timeout_s)
+
+    def writing(self) -> Any:
+        """A write connection; waiting for one counts against the write timeout (then the block is spooled)."""
+        return self.pool.acquire(timeout=self.timeout_s)
+
+    def reading(self) -> Any:
+        """A read connection, or ``asyncio.TimeoutError`` (a 503 for that read) when all are busy that long."""
+        return self.read_pool.acquire(timeout=self.read_timeout_s)
 
     async def insert(self, block: Block) -> int:
         """Binary COPY into the table; if any request_id is already there, merge through staging instead."""
         data = to_pg_binary(block)
         try:
-            async with self.pool.acquire() as conn:
+            async with self.writing() as conn:
                 await conn.copy_to_table(TABLE, source=io.BytesIO(data), columns=SQL_COLUMNS, format="binary",
                                          timeout=self.timeout_s)
             return len(block)
@@ -96,16 +124,23 @@ class PostgresStore:
         return await self._merge(to_pg_binary(block))
 
     async def _merge(self, data: bytes) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.writing() as conn, conn.transaction():
             await conn.copy_to_table(f"{TABLE}_stage", source=io.BytesIO(data), columns=SQL_COLUMNS,
                                      format="binary", timeout=self.timeout_s)
             status = await conn.execute(_MERGE, timeout=self.timeout_s)
         return int(status.split()[-1])
 
-    async def insert_one(self, values: tuple[Any, ...]) -> int:
-        """One record (values in ``COLUMNS`` order; explanation as JSON text or null)."""
-        values = tuple(orjson.loads(v) if c == "explanation" and v is not None else v for c, v in zip(COLUMNS, values))
-        async with self.pool.acquire() as conn:
+    def replay_done(self) -> None:
+        return None
+
+    def set_write_timeout(self, seconds: float) -> None:
+        self.timeout_s = seconds
+
+    async def insert_one(self, block: Block) -> int:
+        """A one-row block on its own (``INSERT … ON CONFLICT``), after a COPY refused a row of it."""
+        values = tuple(orjson.loads(v) if c == "explanation" and v is not None else v
+                       for c, v in zip(COLUMNS, row_values(block, 0)))
+        async with self.writing() as conn:
             status = await conn.execute(_INSERT_ONE, *values, timeout=self.timeout_s)
         return int(status.split()[-1])
 
@@ -121,21 +156,23 @@ class PostgresStore:
             where.append(f"(ts, request_id) < (${len(args) - 1}, ${len(args)})")
         sql = (f"SELECT {_COLS} FROM {TABLE} {'WHERE ' + ' AND '.join(where) if where else ''} "
                f"ORDER BY ts DESC, request_id DESC LIMIT {q.limit} OFFSET {q.offset}")
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(sql, *args, timeout=self.timeout_s)
+        async with self.reading() as conn:
+            rows = await conn.fetch(sql, *args, timeout=self.read_timeout_s)
         return [_row_dict(r) for r in rows]
 
     async def records_between(self, since: datetime | None, until: datetime | None) -> Block:
         """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
         sql = (f"SELECT {_COLS} FROM {TABLE} WHERE ($1::timestamptz IS NULL OR ts >= $1) "
                "AND ($2::timestamptz IS NULL OR ts < $2) ORDER BY ts, id")
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(sql, since, until)
+        async with self.reading() as conn:
+            rows = await conn.fetch(sql, since, until, timeout=self.read_timeout_s)
         return from_rows(dict(zip(COLUMNS, tuple(r))) for r in rows)
 
     async def count(self) -> int:
-        async with self.pool.acquire() as conn:
-            return int(await conn.fetchval(f"SELECT count(*) FROM {TABLE}", timeout=self.timeout_s))
+        async with self.reading() as conn:
+            return int(await conn.fetchval(f"SELECT count(*) FROM {TABLE}", timeout=self.read_timeout_s))
 
     async def close(self) -> None:
         await self.pool.close()
+        if self.read_pool is not self.pool:
+            await self.read_pool.close()

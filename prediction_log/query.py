@@ -13,6 +13,19 @@ MAX_OFFSET = 100_000
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+
+
+def in_utc_range(value: datetime) -> datetime:
+    """A bound in UTC between 1970 and the end of year 9999: a naive time is UTC, anything outside is clamped
+    (``9999-12-31T23:59:59-12:00`` is in year 10000 in UTC: the stores' drivers would overflow, a 503)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:
+        return LATEST if value.year > 1970 else EARLIEST
+    return min(max(value, EARLIEST), LATEST)
 
 
 def cursor_of(item: dict) -> str:
@@ -38,7 +51,7 @@ class LogQuery(BaseModel):
         if self.cursor is None:
             return None
         ts, request_id = self.cursor.rsplit("|", 1)
-        return datetime.fromisoformat(ts), request_id
+        return in_utc_range(datetime.fromisoformat(ts)), request_id
 
     @field_validator("cursor")
     @classmethod
@@ -54,6 +67,4 @@ class LogQuery(BaseModel):
     def _aware(cls, value: datetime | None) -> datetime | None:
         """Naive timestamps are taken as UTC; anything before 1970 as 1970 (no decision is older, and a
         year-1 bound would overflow the stores' date arithmetic: found by the OpenAPI fuzz test)."""
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return None if value is None else max(value, EARLIEST)
+        return None if value is None else in_utc_range(value)

@@ -8,10 +8,10 @@ from core.settings import Settings
 from prediction_log.file_store import FileStore
 from prediction_log.outcomes import FileOutcomes, OutcomeStore, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
+from prediction_log.store import Store
 
 FILE_LOG_NAME = "predictions.jsonl"
 OUTCOMES_FILE_NAME = "outcomes.jsonl"
-Store = FileStore | PostgresStore
 
 
 def file_log_path(settings: Settings) -> Path:
@@ -29,5 +29,5 @@ async def open_store(settings: Settings) -> Store:
 def outcomes_beside(store: Store, settings: Settings) -> OutcomeStore:
     """Outcomes live beside the log: the ``outcomes`` table of its database, or ``DATA_DIR/outcomes.jsonl``."""
     if isinstance(store, PostgresStore):
-        return PostgresOutcomes(store.pool)
+        return PostgresOutcomes(store)
     return FileOutcomes(settings.data_dir / OUTCOMES_FILE_NAME, store)

@@ -3,7 +3,7 @@
 # Ray 2.60's template binds the statistics page (*:8404) and the Prometheus endpoint (:9101) to
 # every interface and creates the admin socket with mode 666 at level admin. Before HAProxy reads
 # the config, bind those two to 127.0.0.1 and make the socket 0600. The API frontend keeps the host
-# serve_config.yaml's http_options.host gives it. Set by serve_app/run.py (RAY_SERVE_HAPROXY_BINARY_PATH);
+# serve_config.yaml's http_options.host gives it. Add "timeout http-request" (slowloris). Set by serve_app/run.py (RAY_SERVE_HAPROXY_BINARY_PATH);
 # CREDIT_HAPROXY_BINARY is the HAProxy binary bundled with Ray.
 set -eu
 config=""
@@ -21,5 +21,11 @@ if [ -n "$config" ] && [ -f "$config" ]; then
     -e "s/^([[:space:]]*bind[[:space:]]+)\\*?:(${stats}|${metrics})[[:space:]]*\$/\\1127.0.0.1:\\2/" \
     -e 's/(stats socket [^ ]+ mode )666/\1600/' \
     "$config"
+  # Ray sets no "timeout http-request": a client that sends its headers one byte a minute (slowloris) holds a
+  # connection for the whole client timeout (an hour by default). Bound the time to send a request.
+  if ! grep -q "timeout http-request" "$config"; then
+    sed -i -E "0,/^([[:space:]]*)(mode http)[[:space:]]*\$/s//\1\2\n\1timeout http-request ${CREDIT_HAPROXY_HTTP_REQUEST_TIMEOUT_S:-10}s/" \
+      "$config"
+  fi
 fi
 exec "${CREDIT_HAPROXY_BINARY:?set by serve_app/run.py}" "$@"

@@ -24,7 +24,7 @@ from tests.local_backend import LocalBackend
 from tests.pg_cluster import PgCluster
 from tests.serving import APP_NAME, RunningApp, deploy
 
-API_KEY = "test-api-key"
+API_KEY = "test-api-key-0123456789"
 SLOW_FIXTURES = frozenset({"serve_url", "metrics_url", "file_app", "pg", "pg_app"})
 """Fixtures that start Ray or PostgreSQL."""
 

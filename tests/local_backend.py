@@ -13,9 +13,10 @@ import numpy as np
 
 from core.api_keys import SCOPES, ApiKey, KeyRing, parse_scoped_keys
 from deployments.challenger_report import comparison
-from deployments.decisions import decision_block, response_items
-from deployments.http.backend import Scored, Unavailable
+from deployments.decisions import decide
+from deployments.http.backend import Unavailable
 from deployments.performance import PerformanceQuery, Window, card_of_version, performance
+from deployments.scored import Scored
 from models.loader import load_model
 from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile, shadowed_rows
 from prediction_log.query import LogQuery
@@ -25,7 +26,7 @@ from prediction_log.records import Block, as_dicts, concat
 class LocalBackend:
     """Scores with the active model in this process and keeps every recorded block."""
 
-    def __init__(self, api_key: str = "test-api-key", scoped_keys: str = "", scoring_requires_key: bool = False) -> None:
+    def __init__(self, api_key: str = "test-api-key-0123456789", scoped_keys: str = "", scoring_requires_key: bool = False) -> None:
         model = load_model(None)   # the scorer's own loader and checks
         self.card, self.classifier, self.reasons, self.threshold = model.card, model.classifier, model.reasons, \
             model.threshold
@@ -45,11 +46,7 @@ class LocalBackend:
         return Scored(self.classifier.predict_proba(rows), self.card["version"], self.threshold)
 
     async def decide_single(self, row: np.ndarray, started: float, key: str | None = None) -> dict[str, Any]:
-        scored = self._scored(row)
-        block = decision_block(row, scored.probabilities, scored.model_version, scored.threshold,
-                               (time.perf_counter() - started) * 1000, "predict")
-        self.record(block, "predict")
-        return response_items(block)[0]
+        return decide(row, self._scored(row), (time.perf_counter() - started) * 1000, "predict", self.record)[0]
 
     async def score_block(self, rows: np.ndarray, key: str | None = None) -> Scored:
         return self._scored(rows)

@@ -3,13 +3,13 @@ store holds and what ``/performance`` reports are compared with what the client 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from core.polling import wait_until
 from core.reference import sample_applicants
 from tests.serving import RunningApp
 
@@ -28,10 +28,8 @@ def outcome_round_trip(app: RunningApp, stored: Callable[[], dict[str, int]]) ->
         sent = {d["request_id"]: int(y) for d, y in zip(decided[:2500], truth[:2500])}
         body = [{"request_id": i, "defaulted": y} for i, y in sent.items()] + [{"request_id": "nope", "defaulted": 0}]
 
-        deadline = time.monotonic() + 30
-        while app.stats()["records_in_store"] < logged_before + len(decided):   # shipped every ~50 ms
-            assert time.monotonic() < deadline, "decisions not in the log after 30 s"
-            time.sleep(0.2)
+        wait_until(lambda: app.stats()["records_in_store"] >= logged_before + len(decided), 30,
+                   "the decisions in the log (shipped every ~50 ms)")
         response = client.post("/outcomes", json=body, headers=app.auth())
         assert response.status_code == 200, response.text
         assert response.json() == {"accepted": 2500, "unknown_request_ids": ["nope"], "duplicates": 0}

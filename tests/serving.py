@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import yaml
 
+from core.polling import wait_until
 from core.settings import ARG_NAMES, PROJECT_ROOT
-from loadtest.server_process import with_overrides
+from loadtest.server_process import wait_healthy, with_overrides
 
 APP_NAME = "credit"
 
@@ -38,12 +39,11 @@ class RunningApp:
 
     def wait_logged(self, expected: int, timeout_s: float = 60) -> dict[str, Any]:
         """Poll until the store holds ``expected`` records (or time out); returns the last stats."""
-        deadline = time.monotonic() + timeout_s
-        stats = self.stats()
-        while stats["records_in_store"] != expected and time.monotonic() < deadline:
-            time.sleep(0.3)
-            stats = self.stats()
-        return stats
+        try:
+            return wait_until(lambda: (stats := self.stats())["records_in_store"] == expected and stats,
+                              timeout_s, f"{expected} records in the store")
+        except TimeoutError:
+            return self.stats()
 
 
 
@@ -72,18 +72,6 @@ def deploy(url: str, env: dict[str, str], options: dict[str, dict[str, Any]] | N
     schema = ServeDeploySchema(applications=[app_config(env, options, **user_configs)])
     serve.context._get_global_client().deploy_apps(schema)
     wait_healthy(url)
-
-
-def wait_healthy(url: str, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url}/health not ready after {timeout_s}s")
 
 
 @dataclass
@@ -140,10 +128,7 @@ class Load:
     def wait_for(self, count: int, timeout_s: float = 30) -> None:
         """Block until ``count`` more answers have arrived."""
         target = len(self.answers) + count
-        deadline = time.monotonic() + timeout_s
-        while len(self.answers) < target:
-            assert time.monotonic() < deadline, f"load got only {len(self.answers)} of {target} answers"
-            time.sleep(0.05)
+        wait_until(lambda: len(self.answers) >= target, timeout_s, f"{count} more answers", interval_s=0.05)
 
     @property
     def statuses(self) -> list[int]:

@@ -265,7 +265,7 @@ def test_log_refuses_missing_empty_and_wrong_keys(client: httpx.Client, key: str
 
 def test_log_answers_with_the_key(client: httpx.Client) -> None:
     client.post("/predict", json=EXAMPLE_APPLICANT)
-    page = client.get("/predictions", params={"limit": 5}, headers={"X-API-Key": "test-api-key"}).json()
+    page = client.get("/predictions", params={"limit": 5}, headers={"X-API-Key": "test-api-key-0123456789"}).json()
     assert page["count"] == 5 and set(page["items"][0]) >= set(FEATURE_NAMES) | {"request_id", "ts"}
 
 
@@ -283,5 +283,5 @@ def test_log_reads_from_before_1970_are_the_whole_log_not_a_503(local_api, since
     client, _ = local_api
     client.post("/predict", json=EXAMPLE_APPLICANT)
     for path in ("/predictions", "/performance", "/challenger"):
-        response = client.get(path, params={"since": since}, headers={"X-API-Key": "test-api-key"})
+        response = client.get(path, params={"since": since}, headers={"X-API-Key": "test-api-key-0123456789"})
         assert response.status_code == 200, (path, response.text)

@@ -73,9 +73,10 @@ def logged(app: RunningApp, ids: set[str], timeout_s: float = 30) -> dict[str, d
 def wait_mode(app: RunningApp, check: callable, timeout_s: float = 30) -> None:
     """Until a probe answer shows the ingresses follow the new challenger mode (they poll it every second)."""
     deadline = time.monotonic() + timeout_s
-    probe = sample_applicants(1, seed=99)[0]
-    while True:
-        answers, _ = send_singles(app.url, [probe] * 20, threads=4)
+    attempt = 0
+    while True:   # other applicants each time: without a key, the applicant's data picks the model
+        attempt += 1
+        answers, _ = send_singles(app.url, sample_applicants(40, seed=99 + attempt), threads=4)
         records = logged(app, set(answers))
         if check(answers, records):
             return
@@ -172,6 +173,12 @@ def test_canary_answers_its_share_and_a_key_always_gets_the_same_model(
                 body = client.post("/predict", json=applicant, headers={"X-Applicant-Key": key}).json()
                 models.setdefault(key, set()).add(body["model_version"])
     assert all(len(versions) == 1 for versions in models.values()), "a key got both models"
+    keyless: dict[int, set[str]] = {}   # no key: a resubmitted application gets the model it got before
+    with file_app.client() as client:
+        for n, applicant_data in enumerate(sample_applicants(50, seed=45)):
+            for _ in range(3):
+                keyless.setdefault(n, set()).add(client.post("/predict", json=applicant_data).json()["model_version"])
+    assert all(len(versions) == 1 for versions in keyless.values()), "a resubmitted application got both models"
     assert 1 <= sum(challenger_folder.name in v for v in models.values()) <= 25
     record_figures("canary_10_percent", {"requests": 5000, "answered_by_challenger": round(share, 4)})
 

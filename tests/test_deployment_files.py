@@ -112,12 +112,30 @@ def test_every_serve_config_key_is_a_known_setting() -> None:
 
     (app,) = yaml.safe_load((PROJECT_ROOT / "serve_config.yaml").read_text())["applications"]
     names = {d["name"] for d in app["deployments"]}
-    assert names == set(DEPLOYMENT_DEFAULTS) == set(USER_CONFIGS)
+    assert names <= set(DEPLOYMENT_DEFAULTS) == set(USER_CONFIGS)
     for deployment in app["deployments"]:
         options = {k: v for k, v in deployment.items() if k not in ("name", "user_config")}
         assert set(options) <= set(DeploymentOptions.model_fields), deployment["name"]
         DeploymentOptions.model_validate(DEPLOYMENT_DEFAULTS[deployment["name"]].model_dump() | options)
         USER_CONFIGS[deployment["name"]].model_validate(deployment.get("user_config") or {})  # extra keys fail
+
+
+def test_serve_config_states_no_default_again() -> None:
+    """Defaults are stated once (core/settings.py): the YAML holds only values that differ from them."""
+    from core.settings import DEPLOYMENT_DEFAULTS, USER_CONFIGS
+
+    (app,) = yaml.safe_load((PROJECT_ROOT / "serve_config.yaml").read_text())["applications"]
+    repeated = []
+    for deployment in app["deployments"]:
+        name = deployment["name"]
+        defaults = USER_CONFIGS[name]().model_dump()
+        for key, value in (deployment.get("user_config") or {}).items():
+            if defaults.get(key) == value:
+                repeated.append(f"{name}.user_config.{key}")
+        for key, value in deployment.items():
+            if key not in ("name", "user_config") and DEPLOYMENT_DEFAULTS[name].model_dump().get(key) == value:
+                repeated.append(f"{name}.{key}")
+    assert not repeated, f"serve_config.yaml repeats defaults: {repeated}"
 
 
 def test_a_misspelt_setting_is_refused() -> None:

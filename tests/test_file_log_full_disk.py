@@ -23,10 +23,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.polling import wait_until
 from core.reference import sample_applicants
 from loadtest.server_process import ServerConfig, ServerProcess
 from tests.conftest import API_KEY
-from tests.polling import wait_until
 from tests.test_resilience import record_figures
 
 pytestmark = pytest.mark.slow

@@ -40,3 +40,12 @@ def test_ports_chosen_by_ray_settings_are_the_ones_moved(tmp_path: Path) -> None
     config = RAY_TEMPLATE_BINDS.replace(":9101", ":7101").replace(":8404", ":7404")
     out = _wrapped(config, tmp_path, RAY_SERVE_HAPROXY_STATS_PORT="7404", RAY_SERVE_HAPROXY_METRICS_PORT="7101")
     assert "bind 127.0.0.1:7101" in out and "bind 127.0.0.1:7404" in out and "bind *:8000" in out
+
+
+def test_a_request_must_arrive_within_the_http_request_timeout(tmp_path: Path) -> None:
+    """Ray's template sets no ``timeout http-request`` (slowloris); the wrapper adds one, once, to defaults."""
+    config = "defaults\n    mode http\n    timeout client 60s\nbackend b\n    mode http\n"
+    out = _wrapped(config, tmp_path)
+    assert out.count("timeout http-request 10s") == 1
+    assert out.index("timeout http-request") < out.index("backend b")
+    assert _wrapped(out, tmp_path).count("timeout http-request") == 1   # already there: left alone

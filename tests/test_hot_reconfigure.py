@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from core import artifacts
+from core.polling import wait_until
 from core.reference import sample_applicants
 from core.settings import PROJECT_ROOT
 from tests.serving import Load, RunningApp, deploy
@@ -26,10 +26,7 @@ def _under_load(app: RunningApp, applied: Callable[[dict], bool], **user_configs
     try:
         load.wait_for(20)
         deploy(app.url, app.env, **user_configs)
-        deadline = time.monotonic() + 60
-        while not applied(httpx.get(f"{app.url}/health").json()):
-            assert time.monotonic() < deadline, "new user_config not applied within 60 s"
-            time.sleep(0.2)
+        wait_until(lambda: applied(httpx.get(f"{app.url}/health").json()), 60, "the new user_config to apply")
         load.wait_for(20)
     finally:
         load.stop()
@@ -62,10 +59,11 @@ def test_new_model_file_is_picked_up_without_failed_request(file_app: RunningApp
     versions = [a["model_version"] for a in load.bodies]
     assert versions[0] != card["version"] and versions[-1] == card["version"]
     answered = {a["request_id"]: a["model_version"] for a in load.bodies}
-    deadline = time.monotonic() + 30
-    while not set(answered) <= set(logged := _logged_versions(file_app.data_dir)):
-        assert time.monotonic() < deadline, "answers missing from the log after 30 s"
-        time.sleep(0.3)
+    def all_logged() -> dict[str, str] | None:
+        found = _logged_versions(file_app.data_dir)
+        return found if set(answered) <= set(found) else None
+
+    logged = wait_until(all_logged, 30, "every answer in the log")
     assert all(logged[i] == v for i, v in answered.items())
     assert {versions[0], card["version"]} <= set(logged.values())
 

@@ -13,10 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.settings import IngressConfig
 from deployments.decisions import decision_block
 from deployments.log_shipper import LogShipper
 from prediction_log.records import Block, concat, request_ids
 from prediction_log.spool import Spool
+
+
+def bounds(**settings: float) -> IngressConfig:
+    """The ingress's defaults with test-sized bounds (below the settings' minimums where a test needs it)."""
+    return IngressConfig.model_construct(**(IngressConfig().model_dump() | settings))
 
 
 class _Method:
@@ -52,7 +58,8 @@ def _spooled_ids(spool: Spool) -> list[str]:
 def test_calls_are_bounded_and_ordered(tmp_path: Path) -> None:
     async def scenario() -> _Writer:
         writer = _Writer()
-        shipper = LogShipper(writer, Spool(tmp_path, "ingress"), interval_s=0.01, max_records=1000)
+        shipper = LogShipper(writer, Spool(tmp_path, "ingress"),
+                             bounds(log_flush_interval_s=0.01, log_flush_max_records=1000))
         for start in range(0, 25_000, 5_000):
             shipper.add(records.slice(start, 5_000))
         await shipper.close()
@@ -70,7 +77,8 @@ def test_unreachable_writer_spills_to_spool_then_resumes(tmp_path: Path) -> None
     async def scenario() -> _Writer:
         writer = _Writer()
         writer.write.up = False
-        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100, max_buffer_records=500)
+        shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=100,
+                                                   log_buffer_max_records=500))
         shipper.add(records.slice(0, 600))
         await asyncio.sleep(0.5)
         assert shipper.held < 500 and shipper.accepting
@@ -94,8 +102,8 @@ def test_a_hung_writer_is_timed_out_and_memory_stays_bounded(tmp_path: Path) -> 
     async def scenario() -> tuple[int, int]:
         writer = _Writer()
         writer.write.hang = True
-        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100, write_timeout_s=0.05,
-                             max_buffer_records=300)
+        shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=100,
+                                                   log_write_timeout_s=0.05, log_buffer_max_records=300))
         peak = 0
         for start in range(0, 3000, 50):   # steady traffic while the writer never answers
             shipper.add(records.slice(start, 50))
@@ -117,7 +125,8 @@ def test_full_spool_refuses_decisions_until_the_writer_is_back(tmp_path: Path) -
     async def scenario() -> None:
         writer = _Writer()
         writer.write.up = False
-        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=500, max_buffer_records=2000)
+        shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=500,
+                                                   log_buffer_max_records=2000, spool_quota_bytes=spool.quota_bytes))
         shipper.add(_records(6000))          # ~3.6 MB of JSON lines: more than the quota
         await asyncio.sleep(0.3)
         assert not shipper.accepting and shipper.state == "refusing"
@@ -136,7 +145,7 @@ def test_close_spools_what_the_writer_cannot_take(tmp_path: Path) -> None:
     async def scenario() -> None:
         writer = _Writer()
         writer.write.up = False
-        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100)
+        shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=100))
         shipper.add(_records(42))
         await shipper.close(timeout_s=0.2)
 
@@ -165,7 +174,8 @@ def test_a_full_disk_refuses_decisions_loses_none_and_recovers(tiny_disk: Path) 
     async def scenario() -> None:
         writer = _Writer()
         writer.write.up = False
-        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=500, max_buffer_records=2000)
+        shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=500,
+                                                   log_buffer_max_records=2000, spool_quota_bytes=spool.quota_bytes))
         records = _records(6000)             # ~3.6 MB of JSON lines on a 1 MiB disk
         shipper.add(records)
         await asyncio.sleep(0.5)
@@ -194,8 +204,8 @@ def test_the_buffer_is_bounded_in_bytes_too(tmp_path: Path) -> None:
     async def scenario() -> int:
         writer = _Writer()
         writer.write.up = False
-        shipper = LogShipper(writer, spool, interval_s=0.01, max_records=100_000, max_buffer_records=1_000_000,
-                             max_buffer_bytes=5 * per_block)
+        shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=100_000,
+                                                   log_buffer_max_records=1_000_000, log_buffer_max_bytes=5 * per_block))
         peak = 0
         for block in blocks:
             shipper.add(block)

@@ -37,7 +37,7 @@ def cluster_config(port: int, data_dir: Path) -> dict:
     app["runtime_env"] = {"env_vars": {"DATA_DIR": str(data_dir), "API_KEY": API_KEY, "DATABASE_URL": ""}}
     for deployment in app["deployments"]:
         if deployment["name"] == "Scorer":
-            deployment.pop("num_replicas")
+            deployment.pop("num_replicas", None)
             deployment["autoscaling_config"] = {"min_replicas": 2, "max_replicas": 4, "target_ongoing_requests": 8}
             deployment["ray_actor_options"] = {"num_cpus": 1}   # one per node: the nodes have one CPU each
     return config

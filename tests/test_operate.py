@@ -21,18 +21,17 @@ from typing import Any
 
 import httpx
 import lightgbm as lgb
-import numpy as np
 import onnxmltools
 import pytest
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from core.artifacts import CARD_FILE, ONNX_FILE, resolve_model_dir
 from core.features import FEATURE_NAMES, N_FEATURES
+from core.polling import wait_until
 from loadtest.server_process import ServerConfig, ServerProcess
 from models.generator import generate
 from models.loader import sha256_of
 from tests.conftest import API_KEY
-from tests.polling import wait_until
 from tests.serving import Load
 from tests.test_resilience import record_figures
 

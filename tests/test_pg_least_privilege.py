@@ -43,7 +43,7 @@ def test_the_app_role_logs_and_reads_but_changes_nothing_else(pg: PgCluster) -> 
             assert await store.count() == 20
             logged = await store.query(LogQuery(limit=5))
             assert len(logged) == 5
-            outcomes = PostgresOutcomes(store.pool)
+            outcomes = PostgresOutcomes(store)
             ids = [r["request_id"] for r in logged]
             receipt = await outcomes.record(Outcomes(ids, [0, 1, 0, 0, 1], [datetime.now(timezone.utc)] * 5))
             assert receipt.accepted == 5

@@ -9,28 +9,16 @@ without starting Ray.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from core.api_keys import KeyRing
 from deployments.performance import PerformanceQuery, Window
+from deployments.scored import Scored
 from prediction_log.outcomes import Outcomes, Receipt
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
-
-
-@dataclass(frozen=True)
-class Scored:
-    """Probabilities for one block of rows, with the model and threshold that produced them."""
-
-    probabilities: np.ndarray
-    model_version: str
-    threshold: float
-    shadow: Any = field(default=None, compare=False, repr=False)
-    """The shadow challenger's scoring of the same rows (an ``asyncio.Task`` of ``Scored``) when one runs; for
-    ``record``, which completes the records with it off the response path."""
 
 
 class Unavailable(Exception):

@@ -20,9 +20,9 @@ from fastapi import Header, HTTPException, Query, Request, Response
 from core.api_keys import Scope
 from core.features import EXAMPLE_APPLICANT
 from core.settings import get_settings
-from deployments.decisions import decision_block, response_items
+from deployments.decisions import decide
 from deployments.http.api import create_api
-from deployments.http.backend import Backend, Scored, Unavailable
+from deployments.http.backend import Backend, Unavailable
 from deployments.http.rows import batch_rows, single_row, validate
 from deployments.http.schemas import (
     APPLICANT_ADAPTER,
@@ -36,6 +36,7 @@ from deployments.http.schemas import (
     request_body_doc,
 )
 from deployments.performance import PerformanceQuery, Window
+from deployments.scored import Scored
 from prediction_log.outcomes import MAX_OUTCOMES, Outcomes
 from prediction_log.query import LogQuery, cursor_of
 
@@ -64,7 +65,7 @@ ExplainQuery = Annotated[bool, Query(description="Add reason codes: TreeSHAP con
 
 ApplicantKey = Annotated[str | None, Header(max_length=256, description=(
     "Optional stable key of the applicant (or portfolio): with a canary challenger, the same key is always "
-    "answered by the same model; without it each request is drawn at random"))]
+    "answered by the same model; without it the applicant's data decides, so a resubmitted application is too"))]
 
 
 ScoringKey = Annotated[str | None, Header(description="A key with scope 'score', when the server sets "
@@ -104,10 +105,7 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
     except Exception as exc:
         raise unavailable(f"scorer ({type(exc).__name__})") from exc
     assert isinstance(scored, Scored)
-    block = decision_block(rows, scored.probabilities, scored.model_version, scored.threshold,
-                           (time.perf_counter() - started) * 1000, endpoint, explanations)
-    b.record(block, endpoint, scored.shadow)
-    return response_items(block, explanations)
+    return decide(rows, scored, (time.perf_counter() - started) * 1000, endpoint, b.record, explanations)
 
 
 @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",

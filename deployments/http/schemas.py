@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    create_model,
+    field_validator,
+)
 
 from core.features import EXAMPLE_APPLICANT, FEATURES, Feature
 from prediction_log.outcomes import MAX_OUTCOMES
@@ -114,10 +124,23 @@ class Outcome(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=64, description="The decision's request_id")
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$",
+                            description="The decision's request_id (printable ASCII, as the server issues them: "
+                                        "NUL or lone surrogates cannot be stored)")
     defaulted: Literal[0, 1] = Field(description="1 = the borrower defaulted")
     observed_at: AwareDatetime | None = Field(None, description="When the outcome was observed (default: now); "
                                                                 "with a time zone")
+
+    @field_validator("observed_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """In UTC, or a 422 (``0001-01-01T00:00:00+14:00`` is before year 1 in UTC: no store can hold it)."""
+        if value is None:
+            return None
+        try:
+            return value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("observed_at is outside the years 1 to 9999 in UTC") from None
 
 
 OUTCOMES_ADAPTER: TypeAdapter[list[Outcome]] = TypeAdapter(

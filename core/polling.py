@@ -9,6 +9,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+class GiveUp(Exception):
+    """Raised by a condition: what is waited for will never happen (the server exited): stop at once."""
+
+
 def wait_until(condition: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.2) -> T:
     """Call ``condition`` until it returns something truthy (returned); exceptions count as not yet.
 
@@ -21,6 +25,8 @@ def wait_until(condition: Callable[[], T], timeout_s: float, what: str, interval
             result = condition()
             if result:
                 return result
+        except GiveUp:
+            raise
         except Exception as exc:   # not ready yet (connection refused, 503, ...)
             last = exc
         if time.monotonic() >= deadline:

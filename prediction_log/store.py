@@ -1,0 +1,42 @@
+"""What the log writer needs from a store of decisions: one interface, whatever holds the records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from prediction_log.query import LogQuery
+from prediction_log.records import Block
+
+
+class Store(Protocol):
+    kind: str
+    """``file`` or ``postgresql`` (for stats and logs)."""
+    spools_on_failure: bool
+    """True: a failed write means the store is down (the writer spools and reconnects); False: the store is
+    the local disk, the failure goes back to the shipper, which keeps the records and retries."""
+    data_errors: tuple[type[BaseException], ...]
+    """Errors that refuse rows, not the store: the writer retries row by row and keeps what is refused."""
+
+    async def insert(self, block: Block) -> int:
+        """Store a live block (idempotent on request_id); returns how many records were new."""
+
+    async def insert_one(self, block: Block) -> int:
+        """Store a one-row block on its own (after ``data_errors``)."""
+
+    async def replay(self, block: Block) -> int:
+        """Store spooled records, skipping request_ids already stored."""
+
+    def replay_done(self) -> None:
+        """A replay pass is over: drop what it kept to recognise stored ids."""
+
+    def set_write_timeout(self, seconds: float) -> None:
+        """How long a write may take before it counts as failed (a file append waits for the disk)."""
+
+    async def query(self, q: LogQuery) -> list[dict[str, Any]]: ...
+
+    async def count(self) -> int: ...
+
+    async def records_between(self, since: datetime | None, until: datetime | None) -> Block: ...
+
+    async def close(self) -> None: ...
