@@ -21,7 +21,7 @@ FROM ${PYTHON_IMAGE}
 # libgomp1: LightGBM's OpenMP runtime (reason codes load the booster), absent from slim Debian images.
 RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 10001 scorer && mkdir -p /data && chown scorer /data
+ && useradd --create-home --uid 10001 scorer && mkdir -p /data/reports && chown -R scorer /data && chmod 700 /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY core/ core/

@@ -2,7 +2,7 @@
 
 Ray prefixes every name with ``ray_`` and adds ``deployment``, ``replica`` and ``application``
 tags (counters also get ``_total``). Each node's agent serves them on its metrics export port;
-see the README's *Metrics* section for where to scrape. Every metric costs O(1) per block of
+see docs/operations.md (Metrics) for where to scrape. Every metric costs O(1) per block of
 decisions, never per row: each observation is a message to the metrics agent (one
 ``Histogram.observe`` per row cost that agent half a core at 50k rows/s), so the probability
 distribution is counted with NumPy per block and recorded as one counter increment per bucket.

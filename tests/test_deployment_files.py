@@ -25,7 +25,8 @@ def test_compose_services_and_dependencies() -> None:
     assert needs == {"postgres": {}, "schema": {"postgres": "service_healthy"},
                      "api": {"schema": "service_completed_successfully"}, "gateway": {"api": "service_healthy"},
                      "dashboard": {"gateway": "service_healthy"}, "ray-worker": {"api": "service_healthy"}}
-    assert set(COMPOSE["volumes"]) == {"pgdata", "data"}
+    assert set(COMPOSE["volumes"]) == {"pgdata", "data", "reports"}
+    assert COMPOSE["services"]["dashboard"]["volumes"] == ["reports:/data/reports:ro"], "no personal data"
 
 
 def test_compose_environment_names_are_settings_and_hold_no_secret() -> None:

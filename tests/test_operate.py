@@ -37,6 +37,7 @@ from tests.test_resilience import record_figures
 
 pytestmark = pytest.mark.slow
 
+OLD_KEY, NEW_KEY = "read-key-old-0123456789", "read-key-new-9876543210"
 APPLY_DEADLINE_S = 120
 """Generous for a loaded CI VM: a new model is loaded and checked (~1 s measured) before the swap."""
 
@@ -78,8 +79,11 @@ def bad_folders(root: Path) -> dict[str, Path | str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("operate")
+    secrets = root / "secrets"
+    secrets.mkdir(mode=0o700)
+    (secrets / "api_keys").write_text(f"read:{OLD_KEY}\n")
     env = {"DATA_DIR": str(root / "data"), "API_KEY": API_KEY, "DATABASE_URL": "",
-           "TMPDIR": tempfile.mkdtemp(prefix="op-", dir="/tmp")}
+           "CREDIT_SECRETS_DIR": str(secrets), "TMPDIR": tempfile.mkdtemp(prefix="op-", dir="/tmp")}
     process = ServerProcess(ServerConfig("operate"), env=env, log=root / "serve.log").start()
     try:
         yield process
@@ -186,3 +190,25 @@ def test_prometheus_text_from_the_fixed_metrics_port_moves_with_traffic(server: 
     finally:
         load.stop()
     wait_until(lambda: decisions() >= start + 300, timeout_s=60, what="ray_credit_decisions_total to move")
+
+
+def test_a_key_rotated_in_the_secrets_folder_applies_without_a_failed_request(server: ServerProcess) -> None:
+    """As docs/operations.md documents it: add the new key to API_KEYS, move the clients, remove the old one."""
+    secrets = Path(server.env["CREDIT_SECRETS_DIR"])
+
+    def status(key: str) -> int:
+        return httpx.get(f"{server.url}/predictions?limit=1", headers={"X-API-Key": key}, timeout=30).status_code
+
+    assert status(OLD_KEY) == 200 and status(NEW_KEY) == 401
+    load = Load(server.url, connections=4).start()
+    try:
+        (secrets / "api_keys").write_text(f"read:{OLD_KEY} read:{NEW_KEY}\n")
+        wait_until(lambda: status(NEW_KEY) == 200, timeout_s=60, what="the new key to be accepted")
+        assert status(OLD_KEY) == 200   # both valid while clients move
+        (secrets / "api_keys").write_text(f"read:{NEW_KEY}\n")
+        wait_until(lambda: status(OLD_KEY) == 401, timeout_s=60, what="the old key to be refused")
+        assert status(NEW_KEY) == 200
+        load.wait_for(100, timeout_s=60)
+    finally:
+        load.stop()
+    assert set(load.statuses) == {200}, Counter(load.statuses)
