@@ -19,7 +19,7 @@ from core.private_files import private_dir
 from core.settings import Settings
 
 KEY_FILE = "api_key"
-Scope = Literal["read", "outcomes", "score"]
+Scope = Literal["read", "outcomes", "score", "fairness"]
 """``read``: the log and what is computed from it (/predictions*, /performance, /challenger);
 ``outcomes``: POST /outcomes; ``score``: /predict* when ``SCORING_REQUIRES_KEY`` is on."""
 SCOPES: tuple[Scope, ...] = get_args(Scope)

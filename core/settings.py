@@ -57,6 +57,12 @@ class ScorerConfig(BaseModel):
     max_batch_size: int = Field(32, ge=1, description="Calls (each a block of rows) per ONNX run")
     batch_wait_timeout_s: float = Field(0.0, ge=0, description="Ingresses already batch: run what is queued")
     intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime threads per run")
+    require_monotonicity: bool = Field(True, description="Refuse a model whose card has no passing monotonicity "
+                                                         "sweep (models.monotonicity): risk moving against the "
+                                                         "credit policy's directions")
+    reasons_for_denials: bool = Field(True, description="TreeSHAP principal reasons for every denied row, logged "
+                                                        "with the decision (adverse-action notices); off only to "
+                                                        "measure their cost")
 
 
 class ChallengerConfig(ScorerConfig):

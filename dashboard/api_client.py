@@ -63,6 +63,10 @@ class ApiClient:
         """The shadow challenger against the champion (``GET /challenger``)."""
         return self._call("GET", "/challenger", params={"since": since.isoformat()})
 
+    def fairness(self, since: datetime) -> dict[str, Any]:
+        """Approval rates and adverse-impact ratios per group (``GET /fairness``; the key needs scope fairness)."""
+        return self._call("GET", "/fairness", params={"since": since.isoformat()})
+
     def decisions(self, max_rows: int, since: datetime | None = None) -> pd.DataFrame:
         """The newest ``max_rows`` logged decisions (since ``since``), paged through ``/predictions``."""
         items: list[dict[str, Any]] = []

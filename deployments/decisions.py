@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +20,7 @@ import pyarrow as pa
 from core.decision import APPROVED, DENIED, is_denied
 from core.features import FEATURES
 from deployments.scored import Scored
+from models.reasons import ReasonCoder
 from prediction_log.records import SCHEMA, Block
 
 _LABELS = pa.array([APPROVED, DENIED], pa.string())
@@ -34,7 +36,7 @@ def new_request_ids(n: int) -> pa.StringArray:
 
 def decision_block(rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
                    latency_ms: float | np.ndarray, endpoint: str,
-                   explanations: list[dict[str, Any]] | None = None) -> Block:
+                   explanations: list[dict[str, Any] | None] | None = None) -> Block:
     """Apply the rule to a block of scored rows; the log records in row order.
 
     ``latency_ms``: one figure for the block, or one per row (a micro-batch of single-row requests)."""
@@ -53,7 +55,7 @@ def decision_block(rows: np.ndarray, probabilities: np.ndarray, version: str, th
         pa.array(np.full(n, threshold, dtype=np.float64)),
         pa.array(np.broadcast_to(np.asarray(latency_ms, dtype=np.float32), (n,)).copy()),
         pa.nulls(n, pa.string()) if explanations is None
-        else pa.array([orjson.dumps(e).decode() for e in explanations], pa.string()),
+        else pa.array([None if e is None else orjson.dumps(e).decode() for e in explanations], pa.string()),
         *(pa.nulls(n, SCHEMA.field(name).type) for name in CHALLENGER_COLUMNS),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
@@ -100,8 +102,23 @@ Recorder = Callable[[Block, str, Any], None]
 def decide(rows: np.ndarray, scored: Scored, latency_ms: float | np.ndarray, endpoint: str, record: Recorder,
            explanations: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The decision step, once for every path (single, micro-batch, batch, explained; the fast tests' backend):
-    the rule applied to the scores, the records queued, the response items returned in row order."""
+    the rule applied to the scores, the records queued, the response items returned in row order.
+
+    ``explanations`` (``?explain=true``) are answered and logged for every row; otherwise the scorer's reasons
+    for its denials (``Scored.reasons``) are logged with them, so every denial has its principal reasons on
+    record, and the answer is as before."""
+    logged = explanations if explanations is not None else scored.reasons
     block = decision_block(rows, scored.probabilities, scored.model_version, scored.threshold, latency_ms, endpoint,
-                           explanations)
+                           logged)
     record(block, endpoint, scored.shadow)
     return response_items(block, explanations)
+
+
+def denial_reasons(coder: ReasonCoder, rows: np.ndarray, probabilities: np.ndarray,
+                   threshold: float) -> list[dict[str, Any] | None]:
+    """Per row: the explanation of a denied row (TreeSHAP over the denied rows only), None for an approved one."""
+    denied = np.flatnonzero(is_denied(probabilities, threshold))
+    out: list[dict[str, Any] | None] = [None] * len(rows)
+    for i, explanation in zip(denied.tolist(), coder.explain(rows[denied]) if len(denied) else []):
+        out[i] = asdict(explanation)
+    return out

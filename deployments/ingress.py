@@ -26,6 +26,7 @@ from core.api_keys import key_ring
 from core.settings import CHALLENGER_POLL_S, KEY_RELOAD_S, IngressConfig, Settings, get_settings
 from deployments.challenger import Routing, ShadowCalls
 from deployments.decisions import decide, denied_count, with_challenger
+from deployments.fairness import FairnessQuery
 from deployments.http import routes
 from deployments.http.backend import Unavailable
 from deployments.log_shipper import LogShipper
@@ -33,6 +34,7 @@ from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
 from deployments.performance import PerformanceQuery, Window
 from deployments.scored import Scored
+from prediction_log.groups import GroupPost, GroupReceipt
 from prediction_log.outcomes import Outcomes, Receipt
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
@@ -234,6 +236,9 @@ class Ingress:
     async def query_log(self, query: LogQuery) -> list[dict[str, Any]]:
         return await self.log_writer.query.remote(query)
 
+    async def find_decision(self, request_id: str) -> dict[str, Any] | None:
+        return await self.log_writer.find.remote(request_id)
+
     async def log_stats(self) -> dict[str, Any]:
         stats = await self.log_writer.stats.remote()
         return stats | {"buffered_in_this_ingress": self.shipper.held, "log_state": self.shipper.state}
@@ -246,6 +251,12 @@ class Ingress:
 
     async def challenger_comparison(self, window: Window) -> dict[str, Any]:
         return await self.log_writer.challenger_comparison.remote(window)
+
+    async def record_groups(self, post: GroupPost) -> GroupReceipt:
+        return await self.log_writer.record_groups.remote(post)
+
+    async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
+        return await self.log_writer.fairness.remote(query)
 
     def log_state(self) -> str:
         return self.shipper.state

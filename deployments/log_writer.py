@@ -23,18 +23,20 @@ from ray import serve
 
 from core.settings import LogWriterConfig, get_settings
 from deployments.challenger_report import comparison
+from deployments.fairness import FairnessQuery, fairness_of
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import LogWriterMetrics
 from deployments.performance import PerformanceQuery, Window, card_of_version, performance
 from prediction_log.appender import LineAppender
 from prediction_log.file_store import FileStore
+from prediction_log.groups import GroupPost, GroupReceipt, GroupStore
 from prediction_log.outcomes import Outcomes, OutcomeStore, Receipt
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, to_json_lines
 from prediction_log.spool import Spool
 from prediction_log.store import Store
-from prediction_log.stores import file_log_path, outcomes_beside
+from prediction_log.stores import file_log_path, groups_beside, outcomes_beside
 
 logger = logging.getLogger("ray.serve")
 
@@ -58,6 +60,7 @@ class LogWriter:
         self._rejected = LineAppender(self.rejected_path)
         self.store: Store | None = None
         self._outcomes: tuple[Store, OutcomeStore] | None = None
+        self._groups: tuple[Store, GroupStore] | None = None
         self.counters = {"written": 0, "spooled": 0, "replayed": 0, "rejected": 0}
         self.metrics = LogWriterMetrics()
         self._in_flight = 0
@@ -194,6 +197,12 @@ class LogWriter:
             raise LogUnavailable("prediction log database is unavailable")
         return await self.store.query(query)
 
+    async def find(self, request_id: str) -> dict[str, Any] | None:
+        """One decision's record (``GET /decisions/{request_id}``)."""
+        if self.store is None:
+            raise LogUnavailable("prediction log database is unavailable")
+        return await self.store.find(request_id)
+
     def _outcome_store(self) -> OutcomeStore:
         """The outcome store of the current log store (a new one after a reconnect)."""
         store = self.store
@@ -214,6 +223,28 @@ class LogWriter:
     async def challenger_comparison(self, window: Window) -> dict[str, Any]:
         shadowed = await self._outcome_store().shadowed(window.since, window.until)
         return await asyncio.to_thread(comparison, shadowed)
+
+    def _group_store(self) -> GroupStore:
+        store = self.store
+        if store is None:
+            raise LogUnavailable("prediction log database is unavailable")
+        if self._groups is None or self._groups[0] is not store:
+            self._groups = (store, groups_beside(store, self.settings))
+        return self._groups[1]
+
+    async def record_groups(self, post: GroupPost) -> GroupReceipt:
+        return await self._group_store().record(post)
+
+    async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
+        """The window's decisions with their groups and outcomes; figures computed here, beside the store."""
+        store = self.store
+        if store is None:
+            raise LogUnavailable("prediction log database is unavailable")
+        block = await store.records_between(query.since, query.until)
+        ids = block.column("request_id").to_pylist()
+        memberships = await self._group_store().of(ids)
+        defaulted = await self._outcome_store().defaulted_of(ids)
+        return await asyncio.to_thread(fairness_of, block, memberships, defaulted, query)
 
     async def stats(self) -> dict[str, Any]:
         """Counters, backend, store state and spool size (for /health, tests, metrics and the benchmark)."""

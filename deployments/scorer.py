@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ray import serve
 
 from core.settings import ChallengerConfig, ScorerConfig
+from deployments.decisions import denial_reasons
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import ScorerMetrics
 from deployments.scored import Scored
@@ -80,9 +81,10 @@ class Scorer:
         previous = self._config
         if config.model is None:
             return None   # a disabled challenger holds no model
-        if previous is None or self._active is None or (config.model, config.threshold, config.intra_op_threads) \
-                != (previous.model, previous.threshold, previous.intra_op_threads):
-            return load_model(config.model, config.threshold, config.intra_op_threads)
+        if previous is None or self._active is None or (config.model, config.threshold, config.intra_op_threads,
+                                                        config.require_monotonicity) \
+                != (previous.model, previous.threshold, previous.intra_op_threads, previous.require_monotonicity):
+            return load_model(config.model, config.threshold, config.intra_op_threads, config.require_monotonicity)
         return self._active
 
     def _describe(self) -> str:
@@ -95,9 +97,24 @@ class Scorer:
         active = self._ensure_loaded()
         sizes = [len(b) for b in blocks]
         self.metrics.run(sum(sizes), len(blocks))
-        probabilities = active.classifier.predict_proba(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
-        parts = np.split(probabilities, np.cumsum(sizes)[:-1])
-        return [Scored(p, active.version, active.threshold) for p in parts]
+        rows = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        probabilities = active.classifier.predict_proba(rows)
+        reasons = await self._denial_reasons(active, rows, probabilities)
+        bounds = np.cumsum(sizes)[:-1]
+        parts = np.split(probabilities, bounds)
+        if reasons is None:
+            return [Scored(p, active.version, active.threshold) for p in parts]
+        starts = [0, *bounds.tolist()]
+        return [Scored(p, active.version, active.threshold, reasons[s:s + len(p)]) for p, s in zip(parts, starts)]
+
+    async def _denial_reasons(self, active: LoadedModel, rows: np.ndarray,
+                              probabilities: np.ndarray) -> list[dict[str, Any] | None] | None:
+        """TreeSHAP over the denied rows only (in a thread: the replica keeps scoring), None for approved ones."""
+        config = self._config
+        if active.reasons is None or config is None or not config.reasons_for_denials or (
+                isinstance(config, ChallengerConfig) and config.mode == "shadow"):   # shadow scores are never notices
+            return None
+        return await asyncio.to_thread(denial_reasons, active.reasons, rows, probabilities, active.threshold)
 
     async def score_explained(self, block: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
         """Score and explain one block with the same model; only for ``explain=true`` requests.

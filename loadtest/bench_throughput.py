@@ -3,7 +3,9 @@
     uv run python -m loadtest.bench_throughput [--duration 15] [--database-url postgresql://...]
 
 1. ONNX Runtime alone on the same rows (one thread, blocks of 1,000): the model's own ceiling.
-2. A plain FastAPI + ONNX Runtime process without any logging (``loadtest/plain_server.py``).
+2. A plain FastAPI + ONNX Runtime process without any logging (``loadtest/plain_server.py``), and the
+   minimal Ray Serve app for the job (``loadtest/minimal_serve_app.py``: one FastAPI ingress deployment ×2
+   with ONNX in-process, no micro-batching, no log) started by the README's launcher.
 3. Our server (``serve run`` of serve_config.yaml with serve.env) with the JSONL file log, and with
    PostgreSQL logging when a database URL is given (a fresh database is created and dropped).
 
@@ -136,10 +138,19 @@ VARIANTS: dict[str, tuple[dict[str, str], dict[str, dict[str, Any]]]] = {
     "1 ingress replica": ({}, {"Ingress": {"num_replicas": 1}}),
     "shadow challenger (the same model)": ({}, {"Challenger": {"user_config": {"mode": "shadow",
                                                                               "model": "latest"}}}),
+    "reasons for denials off (TreeSHAP)": ({}, {"Scorer": {"user_config": {"reasons_for_denials": False}}}),
+    "ingress micro-batching off (batch size 1)": ({}, {"Ingress": {"user_config": {"max_batch_size": 1}}}),
 }
 """Run one at a time against the file-log baseline (``--variants``): env overrides, deployment overrides.
 The first are the suspects of the CPU hunt (what each Ray/HAProxy setting costs), the last what shadow
 scoring costs."""
+
+
+def minimal_serve_app(duration: int, batch_rows: int, log: Path) -> dict[str, Any]:
+    """The simplest Ray Serve app for the job (``loadtest/minimal_serve_app.py``), run by the README's launcher."""
+    config = ServerConfig("minimal Ray Serve app", import_path="loadtest.minimal_serve_app:app")
+    with ServerProcess(config, env={"DATABASE_URL": ""}, log=log) as server:
+        return load_runs(server.url, duration, batch_rows)
 
 
 def our_server(name: str, env: dict[str, str], duration: int, batch_rows: int, log: Path,
@@ -192,14 +203,19 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def summary(report: dict[str, Any]) -> str:
     plain, ort_rows = report["plain_fastapi_onnx_no_log"], report["onnx_runtime_alone"]["rows_per_s"]
-    lines = ["| server | /predict req/s | p99 ms | × plain | /predict/batch rows/s | p99 ms | × ONNX alone | "
-             "metrics agent % core | logged = answered |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for name, run in [("plain FastAPI + ONNX Runtime, no log", plain), *report["ours"].items()]:
+    minimal = report["minimal_ray_serve_app_no_log"]
+    lines = ["| server | /predict req/s | p99 ms | × minimal Serve app | × plain | /predict/batch rows/s | p99 ms | "
+             "× ONNX alone | metrics agent % core | logged = answered |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, run in [("plain FastAPI + ONNX Runtime, no log", plain),
+                      ("minimal Ray Serve app (2 replicas, ONNX in-process), no log", minimal),
+                      *report["ours"].items()]:
         single, batch = run["single"], run["batch"]
         agent = batch["cpu_percent_of_a_core"].get("metrics agent (ray::DashboardAgent)", 0.0)
         log = run.get("log")
         check = "—" if log is None else f"{log['records_logged']} / {log['rows_answered_2xx_counted_by_wrk']}"
         lines.append(f"| {name} | {single['req_per_s']:,.0f} | {single['p99_ms']:.0f} | "
+                     f"{_ratio(single['req_per_s'], minimal['single']['req_per_s'])} | "
                      f"{_ratio(single['req_per_s'], plain['single']['req_per_s'])} | {batch['rows_per_s']:,.0f} | "
                      f"{batch['p99_ms']:.0f} | {_ratio(batch['rows_per_s'], ort_rows)} | {agent} | {check} |")
     return "\n".join(lines)
@@ -220,6 +236,7 @@ def main() -> None:
     report: dict[str, Any] = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
                               "duration_s": args.duration, "onnx_runtime_alone": onnx_alone()}
     report["plain_fastapi_onnx_no_log"] = plain_server(args.duration, args.batch_rows)
+    report["minimal_ray_serve_app_no_log"] = minimal_serve_app(args.duration, args.batch_rows, work / "minimal.log")
     report["ours"] = {}
     base = {"API_KEY": API_KEY}
     report["ours"]["ours, file log"] = our_server(

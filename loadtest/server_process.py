@@ -33,6 +33,8 @@ class ServerConfig:
     fast_ingress: bool = True
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per deployment name, keys replaced in its serve_config.yaml entry (``user_config`` merged)."""
+    import_path: str | None = None
+    """Another application in serve_config.yaml's place (a yardstick), with its own deployment options."""
 
 
 def with_overrides(app: dict[str, Any], deployments: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -53,6 +55,8 @@ def config_file(config: ServerConfig, port: int, path: Path) -> Path:
     """serve_config.yaml with the port and ``config``'s overrides, written to ``path``."""
     document = yaml.safe_load(CONFIG.read_text())
     document["http_options"]["port"] = port
+    if config.import_path is not None:
+        document["applications"][0].update(import_path=config.import_path, deployments=[])
     with_overrides(document["applications"][0], config.deployments)
     path.write_text(yaml.safe_dump(document))
     return path

@@ -5,7 +5,7 @@ parses; the threshold in force is a finite number in (0, 1); every artifact the 
 SHA-256 the card records (a replaced ``model.onnx`` would otherwise be logged under the old
 version); the ONNX file loads, takes the ten features and answers the reference applicants with
 finite probabilities in [0, 1]; where the LightGBM file is present, ONNX and LightGBM agree on them
-within ``PARITY_TOLERANCE``.
+within ``PARITY_TOLERANCE``; unless told otherwise, the card records a passing monotonicity sweep.
 """
 
 from __future__ import annotations
@@ -104,7 +104,17 @@ def _check_answers(folder: Path, classifier: OnnxBinaryClassifier, reasons: Reas
                                "on the reference applicants")
 
 
-def load_model(model: str | Path | None, threshold: float | None = None, intra_op_threads: int = 1) -> LoadedModel:
+def _check_monotonicity(folder: Path, card: dict[str, Any]) -> None:
+    sweep = card.get("monotonicity") or {}
+    if not sweep.get("passed"):
+        failing = [n for n, f in (sweep.get("features") or {}).items() if not f.get("passed")]
+        raise ModelRefused(f"{folder}: no passing monotonicity sweep on its card"
+                           + (f" (against the policy's direction: {', '.join(failing)})" if failing else "")
+                           + "; set require_monotonicity: false to serve it anyway")
+
+
+def load_model(model: str | Path | None, threshold: float | None = None, intra_op_threads: int = 1,
+               require_monotonicity: bool = True) -> LoadedModel:
     """A checked model folder (a version under models/, a path, or None/'latest'), ready to answer."""
     try:
         folder = resolve_model_dir(model)
@@ -113,6 +123,8 @@ def load_model(model: str | Path | None, threshold: float | None = None, intra_o
     card = _card(folder, threshold)
     value = _threshold(folder, card, threshold)
     _check_artifacts(folder, card)
+    if require_monotonicity:
+        _check_monotonicity(folder, card)
     try:
         classifier = OnnxBinaryClassifier(folder / ONNX_FILE, intra_op_threads)
         reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None

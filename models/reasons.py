@@ -15,7 +15,9 @@ import lightgbm as lgb
 import numpy as np
 
 from core.artifacts import LIGHTGBM_FILE
-from core.features import FEATURES
+from core.features import AGE_FEATURE, FEATURE_NAMES, FEATURES, is_elderly
+
+_AGE = FEATURE_NAMES.index(AGE_FEATURE)
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,14 @@ class ReasonCoder:
         return self.booster.predict(np.asarray(rows, dtype=np.float32).astype(np.float64))
 
     def explain(self, rows: np.ndarray) -> list[Explanation]:
+        """Contributions and principal reasons per row; age is never a reason for an applicant aged 62 or
+        older (Regulation B), whatever its contribution."""
         result = []
-        for values in self.contributions(rows):
+        elderly = is_elderly(np.asarray(rows)[:, _AGE])
+        for values, old in zip(self.contributions(rows), elderly):
             per_feature = {f.name: float(v) for f, v in zip(FEATURES, values[:-1])}
-            raising = sorted(((v, f) for f, v in zip(FEATURES, values[:-1]) if v > 0), key=lambda p: -p[0])
+            raising = sorted(((v, f) for f, v in zip(FEATURES, values[:-1])
+                              if v > 0 and not (old and f.name == AGE_FEATURE)), key=lambda p: -p[0])
             result.append(Explanation(
                 base_value=float(values[-1]), raw_score=float(values.sum()), contributions=per_feature,
                 reasons=[Reason(f.name, float(v), f.reason) for v, f in raising[:self.top]]))

@@ -25,8 +25,9 @@ from tqdm import tqdm
 from core.artifacts import CARD_FILE, LIGHTGBM_FILE, MODELS_DIR, ONNX_FILE, REFERENCE_FILE
 from core.decision import is_denied
 from core.features import FEATURE_NAMES
-from models import generator, threshold
+from models import generator, monotonicity, threshold
 from models.export_onnx import export, float32_thresholds, parity
+from models.onnx_classifier import OnnxBinaryClassifier
 
 LGBM_PARAMS: dict[str, object] = {
     "n_estimators": 462,
@@ -57,8 +58,11 @@ def split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, p
     return tuple(frame.iloc[p].reset_index(drop=True) for p in parts)  # type: ignore[return-value]
 
 
-def _fit(train: pd.DataFrame, seed: int, progress: bool) -> lgb.Booster:
-    model = lgb.LGBMClassifier(random_state=seed, **LGBM_PARAMS)
+def _fit(train: pd.DataFrame, seed: int, progress: bool, monotone: bool = True) -> lgb.Booster:
+    """LightGBM with the credit policy's directions as monotone constraints (``core.features``)."""
+    extra = {"monotone_constraints": monotonicity.constraints(), "monotone_constraints_method": "advanced"} \
+        if monotone else {}
+    model = lgb.LGBMClassifier(random_state=seed, **LGBM_PARAMS, **extra)
     bar = tqdm(total=LGBM_PARAMS["n_estimators"], desc="trees", disable=not progress)
 
     def tick(_env: lgb.callback.CallbackEnv) -> None:
@@ -82,6 +86,16 @@ def _confusion(y: np.ndarray, p: np.ndarray, t: float) -> dict[str, int]:
     denied = is_denied(p, t)
     return {"tp": int(np.sum(denied & (y == 1))), "fp": int(np.sum(denied & (y == 0))),
             "tn": int(np.sum(~denied & (y == 0))), "fn": int(np.sum(~denied & (y == 1)))}
+
+
+def _unconstrained(train_set: pd.DataFrame, valid: pd.DataFrame, seed: int, x_hold: np.ndarray,
+                   y_hold: np.ndarray) -> dict[str, float]:
+    """The same training without the monotone constraints (its own cost-optimal threshold), on the same holdout:
+    what the constraints cost."""
+    model = _fit(train_set, seed, progress=False, monotone=False)
+    t = threshold.cost_curve(valid["TARGET"].to_numpy(), model.predict(valid[list(FEATURE_NAMES)].to_numpy()))
+    p = model.predict(x_hold)
+    return {"auc": float(roc_auc_score(y_hold, p)), "cost": threshold.business_cost(y_hold, p, t.best_threshold)}
 
 
 def train(rows: int, seed: int, out: Path, progress: bool = True) -> Path:
@@ -124,7 +138,8 @@ def train(rows: int, seed: int, out: Path, progress: bool = True) -> Path:
         "data": {"generator": "models.generator", "seed": seed, "rows": rows,
                  "split": dict(zip(("train", "validation", "holdout"), map(len, (train_set, valid, hold)))),
                  "default_rate": float(data["TARGET"].mean())},
-        "lightgbm": {k: v for k, v in LGBM_PARAMS.items() if k not in ("n_jobs", "verbose")} | {"random_state": seed},
+        "lightgbm": {k: v for k, v in LGBM_PARAMS.items() if k not in ("n_jobs", "verbose")}
+        | {"random_state": seed, "trees": model.num_trees()},   # rounds that found no split add no tree
         "holdout": {
             "auc": float(roc_auc_score(y_hold, p_hold)),
             "brier": float(brier_score_loss(y_hold, p_hold)),
@@ -140,6 +155,10 @@ def train(rows: int, seed: int, out: Path, progress: bool = True) -> Path:
                       "cost_weights": {"false_negative": threshold.FN_COST, "false_positive": threshold.FP_COST},
                       "search": "exact over every distinct validation score"},
         "onnx": {"file": ONNX_FILE, "opset": 15, "parity_max_abs_diff": max_delta, "parity_rows": len(hold)},
+        "monotonicity": {"constraints": dict(zip(FEATURE_NAMES, monotonicity.constraints())),
+                         **monotonicity.sweep(OnnxBinaryClassifier(staging / ONNX_FILE).predict_proba, x_hold,
+                                              _feature_profile(train_set)),
+                         "unconstrained_holdout": _unconstrained(train_set, valid, seed, x_hold, y_hold)},
         "feature_importance_gain_share": {n: float(g / gains.sum()) for n, g in zip(FEATURE_NAMES, gains)},
         "feature_profile": _feature_profile(train_set),
     }

@@ -34,6 +34,9 @@ class Scenario:
     ext_effect: float = 1.0
     """How strongly the external scores drive the true risk (``models.generator.true_logit``): below 1 the
     model's main signal weakens while every input keeps its distribution (concept drift)."""
+    group_shifts: tuple[Shift, ...] = field(default_factory=tuple)
+    """Shifts applied to the applicants of group ``GROUPS[1]`` only (``GROUP_ATTRIBUTE``): a practice that
+    lowers one group's approval rate (disparate impact)."""
 
     @property
     def drifted_columns(self) -> tuple[str, ...]:
@@ -46,7 +49,17 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              (Shift("EXT_SOURCE_2", add=-0.15), Shift("DAYS_BIRTH", add=3000), Shift("AMT_ANNUITY", multiply=1.2))),
     Scenario("concept", "concept drift: inputs as in training, but the external scores' effect on default risk "
                         "weakens to 30 %: only outcomes show it", ext_effect=0.3),
+    Scenario("fairness", "disparate impact: group B's external score 2 is 0.25 lower (a bureau that scores its "
+                         "members worse), so its approval rate falls",
+             group_shifts=(Shift("EXT_SOURCE_2", add=-0.25),)),
 )}
+GROUP_ATTRIBUTE = "segment"
+GROUPS = ("A", "B")
+
+
+def groups_of(n: int, seed: int) -> np.ndarray:
+    """Each applicant's group under ``GROUP_ATTRIBUTE``: half and half, drawn from ``seed``."""
+    return np.array(GROUPS, dtype=object)[np.random.default_rng(seed + 7).integers(0, len(GROUPS), n)]
 
 # Base-column limits that keep derived features inside the API's valid ranges.
 _RAW_LIMITS = {"EXT_SOURCE_2": (0.0, 1.0), "DAYS_BIRTH": (-29_999, -6_570), "AMT_ANNUITY": (1_615, 1_000_000)}
@@ -63,10 +76,11 @@ def applicants(scenario: Scenario, n: int, seed: int, ramp: bool = True) -> pd.D
     """``n`` applicants (the ten features, API-valid) in time order."""
     raw = raw_columns(n, np.random.default_rng(seed))
     strength = np.linspace(0.0, 1.0, n) if ramp else np.ones(n)
-    for shift in scenario.shifts:
+    in_group = groups_of(n, seed) == GROUPS[1]
+    for shift, rows in [(s, slice(None)) for s in scenario.shifts] + [(s, in_group) for s in scenario.group_shifts]:
         column = raw[shift.column].to_numpy()
         moved = (column * (1 + (shift.multiply - 1) * strength)) + shift.add * strength
-        raw[shift.column] = np.clip(moved, *_RAW_LIMITS.get(shift.column, (-np.inf, np.inf)))
+        raw.loc[rows, shift.column] = np.clip(moved, *_RAW_LIMITS.get(shift.column, (-np.inf, np.inf)))[rows]
     raw["DAYS_BIRTH"] = raw["DAYS_BIRTH"].round()
     features = model_features(raw, fill=training_imputation())
     for f in FEATURES:

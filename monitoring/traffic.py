@@ -34,10 +34,11 @@ from core.reference import json_rows
 from core.settings import Settings, get_settings
 from deployments.decisions import decision_block
 from models.onnx_classifier import OnnxBinaryClassifier
-from monitoring.scenarios import SCENARIOS, applicants, true_defaults
+from monitoring.scenarios import GROUP_ATTRIBUTE, SCENARIOS, applicants, groups_of, true_defaults
+from prediction_log.groups import MAX_GROUPS, GroupPost
 from prediction_log.outcomes import MAX_OUTCOMES, Outcomes
 from prediction_log.records import Block
-from prediction_log.stores import open_store, outcomes_beside
+from prediction_log.stores import groups_beside, open_store, outcomes_beside
 
 CHUNK = 1000
 
@@ -70,6 +71,35 @@ def backfill_records(frame: pd.DataFrame, days: float, model: str | None = None,
     ts = pa.array(start_us + step_us * np.arange(1, len(frame) + 1, dtype=np.int64), pa.int64())
     field = block.schema.field("ts")
     return block.set_column(block.schema.get_field_index("ts"), field, ts.cast(field.type))
+
+
+def send_groups(request_ids: list[str], groups: np.ndarray, host: str, api_key: str) -> dict[str, int]:
+    """POST each decision's group (``GROUP_ATTRIBUTE``) in chunks; returns the summed receipts."""
+    total = {"accepted": 0, "duplicates": 0}
+    with httpx.Client(base_url=host, timeout=60, headers={"X-API-Key": api_key}) as client:
+        for start in range(0, len(request_ids), MAX_GROUPS):
+            body = [{"request_id": i, "attribute": GROUP_ATTRIBUTE, "group": g}
+                    for i, g in zip(request_ids[start:start + MAX_GROUPS], groups[start:start + MAX_GROUPS])]
+            response = client.post("/groups", json=body)
+            response.raise_for_status()
+            total = {k: total[k] + response.json()[k] for k in total}
+    return total
+
+
+async def write_groups(records: Block, groups: np.ndarray, settings: Settings | None = None) -> int:
+    """Store the group of each backfilled record beside the configured log; returns how many were accepted."""
+    settings = settings or get_settings()
+    store = await open_store(settings)
+    try:
+        ids, accepted, target = records.column("request_id").to_pylist(), 0, groups_beside(store, settings)
+        for start in range(0, len(ids), MAX_GROUPS):
+            chunk = ids[start:start + MAX_GROUPS]
+            receipt = await target.record(GroupPost(chunk, [GROUP_ATTRIBUTE] * len(chunk),
+                                                    [str(g) for g in groups[start:start + len(chunk)]]))
+            accepted += receipt.accepted
+        return accepted
+    finally:
+        await store.close()
 
 
 def send_outcomes(request_ids: list[str], defaulted: np.ndarray, host: str, api_key: str) -> dict[str, int]:
@@ -134,6 +164,8 @@ def main() -> None:
     parser.add_argument("--host", default=None, help="api: server URL (default: API_URL setting)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--outcomes", action="store_true", help="also report each loan's outcome (see above)")
+    parser.add_argument("--groups", action="store_true",
+                        help=f"also post each decision's group ({GROUP_ATTRIBUTE}: A or B) for fairness monitoring")
     parser.add_argument("--outcome-delay", type=float, default=0.0, help="api: seconds before posting outcomes")
     parser.add_argument("--outcome-share", type=float, default=1.0,
                         help="outcomes for this share of the decisions (every n-th), the rest still pending")
@@ -153,6 +185,10 @@ def main() -> None:
             defaulted, every = true_defaults(scenario, frame, args.seed, not args.no_ramp), _every(args.outcome_share)
             receipt = send_outcomes(request_ids[::every], defaulted[::every], host, settings.api_key)
             print(f"outcomes: {receipt}")
+        if args.groups:
+            if settings.api_key is None:
+                raise SystemExit("--groups needs API_KEY (the server's key) in the environment")
+            print(f"groups: {send_groups(request_ids, groups_of(args.rows, args.seed), host, settings.api_key)}")
     else:
         records = backfill_records(frame, args.days)
         written = asyncio.run(write_records(records, progress=not args.no_progress))
@@ -162,6 +198,8 @@ def main() -> None:
             labelled = records.take(pa.array(np.arange(0, len(records), every)))
             accepted = asyncio.run(write_outcomes(labelled, defaulted[::every], datetime.now(timezone.utc)))
             print(f"{accepted} outcomes stored")
+        if args.groups:
+            print(f"{asyncio.run(write_groups(records, groups_of(args.rows, args.seed)))} group memberships stored")
 
 
 if __name__ == "__main__":

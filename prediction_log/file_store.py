@@ -110,6 +110,18 @@ class FileStore:
             elif (r := _parsed(line)) is not None:
                 yield r["request_id"]
 
+    async def find(self, request_id: str) -> dict[str, Any] | None:
+        """The record of ``request_id`` (one streamed pass, newest lines first: a notice is usually recent)."""
+        prefix = f'{_ID_PREFIX}{request_id}"'.encode()
+
+        def scan() -> dict[str, Any] | None:
+            for line in lines_backwards(self.path):
+                if line.startswith(prefix) and (r := _parsed(line)) is not None:
+                    return {c: r.get(c) for c in COLUMNS}
+            return None
+
+        return await self._on(self._reads, scan)
+
     async def known_ids(self) -> set[str]:
         """Every request_id in the file: read once per spool replay, then kept up to date by ``replay``."""
         return await self._on(self._reads, lambda: set(self._ids_sync()))

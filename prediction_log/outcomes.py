@@ -174,6 +174,14 @@ class PostgresOutcomes:
                         [post.observed_at[i] for i in chosen])
         return receipt
 
+    async def defaulted_of(self, request_ids: list[str]) -> dict[str, int]:
+        """The outcome of each of ``request_ids`` that has one."""
+        async with self.log.reading() as conn:
+            await self._ensure_schema(conn)
+            rows = await conn.fetch(f"SELECT request_id, defaulted FROM {TABLE} WHERE request_id = ANY($1::text[])",
+                                    request_ids, timeout=READ_TIMEOUT_S)
+        return {r[0]: int(r[1]) for r in rows}
+
     async def labelled(self, since: datetime | None, until: datetime | None, model_version: str | None) -> Labelled:
         """The join, filtered on the decision's time and model (a hash join: outcomes are the smaller side),
         streamed out as CSV and parsed by Arrow into columns (no Python object per row: 200k rows in ~0.1 s)."""
@@ -248,6 +256,10 @@ class FileOutcomes:
                 await asyncio.to_thread(self._append, b"".join(orjson.dumps(item) + b"\n" for item in items))
                 stored.update((item["request_id"], (item["defaulted"], item["observed_at"])) for item in items)
         return receipt
+
+    async def defaulted_of(self, request_ids: list[str]) -> dict[str, int]:
+        stored = await asyncio.to_thread(self._load)
+        return {i: stored[i][0] for i in request_ids if i in stored}
 
     async def labelled(self, since: datetime | None, until: datetime | None, model_version: str | None) -> Labelled:
         stored = await asyncio.to_thread(self._load)

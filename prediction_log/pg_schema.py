@@ -3,7 +3,7 @@
     python -m prediction_log.pg_schema --owner-url-file OWNER_DSN_FILE --app-url-file APP_DSN_FILE
 
 creates or migrates ``predictions`` and ``outcomes`` as the owner, then creates (or re-passwords) the role
-named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT`` on the two tables,
+named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT`` on its tables,
 temporary tables (its staging table). The server's own start then finds the schema in place and does not
 need the right to change it (``apply_schema``).
 """
@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from prediction_log import outcomes, postgres_store
+from prediction_log import groups, outcomes, postgres_store
 
 
-def log_tables() -> tuple[str, str]:
-    """The server's two tables, as their stores name them."""
-    return postgres_store.TABLE, outcomes.TABLE
+def log_tables() -> tuple[str, str, str]:
+    """The server's tables, as their stores name them."""
+    return postgres_store.TABLE, outcomes.TABLE, groups.TABLE
 
 
 async def grant(owner_dsn: str, app_dsn: str) -> str:
@@ -33,6 +33,7 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
     store = await postgres_store.PostgresStore.connect(owner_dsn)
     try:
         await outcomes.PostgresOutcomes(store).ensure_schema()
+        await groups.PostgresGroups(store).ensure_schema()
         async with store.pool.acquire() as conn, conn.transaction():
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
             quoted, literal, database = await conn.fetchrow(

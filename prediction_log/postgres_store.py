@@ -160,6 +160,13 @@ class PostgresStore:
             rows = await conn.fetch(sql, *args, timeout=self.read_timeout_s)
         return [_row_dict(r) for r in rows]
 
+    async def find(self, request_id: str) -> dict[str, Any] | None:
+        """The record of ``request_id`` (the unique index)."""
+        async with self.reading() as conn:
+            row = await conn.fetchrow(f"SELECT {_COLS} FROM {TABLE} WHERE request_id = $1", request_id,
+                                      timeout=self.read_timeout_s)
+        return None if row is None else _row_dict(row)
+
     async def records_between(self, since: datetime | None, until: datetime | None) -> Block:
         """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
         sql = (f"SELECT {_COLS} FROM {TABLE} WHERE ($1::timestamptz IS NULL OR ts >= $1) "

@@ -37,6 +37,9 @@ class Store(Protocol):
 
     async def count(self) -> int: ...
 
+    async def find(self, request_id: str) -> dict[str, Any] | None:
+        """The record of one decision (an adverse-action notice), or None."""
+
     async def records_between(self, since: datetime | None, until: datetime | None) -> Block: ...
 
     async def close(self) -> None: ...

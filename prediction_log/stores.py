@@ -6,12 +6,14 @@ from pathlib import Path
 
 from core.settings import Settings
 from prediction_log.file_store import FileStore
+from prediction_log.groups import FileGroups, GroupStore, PostgresGroups
 from prediction_log.outcomes import FileOutcomes, OutcomeStore, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.store import Store
 
 FILE_LOG_NAME = "predictions.jsonl"
 OUTCOMES_FILE_NAME = "outcomes.jsonl"
+GROUPS_FILE_NAME = "groups.jsonl"
 
 
 def file_log_path(settings: Settings) -> Path:
@@ -24,6 +26,13 @@ async def open_store(settings: Settings) -> Store:
     if settings.database_url:
         return await PostgresStore.connect(settings.database_url)
     return FileStore(file_log_path(settings))
+
+
+def groups_beside(store: Store, settings: Settings) -> GroupStore:
+    """Group membership lives beside the log: its database's ``group_membership`` table, or ``groups.jsonl``."""
+    if isinstance(store, PostgresStore):
+        return PostgresGroups(store)
+    return FileGroups(settings.data_dir / GROUPS_FILE_NAME, store)
 
 
 def outcomes_beside(store: Store, settings: Settings) -> OutcomeStore:

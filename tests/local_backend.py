@@ -13,11 +13,13 @@ import numpy as np
 
 from core.api_keys import SCOPES, ApiKey, KeyRing, parse_scoped_keys
 from deployments.challenger_report import comparison
-from deployments.decisions import decide
+from deployments.decisions import decide, denial_reasons
+from deployments.fairness import FairnessQuery, fairness_of
 from deployments.http.backend import Unavailable
 from deployments.performance import PerformanceQuery, Window, card_of_version, performance
 from deployments.scored import Scored
 from models.loader import load_model
+from prediction_log.groups import GroupPost, GroupReceipt, choose
 from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile, shadowed_rows
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, as_dicts, concat
@@ -34,6 +36,7 @@ class LocalBackend:
         self.scoring_requires_key = scoring_requires_key
         self.blocks: list[Block] = []
         self.outcomes: dict[str, int] = {}
+        self.groups: dict[tuple[str, str], str] = {}
         self.refusing = False
 
     @contextmanager
@@ -43,7 +46,9 @@ class LocalBackend:
         yield
 
     def _scored(self, rows: np.ndarray) -> Scored:
-        return Scored(self.classifier.predict_proba(rows), self.card["version"], self.threshold)
+        probabilities = self.classifier.predict_proba(rows)
+        reasons = None if self.reasons is None else denial_reasons(self.reasons, rows, probabilities, self.threshold)
+        return Scored(probabilities, self.card["version"], self.threshold, reasons)
 
     async def decide_single(self, row: np.ndarray, started: float, key: str | None = None) -> dict[str, Any]:
         return decide(row, self._scored(row), (time.perf_counter() - started) * 1000, "predict", self.record)[0]
@@ -71,6 +76,9 @@ class LocalBackend:
         if (after := query.after()) is not None:
             rows = [r for r in rows if (datetime.fromisoformat(r["ts"]), r["request_id"]) < after]
         return rows[query.offset:query.offset + query.limit]
+
+    async def find_decision(self, request_id: str) -> dict[str, Any] | None:
+        return next((r for r in as_dicts(self.log) if r["request_id"] == request_id), None) if self.blocks else None
 
     async def log_stats(self) -> dict[str, Any]:
         return {"backend": "memory", "records_in_store": len(self.log)}
@@ -103,6 +111,18 @@ class LocalBackend:
     async def challenger_comparison(self, window: Window) -> dict[str, Any]:
         return comparison(shadowed_rows(self.log, self.outcomes))
 
+    async def record_groups(self, post: GroupPost) -> GroupReceipt:
+        logged = set(self.log.column("request_id").to_pylist()) if self.blocks else set()
+        chosen, receipt = choose(post, logged, {k for k in self.groups})
+        self.groups.update(((post.request_ids[i], post.attributes[i]), post.groups[i]) for i in chosen)
+        return receipt
+
+    async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
+        memberships: dict[str, dict[str, str]] = {}
+        for (request_id, attribute), group in self.groups.items():
+            memberships.setdefault(attribute, {})[request_id] = group
+        return fairness_of(self.log, memberships, dict(self.outcomes), query)
+
     def log_state(self) -> str:
         return "refusing" if self.refusing else "ok"
 
@@ -111,11 +131,11 @@ class LocalBackend:
 def routes_bound_to(backend: LocalBackend) -> Iterator[None]:
     """The HTTP routes served by ``backend`` for a while, then by whatever served them before (the module
     keeps one binding per process: the session's in-process API goes on afterwards)."""
-    from deployments.http import routes
+    from deployments.http import binding, routes
 
-    previous = routes._backend
+    previous = binding._backend
     routes.bind(backend)
     try:
         yield
     finally:
-        routes._backend = previous
+        binding._backend = previous

@@ -162,7 +162,7 @@ def test_json_with_charset_is_json(client: httpx.Client) -> None:
 
 
 def test_batch_in_order_and_equal_to_single(client: httpx.Client) -> None:
-    applicants = [_with(EXT_SOURCE_2=v) for v in np.linspace(0.05, 0.85, 25).round(4).tolist()]
+    applicants = [_with(EXT_SOURCES_MEAN=v) for v in np.linspace(0.05, 0.85, 25).round(4).tolist()]
     response = client.post("/predict/batch", json=applicants)
     assert response.status_code == 200
     results = response.json()["results"]
@@ -170,6 +170,7 @@ def test_batch_in_order_and_equal_to_single(client: httpx.Client) -> None:
     singles = [client.post("/predict", json=a).json()["probability_default"] for a in applicants]
     assert [r["probability_default"] for r in results] == singles
     assert len(set(singles)) > 10  # distinct rows, so order is really checked
+    assert singles == sorted(singles, reverse=True)   # monotone: a higher external score never raises the risk
 
 
 def test_batch_bad_row_names_index_and_field(client: httpx.Client) -> None:

@@ -59,3 +59,33 @@ def _logged(app: RunningApp) -> dict[str, dict]:
     path = app.data_dir / "predictions.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
     return {(row := json.loads(line))["request_id"]: row for line in lines if line}
+
+
+def test_every_denial_is_logged_with_its_reasons_without_asking(local_api) -> None:  # type: ignore[no-untyped-def]
+    """Regulation B: the principal reasons of every denial are on record, whether or not the client asked."""
+    from core.features import AGE_FEATURE, is_elderly
+    from core.reference import sample_applicants
+    from tests.conftest import API_KEY
+
+    client, backend = local_api
+    applicants = sample_applicants(400, seed=31)
+    answers = client.post("/predict/batch", json=applicants).json()["results"]
+    answers += [client.post("/predict", json=a).json() for a in applicants[:100]]
+    assert all("explanation" not in a or a["explanation"] is None for a in answers)   # the answer is as before
+    denied = [a for a in answers if a["credit_decision"] == "denied"]
+    assert denied, "the sample must hold denials"
+    from prediction_log.records import as_dicts
+
+    records = {r["request_id"]: r for r in as_dicts(backend.log)}
+    for answer in answers:
+        explanation = records[answer["request_id"]]["explanation"]
+        assert (explanation is not None) == (answer["credit_decision"] == "denied"), answer
+    notice = client.get(f"/decisions/{denied[0]['request_id']}", headers={"X-API-Key": API_KEY}).json()
+    assert notice["credit_decision"] == "denied" and 1 <= len(notice["principal_reasons"]) <= 4
+    assert notice["reasons_on_record"] and notice["model_version"] == denied[0]["model_version"]
+    assert client.get(f"/decisions/{denied[0]['request_id']}").status_code == 401
+    assert client.get("/decisions/no-such-id", headers={"X-API-Key": API_KEY}).status_code == 404
+    for applicant, answer in zip(applicants, answers):
+        if answer["credit_decision"] == "denied" and is_elderly(applicant[AGE_FEATURE]):
+            reasons = records[answer["request_id"]]["explanation"]["reasons"]
+            assert all(r["feature"] != AGE_FEATURE for r in reasons), "age cited to an applicant aged 62+"

@@ -62,11 +62,15 @@ def test_model_quality_near_bayes(card) -> None:
     assert card["lightgbm"]["n_estimators"] == 462
 
 
+def card_trees(model_dir) -> int:  # type: ignore[no-untyped-def]
+    return artifacts.load_card(model_dir)["lightgbm"]["trees"]
+
+
 def test_onnx_matches_lightgbm_text_model(model_dir, holdout) -> None:
     x = holdout[list(FEATURE_NAMES)].to_numpy()[:20000]
     booster = lgb.Booster(model_file=str(model_dir / artifacts.LIGHTGBM_FILE))
     onnx_p = OnnxBinaryClassifier(model_dir / artifacts.ONNX_FILE).predict_proba(x)
-    assert booster.num_trees() == 462
+    assert booster.num_trees() == card_trees(model_dir) >= 450
     assert np.max(np.abs(booster.predict(x) - onnx_p)) < 1e-5
 
 

@@ -57,4 +57,31 @@ def test_a_folder_without_card_needs_a_threshold(folder: Path) -> None:
     (folder / CARD_FILE).unlink()
     with pytest.raises(ModelRefused, match="set a threshold"):
         load_model(folder)
-    assert load_model(folder, threshold=0.2).version == "candidate"
+    with pytest.raises(ModelRefused, match="monotonicity"):
+        load_model(folder, threshold=0.2)
+    assert load_model(folder, threshold=0.2, require_monotonicity=False).version == "candidate"
+
+
+def test_a_card_without_a_passing_monotonicity_sweep_is_refused_unless_allowed(folder: Path) -> None:
+    card = json.loads((folder / CARD_FILE).read_text())
+    card["monotonicity"]["passed"] = False
+    card["monotonicity"]["features"]["DAYS_BIRTH"]["passed"] = False
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelRefused, match="DAYS_BIRTH"):
+        load_model(folder)
+    assert load_model(folder, require_monotonicity=False).card["monotonicity"]["passed"] is False
+
+
+def test_the_served_model_moves_risk_as_policy_expects_and_never_raises_it_for_age_62_plus() -> None:
+    """The sweep, run again here on the committed model, and Regulation B's elderly rule on the reference sample."""
+    from core.features import AGE_FEATURE, FEATURE_NAMES, is_elderly
+    from core.reference import reference_applicants
+    from models.monotonicity import sweep
+
+    model = load_model(None)
+    rows = reference_applicants().to_numpy(dtype=float)
+    assert sweep(model.classifier.predict_proba, rows, model.card["feature_profile"])["passed"]
+    elderly = rows[is_elderly(rows[:, FEATURE_NAMES.index(AGE_FEATURE)])]
+    assert len(elderly) > 100
+    age = model.reasons.contributions(elderly)[:, FEATURE_NAMES.index(AGE_FEATURE)]
+    assert float(age.max()) <= 0, "age raises the risk of an applicant aged 62+"

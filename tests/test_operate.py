@@ -139,7 +139,8 @@ def test_bad_changes_are_refused_and_the_model_keeps_answering(server: ServerPro
 def test_a_foreign_zipmap_model_is_swapped_in_under_load(server: ServerProcess, tmp_path: Path) -> None:
     folder = foreign_model(tmp_path / "foreign")
     before = _health(server)["model_version"]
-    load = _deploy_under_load(server, "foreign", {"Scorer": {"user_config": {"model": str(folder)}}},
+    load = _deploy_under_load(server, "foreign", {"Scorer": {"user_config": {"model": str(folder),
+                                                                            "require_monotonicity": False}}},
                               lambda h: h["model_version"] == "foreign-zipmap-1")
     statuses = Counter(load.statuses)
     versions = Counter(b["model_version"] for b in load.bodies)

@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.api_client import ApiClient, ApiError
 from dashboard.context import signed_in_client
+from dashboard.fairness_panel import fairness_section
 
 WINDOWS = {"30 days": 30, "90 days": 90, "180 days": 180, "365 days": 365}
 
@@ -72,6 +73,7 @@ def render() -> None:
         st.info("No decisions with outcomes in this window: post them to `/outcomes` "
                 "(e.g. `python -m monitoring.traffic api --outcomes`).")
         _challenger_section(api, WINDOWS[window])
+        fairness_section(api, WINDOWS[window])
         return
     version, figures = max(report["model_versions"].items(), key=lambda item: item[1]["labelled"])
     card = figures["expected"] or {}
@@ -96,6 +98,7 @@ def render() -> None:
     right.plotly_chart(charts.cost_per_decision(periods[periods["model_version"] == version],
                                                 card.get("cost_per_decision")), width="stretch")
     _challenger_section(api, WINDOWS[window])
+    fairness_section(api, WINDOWS[window])
 
 
 render()

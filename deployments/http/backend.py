@@ -14,8 +14,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.api_keys import KeyRing
+from deployments.fairness import FairnessQuery
 from deployments.performance import PerformanceQuery, Window
 from deployments.scored import Scored
+from prediction_log.groups import GroupPost, GroupReceipt
 from prediction_log.outcomes import Outcomes, Receipt
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
@@ -57,12 +59,21 @@ class Backend(Protocol):
 
     async def log_stats(self) -> dict[str, Any]: ...
 
+    async def find_decision(self, request_id: str) -> dict[str, Any] | None:
+        """One decision's log record, or None."""
+
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         """Store outcomes by the rule of ``prediction_log.outcomes.reconcile``."""
 
     async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
         """``deployments.performance.performance`` of the decisions matching ``query`` that have an outcome
         (computed where the log is: only the figures travel)."""
+
+    async def record_groups(self, post: GroupPost) -> GroupReceipt:
+        """Store group membership by the rule of ``prediction_log.groups.choose``."""
+
+    async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
+        """``deployments.fairness.fairness_of`` of the window's decisions."""
 
     async def challenger_comparison(self, window: Window) -> dict[str, Any]:
         """``deployments.challenger_report.comparison`` of the window's shadowed decisions."""

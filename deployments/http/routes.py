@@ -1,63 +1,36 @@
-"""The HTTP routes: validate the body, score through the backend, apply the rule, answer, record.
+"""The scoring routes: admit, validate the body, score through the backend, decide, answer, record.
 
-Routes are plain functions on the module's FastAPI object; the serving side binds itself as the
-``Backend`` (the Ray ingress in production, an in-process one in the fast tests), so the same code
-answers in both.
+Routes are plain functions on the shared FastAPI object (``binding.api``); the serving side binds itself as the
+``Backend`` (the Ray ingress in production, an in-process one in the fast tests), so the same code answers in
+both. Importing this module registers every route (the keyed data routes too).
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import numpy as np
-import orjson
 from fastapi import Header, HTTPException, Query, Request, Response
 
-from core.api_keys import Scope
 from core.features import EXAMPLE_APPLICANT
 from core.settings import get_settings
 from deployments.decisions import decide
-from deployments.http.api import create_api
 from deployments.http.backend import Backend, Unavailable
-from deployments.http.rows import batch_rows, single_row, validate
+from deployments.http.binding import RETRY_AFTER, _json, _json_body, _require, api, backend, bind, unavailable
+from deployments.http.rows import batch_rows, single_row
 from deployments.http.schemas import (
     APPLICANT_ADAPTER,
     APPLICANTS_ADAPTER,
     MAX_BATCH_ROWS,
-    OUTCOMES_ADAPTER,
     BatchDecisions,
     Decision,
     Health,
-    OutcomeReceipt,
     request_body_doc,
 )
-from deployments.performance import PerformanceQuery, Window
 from deployments.scored import Scored
-from prediction_log.outcomes import MAX_OUTCOMES, Outcomes
-from prediction_log.query import LogQuery, cursor_of
 
-api = create_api()
-logger = logging.getLogger("ray.serve")
-RETRY_AFTER = {"Retry-After": "1"}
-_backend: Backend | None = None
-
-
-def bind(backend: Backend) -> None:
-    """Serve requests with ``backend`` (one per process: each Serve replica is its own process)."""
-    global _backend
-    _backend = backend
-
-
-def backend() -> Backend:
-    """The bound backend (called at the top of each route: cheaper than a FastAPI dependency, which a
-    plain function would make run in a thread pool per request)."""
-    if _backend is None:
-        raise HTTPException(503, "starting up", headers=RETRY_AFTER)
-    return _backend
+__all__ = ["api", "bind"]
 
 
 ExplainQuery = Annotated[bool, Query(description="Add reason codes: TreeSHAP contributions and the features "
@@ -67,28 +40,8 @@ ApplicantKey = Annotated[str | None, Header(max_length=256, description=(
     "Optional stable key of the applicant (or portfolio): with a canary challenger, the same key is always "
     "answered by the same model; without it the applicant's data decides, so a resubmitted application is too"))]
 
-
 ScoringKey = Annotated[str | None, Header(description="A key with scope 'score', when the server sets "
                                                         "SCORING_REQUIRES_KEY (off by default)")]
-
-
-def unavailable(what: str, cause: BaseException | None = None) -> HTTPException:
-    """The one 503 of this API: what is unavailable, and when to retry (the cause goes to the replica's log)."""
-    if cause is not None:
-        logger.warning("%s unavailable: %s: %s", what, type(cause).__name__, cause)
-    return HTTPException(503, f"{what} unavailable, retry later", headers=RETRY_AFTER)
-
-
-def _json(content: Any) -> Response:
-    return Response(orjson.dumps(content), media_type="application/json")
-
-
-async def _json_body(request: Request) -> bytes:
-    """The raw body; 415 for anything but JSON, so a cross-site form post (text/plain) cannot write decisions."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise HTTPException(415, "Content-Type must be application/json")
-    return await request.body()
 
 
 async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool,
@@ -186,74 +139,6 @@ async def model() -> dict[str, Any]:
         raise unavailable("scorer") from exc
 
 
-def _require(b: Backend, x_api_key: str | None, scope: Scope) -> None:
-    """401 without a valid key, 403 for a valid key without ``scope``."""
-    if b.keys.allows(x_api_key, scope):
-        return
-    if b.keys.knows(x_api_key):
-        raise HTTPException(403, f"this X-API-Key lacks the scope {scope!r}")
-    raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
 
 
-async def _read_log(x_api_key: str | None, read: Callable[[Backend], Awaitable[Any]]) -> Any:
-    """A keyed read of the log (or what is computed from it): 401 without a key, 403 without the scope
-    ``read``, 503 when the read fails."""
-    b = backend()
-    _require(b, x_api_key, "read")
-    try:
-        return await read(b)
-    except Exception as exc:
-        raise unavailable("prediction log", exc) from exc
-
-
-@api.get("/predictions", summary="Prediction log, newest first (X-API-Key with scope read)")
-async def predictions(query: Annotated[LogQuery, Query()],
-                      x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    items = await _read_log(x_api_key, lambda b: b.query_log(query))
-    more = len(items) == query.limit
-    return {"limit": query.limit, "offset": query.offset, "count": len(items), "items": items,
-            "next_cursor": cursor_of(items[-1]) if more else None}
-
-
-@api.get("/predictions/stats", summary="Log writer counters and store size (X-API-Key with scope read)")
-async def prediction_stats(x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    return await _read_log(x_api_key, lambda b: b.log_stats())
-
-
-@api.post("/outcomes", response_model=OutcomeReceipt,
-          summary=f"Record what happened to up to {MAX_OUTCOMES:,} decided loans (X-API-Key with scope outcomes); "
-                  "idempotent, a different outcome for a decided loan is a 409",
-          openapi_extra=request_body_doc(OUTCOMES_ADAPTER, [{"request_id": "…", "defaulted": 0}]))
-async def outcomes(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Response:
-    b = backend()
-    _require(b, x_api_key, "outcomes")
-    items = validate(OUTCOMES_ADAPTER, await _json_body(request))
-    now = datetime.now(timezone.utc)
-    post = Outcomes([o.request_id for o in items], [o.defaulted for o in items],
-                    [o.observed_at or now for o in items])
-    try:
-        receipt = await b.record_outcomes(post)
-    except Exception as exc:
-        raise unavailable("outcome store", exc) from exc
-    if receipt.conflicting_request_ids:
-        raise HTTPException(409, {"message": "a different outcome is already recorded for these decisions; "
-                                             "nothing of this post was stored",
-                                  "conflicting_request_ids": receipt.conflicting_request_ids})
-    return _json({"accepted": receipt.accepted, "unknown_request_ids": receipt.unknown_request_ids,
-                  "duplicates": receipt.duplicates})
-
-
-@api.get("/performance", summary="Realized performance of decisions with outcomes, per period and model version, "
-                                 "against the model card (X-API-Key with scope read)")
-async def realized_performance(query: Annotated[PerformanceQuery, Query()],
-                               x_api_key: Annotated[str | None, Header()] = None) -> Response:
-    report = await _read_log(x_api_key, lambda b: b.performance(query))
-    return _json({"since": query.since, "until": query.until, "model_version": query.model_version, **report})
-
-
-@api.get("/challenger", summary="The shadow challenger against the champion on the same decisions: agreement, "
-                                "approval rates, confusion, scatter, realized AUC and cost (X-API-Key with scope read)")
-async def challenger_comparison(window: Annotated[Window, Query()],
-                                x_api_key: Annotated[str | None, Header()] = None) -> Response:
-    report = await _read_log(x_api_key, lambda b: b.challenger_comparison(window))
-    return _json({"since": window.since, "until": window.until, **report})
+from deployments.http import data_routes  # noqa: E402,F401  (registers the keyed routes on the same app)

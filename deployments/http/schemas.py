@@ -18,6 +18,8 @@ from pydantic import (
 )
 
 from core.features import EXAMPLE_APPLICANT, FEATURES, Feature
+from models.fairness import AGE_ATTRIBUTE
+from prediction_log.groups import MAX_GROUPS
 from prediction_log.outcomes import MAX_OUTCOMES
 
 MAX_BATCH_ROWS = 10_000
@@ -88,6 +90,19 @@ class BatchDecisions(BaseModel):
     results: list[Decision]
 
 
+class DecisionNotice(BaseModel):
+    """What an adverse-action notice needs about one decision (Regulation B 12 CFR 1002.9)."""
+
+    request_id: str
+    decided_at: str = Field(description="When the decision was made (ISO 8601, UTC)")
+    credit_decision: Literal["approved", "denied"]
+    model_version: str
+    principal_reasons: list[str] = Field(description="Denied: the specific principal reasons, most important first "
+                                                     "(at most 4), in plain language; approved: none")
+    reasons_on_record: bool = Field(description="False for a denial logged without reasons (before they were "
+                                                "recorded for every denial, or a model without its LightGBM file)")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(description="degraded: decisions are being spooled, or refused")
     model_loaded: bool
@@ -153,3 +168,32 @@ class OutcomeReceipt(BaseModel):
     accepted: int = Field(description="Outcomes stored now")
     unknown_request_ids: list[str] = Field(description="Not in the prediction log: not stored")
     duplicates: int = Field(description="Same outcome already stored (or repeated in this post): nothing changed")
+
+
+class GroupMembership(BaseModel):
+    """The group of a decided applicant under one attribute, for disparate-impact monitoring (never scored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$", description="The decision's request_id")
+    attribute: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
+                           description="e.g. 'sex', 'race_ethnicity' (self-reported or a proxy: the lender's choice); "
+                                       f"'{AGE_ATTRIBUTE}' is derived from the features and cannot be posted")
+    group: str = Field(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$")
+
+    @field_validator("attribute")
+    @classmethod
+    def _not_derived(cls, value: str) -> str:
+        if value == AGE_ATTRIBUTE:
+            raise ValueError(f"'{AGE_ATTRIBUTE}' comes from the features; post another attribute")
+        return value
+
+
+GROUPS_ADAPTER: TypeAdapter[list[GroupMembership]] = TypeAdapter(
+    Annotated[list[GroupMembership], Field(min_length=1, max_length=MAX_GROUPS)])
+
+
+class GroupsReceipt(BaseModel):
+    accepted: int
+    unknown_request_ids: list[str]
+    duplicates: int = Field(description="Already recorded for that decision and attribute: nothing changed")

@@ -1,0 +1,36 @@
+"""``GET /fairness`` and the fairness report: the window's decisions joined to group membership and outcomes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from core.features import AGE_FEATURE
+from deployments.performance import Window
+from models.fairness import MIN_DECISIONS, MIN_RATIO, fairness
+from prediction_log.groups import Memberships
+from prediction_log.records import Block
+
+
+class FairnessQuery(Window):
+    """The window, and the alert rule: a group with at least ``min_decisions`` whose adverse-impact ratio is
+    below ``min_ratio``."""
+
+    min_ratio: float = Field(MIN_RATIO, gt=0, le=1)
+    min_decisions: int = Field(MIN_DECISIONS, ge=1)
+
+
+def fairness_of(block: Block, memberships: Memberships, defaulted: dict[str, int],
+                query: FairnessQuery) -> dict[str, Any]:
+    """``models.fairness.fairness`` of a window's records (memberships and outcomes keyed by request_id)."""
+    ids = block.column("request_id").to_pylist()
+    row = {request_id: i for i, request_id in enumerate(ids)}
+    by_row = {attribute: {row[i]: g for i, g in groups.items() if i in row}
+              for attribute, groups in memberships.items()}
+    outcomes = np.array([defaulted.get(i, -1) for i in ids], dtype=np.int8)
+    return fairness(block.column(AGE_FEATURE).to_numpy(zero_copy_only=False),
+                    block.column("prediction").to_numpy(zero_copy_only=False).astype(bool),
+                    block.column("probability_default").to_numpy(zero_copy_only=False), outcomes, by_row,
+                    query.min_ratio, query.min_decisions)
