@@ -27,7 +27,7 @@ from core.artifacts import MODELS_DIR, resolve_model_dir
 from core.settings import get_settings
 from monitoring.baseline import load_baseline
 from monitoring.drift_analysis import DriftAnalysis, analyse
-from monitoring.log_window import read_window
+from monitoring.log_window import SAMPLE_ROWS, read_window
 
 EXIT_OK, EXIT_DRIFT, EXIT_EMPTY = 0, 1, 3
 LATEST = "latest"
@@ -88,12 +88,14 @@ def run(argv: list[str] | None = None) -> int:
                         help="exit 1 when the share of drifted features is above this")
     parser.add_argument("--model", help="baseline model version (default: the window's)")
     parser.add_argument("--out", type=Path, help="report folder (default: REPORTS_DIR/drift)")
+    parser.add_argument("--sample-rows", type=int, default=SAMPLE_ROWS,
+                        help="read a uniform sample of at most this many decisions of the window")
     args = parser.parse_args(argv)
 
     settings = get_settings()
     until = args.until
     since = args.since or (until or datetime.now(timezone.utc)) - timedelta(days=args.days)
-    window = asyncio.run(read_window(settings, since, until))
+    window, total = asyncio.run(read_window(settings, since, until, args.sample_rows))
     store = "PostgreSQL" if settings.database_url else f"file log {settings.data_dir}"
     if window.empty:
         print(f"No decisions in the window {since.isoformat()} .. {until.isoformat() if until else 'now'} "
@@ -103,8 +105,11 @@ def run(argv: list[str] | None = None) -> int:
     versions = window["model_version"].value_counts().to_dict()
     baseline = load_baseline(_baseline_model(versions, args.model))
     analysis = analyse(window, baseline, since, until, args.max_drift_share)
+    analysis.summary["window"]["decisions_in_window"] = total
+    analysis.summary["window"]["sampled"] = len(window) < total
     path = write_report(analysis, args.out or settings.reports_dir / "drift")
-    print(f"{len(window)} decisions from {store}, baseline {baseline.model_version}")
+    sample = f"a uniform sample of {len(window):,} of {total:,}" if len(window) < total else f"{total:,}"
+    print(f"{sample} decisions from {store}, baseline {baseline.model_version}")
     print(format_table(analysis.summary))
     print(f"report: {path} and {path.with_suffix('.html')}")
     return EXIT_DRIFT if analysis.summary["drift_detected"] else EXIT_OK

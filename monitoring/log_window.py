@@ -1,4 +1,4 @@
-"""Read a time window of the prediction log (PostgreSQL or the JSONL file) as a DataFrame."""
+"""Read a time window of the prediction log (PostgreSQL or the JSONL file) as a DataFrame: a bounded sample."""
 
 from __future__ import annotations
 
@@ -9,12 +9,18 @@ import pandas as pd
 from core.settings import Settings
 from prediction_log.stores import open_store
 
+SAMPLE_ROWS = 100_000
+"""Rows the drift report reads at most: a uniform sample of the window (its memory and time are bounded by
+this, not by the log's volume); enough for Wasserstein and PSI at the precision the report prints."""
 
-async def read_window(settings: Settings, since: datetime | None, until: datetime | None) -> pd.DataFrame:
-    """Decisions with ``since <= ts < until`` from the configured store, oldest first."""
+
+async def read_window(settings: Settings, since: datetime | None, until: datetime | None,
+                      rows: int = SAMPLE_ROWS) -> tuple[pd.DataFrame, int]:
+    """A uniform sample of at most ``rows`` decisions with ``since <= ts < until``, oldest first, and how many
+    decisions the window holds."""
     store = await open_store(settings)
     try:
-        records = await store.records_between(since, until)
+        records, total = await store.sample_between(since, until, rows)
     finally:
         await store.close()
-    return records.to_pandas()
+    return records.to_pandas(), total

@@ -6,6 +6,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import random
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -202,9 +203,43 @@ class FileStore:
     async def _on(executor: ThreadPoolExecutor, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
 
+    def _sample_sync(self, since: datetime | None, until: datetime | None, rows: int, seed: int) -> tuple[Block, int]:
+        """Reservoir sampling (Algorithm R) over the window's lines, kept raw; only the sample is parsed."""
+        rng = random.Random(seed)
+        reservoir: list[str] = []
+        seen = 0
+        for line in complete_lines(self.path):
+            ts = _line_ts(line)
+            if ts is None or (since is not None and ts < since) or (until is not None and ts >= until):
+                continue
+            seen += 1
+            if len(reservoir) < rows:
+                reservoir.append(line)
+            elif (j := rng.randrange(seen)) < rows:
+                reservoir[j] = line
+        parsed = sorted((r for r in map(_parsed, reservoir) if r is not None), key=timestamp_of)
+        return from_rows(parsed), seen
+
+    async def sample_between(self, since: datetime | None, until: datetime | None, rows: int,
+                             seed: int = 0) -> tuple[Block, int]:
+        return await self._on(self._reads, self._sample_sync, since, until, rows, seed)
+
     async def close(self) -> None:
         self._reads.shutdown(wait=False)
         self._appends.shutdown(wait=True)
+
+
+_TS_KEY = '"ts":"'
+
+
+def _line_ts(line: str) -> datetime | None:
+    """A line's timestamp read off the text (the second field), without parsing the record."""
+    start = line.find(_TS_KEY)
+    end = line.find('"', start + len(_TS_KEY)) if start >= 0 else -1
+    try:
+        return datetime.fromisoformat(line[start + len(_TS_KEY):end]) if end > 0 else None
+    except ValueError:
+        return None
 
 
 _reported_torn: set[bytes] = set()

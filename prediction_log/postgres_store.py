@@ -175,6 +175,22 @@ class PostgresStore:
             rows = await conn.fetch(sql, since, until, timeout=self.read_timeout_s)
         return from_rows(dict(zip(COLUMNS, tuple(r))) for r in rows)
 
+    async def sample_between(self, since: datetime | None, until: datetime | None, rows: int,
+                             seed: int = 0) -> tuple[Block, int]:
+        """Bernoulli sample of the window (each record kept with probability rows / window size, seeded), read
+        through the time index; the window's size from the same index."""
+        window = "($1::timestamptz IS NULL OR ts >= $1) AND ($2::timestamptz IS NULL OR ts < $2)"
+        async with self.reading() as conn:
+            total = int(await conn.fetchval(f"SELECT count(*) FROM {TABLE} WHERE {window}", since, until,
+                                            timeout=self.read_timeout_s))
+            fraction = min(1.0, rows / total) if total else 1.0
+            async with conn.transaction():
+                await conn.execute("SELECT setseed($1)", (seed % 1000) / 1000)
+                records = await conn.fetch(f"SELECT {_COLS} FROM {TABLE} WHERE {window} AND random() < $3 "
+                                           f"ORDER BY ts, id LIMIT $4", since, until, fraction, rows,
+                                           timeout=self.read_timeout_s)
+        return from_rows(dict(zip(COLUMNS, tuple(r))) for r in records), total
+
     async def count(self) -> int:
         async with self.reading() as conn:
             return int(await conn.fetchval(f"SELECT count(*) FROM {TABLE}", timeout=self.read_timeout_s))

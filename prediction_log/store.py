@@ -42,4 +42,9 @@ class Store(Protocol):
 
     async def records_between(self, since: datetime | None, until: datetime | None) -> Block: ...
 
+    async def sample_between(self, since: datetime | None, until: datetime | None, rows: int,
+                             seed: int = 0) -> tuple[Block, int]:
+        """A uniform sample of at most ``rows`` records with ``since <= ts < until`` (oldest first), and how many
+        records the window holds: memory bounded by ``rows``, not by the window."""
+
     async def close(self) -> None: ...

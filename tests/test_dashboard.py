@@ -74,7 +74,7 @@ def test_monitoring_page_charts_the_log_and_the_latest_drift_report(
     with httpx.Client(base_url=file_app.url, timeout=30) as client:
         client.post("/predict/batch", json=[{f.name: f.example for f in FEATURES}] * 50).raise_for_status()
     file_app.wait_logged(file_app.stats()["records_in_store"])
-    window = asyncio.run(read_window(Settings(data_dir=file_app.data_dir, database_url=None), None, None))
+    window, _ = asyncio.run(read_window(Settings(data_dir=file_app.data_dir, database_url=None), None, None))
     analysis = analyse(window, load_baseline(resolve_model_dir(None)), None, None, 0.25)
     write_report(analysis, dashboard_env / "drift")
 

@@ -143,3 +143,19 @@ def test_paging_by_cursor_shows_every_record_of_a_block_that_shares_one_timestam
             break
         cursor = f"{page[-1]['ts']}|{page[-1]['request_id']}"
     assert sorted(seen) == sorted(_ids(block) + _ids(records.slice(1500, 100)))
+
+
+def test_a_window_sample_is_uniform_bounded_and_counts_the_whole_window(tmp_path: Path, records: Block) -> None:
+    """The drift report reads a sample: memory bounded by its size; the window's true size is reported."""
+    store = FileStore(tmp_path / "predictions.jsonl")
+    _insert(store, records)
+    since = NOW - timedelta(days=2)
+    inside = [r for r in as_dicts(records) if _ts(r) >= since]
+    sample, total = asyncio.run(store.sample_between(since, None, 500))
+    assert total == len(inside) and len(sample) == 500
+    ids = set(_ids(sample))
+    assert ids <= {r["request_id"] for r in inside}
+    times = sample.column("ts").to_pylist()
+    assert times == sorted(times)
+    everything, total = asyncio.run(store.sample_between(since, None, 10_000))
+    assert total == len(everything) == len(inside)

@@ -310,3 +310,36 @@ def _recover(app: RunningApp, timeout_s: float = 90) -> list[str] | None:
 def test_outcomes_round_trip_in_postgresql(pg_app: RunningApp, pg: PgCluster) -> None:
     """Outcomes land in the ``outcomes`` table beside ``predictions``; /performance joins them back."""
     outcome_round_trip(pg_app, lambda: {r[0]: r[1] for r in sql(pg, "SELECT request_id, defaulted FROM outcomes")})
+
+
+def test_window_sample_paging_and_notice_on_postgresql(pg_app: RunningApp, pg: PgCluster) -> None:
+    """The drift report's bounded sample, keyset paging over a block that shares one timestamp, and a notice."""
+    from prediction_log.postgres_store import PostgresStore
+
+    before = pg_app.stats()["records_in_store"]
+    with pg_app.client() as client:
+        answers = client.post("/predict/batch", json=sample_applicants(1500, seed=12)).json()["results"]
+        pg_app.wait_logged(before + 1500)
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": 1000} | ({"cursor": cursor} if cursor else {})
+            page = client.get("/predictions", params=params, headers=pg_app.auth()).json()
+            seen += [item["request_id"] for item in page["items"]]
+            if not (cursor := page["next_cursor"]):
+                break
+        assert {a["request_id"] for a in answers} <= set(seen) and len(seen) == len(set(seen))
+        denied = next(a for a in answers if a["credit_decision"] == "denied")
+        notice = client.get(f"/decisions/{denied['request_id']}", headers=pg_app.auth()).json()
+        assert notice["principal_reasons"] and notice["reasons_on_record"]
+
+    async def sample() -> tuple[int, int]:
+        store = await PostgresStore.connect(pg.dsn)
+        try:
+            block, total = await store.sample_between(None, None, 300)
+            return len(block), total
+        finally:
+            await store.close()
+
+    size, total = asyncio.run(sample())
+    assert total >= 1500 and 0 < size <= 300
