@@ -7,7 +7,7 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,14 @@ from deployments.decisions import decision_block
 from deployments.log_shipper import LogShipper
 from prediction_log.records import Block, concat, request_ids
 from prediction_log.spool import Spool
+
+
+async def eventually(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Poll ``condition`` on the event loop; the deadline is generous (a loaded CI VM), not a speed target."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 def bounds(**settings: float) -> IngressConfig:
@@ -80,11 +88,11 @@ def test_unreachable_writer_spills_to_spool_then_resumes(tmp_path: Path) -> None
         shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=100,
                                                    log_buffer_max_records=500))
         shipper.add(records.slice(0, 600))
-        await asyncio.sleep(0.5)
-        assert shipper.held < 500 and shipper.accepting
+        await eventually(lambda: shipper.held < 500, "the buffer spilled to the spool")
+        assert shipper.accepting
         writer.write.up = True
         shipper.add(records.slice(600))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: shipper.held == 0, "the rest shipped")
         await shipper.close()
         return writer
 
@@ -128,12 +136,11 @@ def test_full_spool_refuses_decisions_until_the_writer_is_back(tmp_path: Path) -
         shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=500,
                                                    log_buffer_max_records=2000, spool_quota_bytes=spool.quota_bytes))
         shipper.add(_records(6000))          # ~3.6 MB of JSON lines: more than the quota
-        await asyncio.sleep(0.3)
-        assert not shipper.accepting and shipper.state == "refusing"
+        await eventually(lambda: not shipper.accepting, "the shipper to refuse")
+        assert shipper.state == "refusing"
         assert shipper.held == 6000          # kept in memory, not dropped
         writer.write.up = True
-        await asyncio.sleep(0.5)
-        assert shipper.accepting and shipper.buffered == 0
+        await eventually(lambda: shipper.accepting and shipper.buffered == 0, "the shipper to recover")
         await shipper.close()
 
     asyncio.run(scenario())
@@ -178,14 +185,13 @@ def test_a_full_disk_refuses_decisions_loses_none_and_recovers(tiny_disk: Path) 
                                                    log_buffer_max_records=2000, spool_quota_bytes=spool.quota_bytes))
         records = _records(6000)             # ~3.6 MB of JSON lines on a 1 MiB disk
         shipper.add(records)
-        await asyncio.sleep(0.5)
-        assert not shipper.accepting and shipper.state == "refusing"
+        await eventually(lambda: not shipper.accepting, "the shipper to refuse on the full disk")
+        assert shipper.state == "refusing"
         assert not list(spool.directory.glob("*.tmp")), "a failed spool write must not leave a torn file"
         spooled = _spooled_ids(spool)        # complete files only, every line parses
         assert len(spooled) + shipper.held == 6000
         writer.write.up = True               # the writer is back: memory first, then the spool replays elsewhere
-        await asyncio.sleep(0.5)
-        assert shipper.accepting and shipper.buffered == 0
+        await eventually(lambda: shipper.accepting and shipper.buffered == 0, "the shipper to recover")
         written = [i for block in writer.write.calls for i in request_ids(block)]
         assert sorted(written + spooled) == sorted(request_ids(records)), "every decision written or spooled once"
         await shipper.close()
