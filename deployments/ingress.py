@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
@@ -33,6 +32,7 @@ from deployments.log_shipper import LogShipper
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
 from deployments.performance import PerformanceQuery, Window
+from deployments.reconfigure import validated_or_kept
 from deployments.scored import Scored
 from prediction_log.groups import GroupPost, GroupReceipt
 from prediction_log.outcomes import Outcomes, Receipt
@@ -79,12 +79,8 @@ class Ingress:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply an edited user_config; an invalid one is refused (logged) and the one in force stays."""
-        try:
-            config = IngressConfig.model_validate(user_config or {})
-        except ValidationError as exc:
-            if not self._configured:
-                raise
-            logger.error("ingress: change refused, the configuration in force stays: %s", exc)
+        config = validated_or_kept(IngressConfig, user_config, self.config if self._configured else None, "ingress")
+        if config is None:
             return
         self._configured = True
         self.config = config

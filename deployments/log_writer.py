@@ -16,17 +16,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
 from ray import serve
 
-from core.settings import LogWriterConfig, get_settings
+from core.settings import LogWriterConfig, Settings, get_settings
 from deployments.challenger_report import comparison
 from deployments.fairness import FairnessQuery, fairness_of
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import LogWriterMetrics
 from deployments.performance import PerformanceQuery, Window, card_of_version, performance
+from deployments.reconfigure import validated_or_kept
 from prediction_log.appender import LineAppender
 from prediction_log.file_store import FileStore
 from prediction_log.groups import GroupPost, GroupReceipt, GroupStore
@@ -59,8 +60,7 @@ class LogWriter:
         self.rejected_path = self.data_dir / "rejected.jsonl"
         self._rejected = LineAppender(self.rejected_path)
         self.store: Store | None = None
-        self._outcomes: tuple[Store, OutcomeStore] | None = None
-        self._groups: tuple[Store, GroupStore] | None = None
+        self._beside_stores: dict[str, tuple[Store, Any]] = {}
         self.counters = {"written": 0, "spooled": 0, "replayed": 0, "rejected": 0}
         self.metrics = LogWriterMetrics()
         self._in_flight = 0
@@ -73,14 +73,11 @@ class LogWriter:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply an edited user_config; an invalid one is refused (logged) and the one in force stays."""
-        try:
-            self.config = LogWriterConfig.model_validate(user_config or {})
-        except ValidationError as exc:
-            if not self._configured:
-                raise
-            logger.error("log writer: change refused, the configuration in force stays: %s", exc)
+        config = validated_or_kept(LogWriterConfig, user_config, self.config if self._configured else None,
+                                   "log writer")
+        if config is None:
             return
-        self._configured = True
+        self._configured, self.config = True, config
         self.spool.quota_bytes = self.config.spool_quota_bytes
         if self.store is not None:
             self.store.set_write_timeout(self.config.statement_timeout_s)
@@ -193,24 +190,30 @@ class LogWriter:
 
     async def query(self, query: LogQuery) -> list[dict]:
         """Newest-first page of the log."""
+        return await self._live_store().query(query)
+
+    def _live_store(self) -> Store:
         if self.store is None:
             raise LogUnavailable("prediction log database is unavailable")
-        return await self.store.query(query)
+        return self.store
+
+    def _beside(self, kind: str, make: Callable[[Store, Settings], Any]) -> Any:
+        """The outcome or group store beside the current log store (a new one after a reconnect)."""
+        store = self._live_store()
+        held = self._beside_stores.get(kind)
+        if held is None or held[0] is not store:
+            self._beside_stores[kind] = held = (store, make(store, self.settings))
+        return held[1]
 
     async def find(self, request_id: str) -> dict[str, Any] | None:
         """One decision's record (``GET /decisions/{request_id}``)."""
-        if self.store is None:
-            raise LogUnavailable("prediction log database is unavailable")
-        return await self.store.find(request_id)
+        return await self._live_store().find(request_id)
 
     def _outcome_store(self) -> OutcomeStore:
-        """The outcome store of the current log store (a new one after a reconnect)."""
-        store = self.store
-        if store is None:
-            raise LogUnavailable("prediction log database is unavailable")
-        if self._outcomes is None or self._outcomes[0] is not store:
-            self._outcomes = (store, outcomes_beside(store, self.settings))
-        return self._outcomes[1]
+        return self._beside("outcomes", outcomes_beside)
+
+    def _group_store(self) -> GroupStore:
+        return self._beside("groups", groups_beside)
 
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         return await self._outcome_store().record(outcomes)
@@ -224,23 +227,12 @@ class LogWriter:
         shadowed = await self._outcome_store().shadowed(window.since, window.until)
         return await asyncio.to_thread(comparison, shadowed)
 
-    def _group_store(self) -> GroupStore:
-        store = self.store
-        if store is None:
-            raise LogUnavailable("prediction log database is unavailable")
-        if self._groups is None or self._groups[0] is not store:
-            self._groups = (store, groups_beside(store, self.settings))
-        return self._groups[1]
-
     async def record_groups(self, post: GroupPost) -> GroupReceipt:
         return await self._group_store().record(post)
 
     async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
         """The window's decisions with their groups and outcomes; figures computed here, beside the store."""
-        store = self.store
-        if store is None:
-            raise LogUnavailable("prediction log database is unavailable")
-        block = await store.records_between(query.since, query.until)
+        block = await self._live_store().records_between(query.since, query.until)
         ids = block.column("request_id").to_pylist()
         memberships = await self._group_store().of(ids)
         defaulted = await self._outcome_store().defaulted_of(ids)

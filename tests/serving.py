@@ -84,8 +84,25 @@ class Answer:
     retry_after: str | None = None
 
 
+class ClientThreads:
+    """Client threads running ``_run`` until ``stop`` (the load generators of the tests share this)."""
+
+    _threads: list[threading.Thread]
+    _stop: threading.Event
+
+    def start(self) -> "ClientThreads":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
 @dataclass
-class Load:
+class Load(ClientThreads):
     """Steady /predict traffic on ``connections`` threads until ``stop``; keeps every answer."""
 
     url: str
@@ -116,14 +133,8 @@ class Load:
                 i += self.connections
 
     def start(self) -> "Load":
-        for thread in self._threads:
-            thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
 
     def wait_for(self, count: int, timeout_s: float = 30) -> None:
         """Block until ``count`` more answers have arrived."""

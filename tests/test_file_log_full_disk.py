@@ -27,6 +27,7 @@ from core.polling import wait_until
 from core.reference import sample_applicants
 from loadtest.server_process import ServerConfig, ServerProcess
 from tests.conftest import API_KEY
+from tests.serving import ClientThreads
 from tests.test_resilience import record_figures
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ RECOVERY_DEADLINE_S = 60
 ingress's shipper backs off at most 1 s; measured recovery is in test-artifacts/resilience.json."""
 
 
-class BatchClients:
+class BatchClients(ClientThreads):
     """Threads posting 500-row batches; keeps the request_ids of every 200 and counts the rest."""
 
     def __init__(self, url: str, threads: int = 2) -> None:
@@ -65,14 +66,8 @@ class BatchClients:
                     time.sleep(0.05)
 
     def start(self) -> "BatchClients":
-        for thread in self._threads:
-            thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
 
 
 def _log_lines(path: Path) -> tuple[Counter[str], int]:
