@@ -195,7 +195,7 @@ class Ingress:
         while True:
             await asyncio.sleep(KEY_RELOAD_S)
             try:
-                ring = await asyncio.to_thread(lambda: key_ring(Settings()))
+                ring = key_ring(Settings())   # a few small files: no thread (none is left at shutdown)
             except Exception as exc:
                 logger.error("ingress: API keys not reloaded, the keys in force stay: %s", exc)
                 continue

@@ -71,7 +71,22 @@ def deploy(url: str, env: dict[str, str], options: dict[str, dict[str, Any]] | N
 
     schema = ServeDeploySchema(applications=[app_config(env, options, **user_configs)])
     serve.context._get_global_client().deploy_apps(schema)
+    wait_until(lambda: _settled(url, env), 180, "the new application version to run, its log store up")
     wait_healthy(url)
+
+
+def _settled(url: str, env: dict[str, str]) -> bool:
+    """Every deployment RUNNING at its target (no old replica left draining: it would answer with the old
+    environment) and the log writer connected to the store this environment names."""
+    from ray import serve
+
+    status = serve.status().applications.get(APP_NAME)
+    if status is None or status.status != "RUNNING":
+        return False
+    if any(d.status != "HEALTHY" or set(d.replica_states) != {"RUNNING"} for d in status.deployments.values()):
+        return False
+    stats = httpx.get(f"{url}/predictions/stats", headers={"X-API-Key": env["API_KEY"]}, timeout=10).json()
+    return bool(stats["store_up"]) and stats["backend"] == ("postgresql" if env.get("DATABASE_URL") else "file")
 
 
 @dataclass

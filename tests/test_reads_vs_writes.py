@@ -28,10 +28,12 @@ HEAVY_READS = ["/performance", "/challenger", "/predictions?until=1971-01-01T00:
 @pytest.mark.parametrize("backend", ["file_app", "pg_app"])
 def test_heavy_reads_leave_scoring_and_logging_alone(backend: str, request: pytest.FixtureRequest) -> None:
     app: RunningApp = request.getfixturevalue(backend)
+    start = app.stats()["records_in_store"]
     with app.client() as client:   # some history to read: 20 batches of 1,000
         for _ in range(20):
             assert client.post("/predict/batch", json=sample_applicants(1000, seed=7)).status_code == 200
-    stored_before = app.stats()["records_in_store"]
+    stored_before = app.wait_logged(start + 20_000)["records_in_store"]
+    assert stored_before == start + 20_000
     stop = threading.Event()
     reads: Counter[int] = Counter()
     health: Counter[str] = Counter()
