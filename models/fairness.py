@@ -96,6 +96,9 @@ def fairness(days_birth: np.ndarray, denied: np.ndarray, probability: np.ndarray
              memberships: dict[str, dict[int, str]], min_ratio: float = MIN_RATIO,
              min_decisions: int = MIN_DECISIONS) -> dict[str, Any]:
     """Every attribute: the age band (from the features) and each posted one (row index → group)."""
+    if not len(denied):   # an empty window: nothing to compare
+        return {"decisions": 0, "min_ratio": min_ratio, "min_decisions": min_decisions, "attributes": {},
+                "alerts": []}
     # Age is a model input, which Regulation B allows an empirically derived system as long as an applicant aged
     # 62 or older is never disfavoured for it (1002.6(b)(2)): that band is judged; the others are shown.
     attributes = {AGE_ATTRIBUTE: group_figures(age_bands(days_birth), denied, probability, defaulted,

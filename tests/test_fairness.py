@@ -93,3 +93,10 @@ def test_report_cli_exits_1_naming_the_group_and_the_ratio(tmp_path: Path, scena
     if status:
         assert "ALERT segment=B: adverse-impact ratio 0." in done.stdout
     assert (tmp_path / "fairness" / "latest.json").exists()
+
+
+def test_an_empty_window_is_an_empty_report(client: TestClient) -> None:
+    """Found by the OpenAPI fuzz test: a window before any decision once answered 503."""
+    _decide(client, "control", 20)
+    report = client.get("/fairness", params={"until": "0359-04-08T03:08:29Z"}, headers={"X-API-Key": FAIRNESS})
+    assert report.status_code == 200 and report.json()["decisions"] == 0 and report.json()["alerts"] == []
