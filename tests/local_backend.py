@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 
 from core.api_keys import SCOPES, ApiKey, KeyRing, parse_scoped_keys
 from deployments.challenger_report import comparison
@@ -121,7 +122,11 @@ class LocalBackend:
         memberships: dict[str, dict[str, str]] = {}
         for (request_id, attribute), group in self.groups.items():
             memberships.setdefault(attribute, {})[request_id] = group
-        return fairness_of(self.log, memberships, dict(self.outcomes), query)
+        log = self.log
+        ts = log.column("ts")
+        keep = pc.and_(pc.greater_equal(ts, query.since) if query.since else pc.is_valid(ts),
+                       pc.less(ts, query.until) if query.until else pc.is_valid(ts))
+        return fairness_of(log.filter(keep), memberships, dict(self.outcomes), query)
 
     def log_state(self) -> str:
         return "refusing" if self.refusing else "ok"
