@@ -112,6 +112,9 @@ class IngressConfig(BaseModel):
                                            "beyond it 503 + Retry-After (one request is always admitted)")
     log_flush_interval_s: float = Field(0.05, gt=0, description="Decisions are handed to the log writer this often")
     log_flush_max_records: int = Field(2000, ge=1, le=10_000, description="... or when this many are buffered")
+    log_flush_max_bytes: int = Field(2 << 20, ge=64 << 10, le=3 << 20,
+                                     description="Arrow bytes per log-writer call at most (denials carry their "
+                                                 "reasons; a call must stay under gRPC's 4 MiB message limit)")
     log_write_timeout_s: float = Field(5.0, gt=0, description="A log-writer call slower than this counts as failed")
     log_buffer_max_records: int = Field(
         20_000, ge=1, description="Decisions held in memory while the log writer fails or hangs; beyond it they "

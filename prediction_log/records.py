@@ -71,6 +71,11 @@ def empty_block() -> Block:
     return pa.RecordBatch.from_pylist([], schema=SCHEMA)
 
 
+def compact(block: Block) -> Block:
+    """The rows of ``block`` in buffers of their own (a slice shares, and would serialize, its parent's)."""
+    return block.take(pa.array(np.arange(len(block), dtype=np.int64)))
+
+
 def concat(blocks: Sequence[Block]) -> Block:
     """One block holding the rows of ``blocks`` in order."""
     if len(blocks) == 1:

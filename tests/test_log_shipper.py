@@ -223,3 +223,25 @@ def test_the_buffer_is_bounded_in_bytes_too(tmp_path: Path) -> None:
     peak = asyncio.run(scenario())
     assert peak <= 5 * per_block + 2 * per_block     # the bound + what arrives before the spill runs
     assert sorted(_spooled_ids(spool)) == sorted(i for b in blocks for i in request_ids(b))
+
+
+def test_a_large_block_is_shipped_in_compact_calls_under_the_message_limit(tmp_path: Path) -> None:
+    """A 10,000-row batch with reasons once went out as 2,000-row slices that each pickled the whole block."""
+    import pickle
+
+    spool = Spool(tmp_path, "ingress")
+    records = _records(10_000)
+
+    async def scenario() -> _Writer:
+        writer = _Writer()
+        shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=2000,
+                                                   log_flush_max_bytes=records.nbytes // 8))
+        shipper.add(records)
+        await eventually(lambda: shipper.held == 0, "everything shipped")
+        await shipper.close()
+        return writer
+
+    writer = asyncio.run(scenario())
+    sizes = [len(pickle.dumps(block)) for block in writer.write.calls]
+    assert max(sizes) < records.nbytes / 4, sizes
+    assert [i for block in writer.write.calls for i in request_ids(block)] == request_ids(records)
