@@ -19,7 +19,7 @@ class FairnessQuery(Window):
     below ``min_ratio``."""
 
     min_ratio: float = Field(MIN_RATIO, gt=0, le=1)
-    min_decisions: int = Field(MIN_DECISIONS, ge=1)
+    min_decisions: int = Field(MIN_DECISIONS, ge=1, le=1_000_000_000)   # JSON answers hold 64-bit integers only
 
 
 def fairness_of(block: Block, memberships: Memberships, defaulted: dict[str, int],

@@ -100,3 +100,10 @@ def test_an_empty_window_is_an_empty_report(client: TestClient) -> None:
     _decide(client, "control", 20)
     report = client.get("/fairness", params={"until": "0359-04-08T03:08:29Z"}, headers={"X-API-Key": FAIRNESS})
     assert report.status_code == 200 and report.json()["decisions"] == 0 and report.json()["alerts"] == []
+
+
+def test_a_huge_min_decisions_is_a_422_not_a_500(client: TestClient) -> None:
+    """OpenAPI fuzz finding: an integer beyond 64 bits passed validation and broke the JSON answer (500)."""
+    response = client.get("/fairness", params={"min_decisions": 131253000825779072794624},
+                          headers={"X-API-Key": FAIRNESS})
+    assert response.status_code == 422
