@@ -20,7 +20,7 @@ import asyncio
 import json
 import shutil
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from core.artifacts import MODELS_DIR, resolve_model_dir
@@ -28,14 +28,11 @@ from core.settings import get_settings
 from monitoring.baseline import load_baseline
 from monitoring.drift_analysis import DriftAnalysis, analyse
 from monitoring.log_window import SAMPLE_ROWS, read_window
+from monitoring.report_window import add_window_arguments, window_since
 
 EXIT_OK, EXIT_DRIFT, EXIT_EMPTY = 0, 1, 3
 LATEST = "latest"
 
-
-def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def write_report(analysis: DriftAnalysis, out_dir: Path) -> Path:
@@ -81,9 +78,7 @@ def _baseline_model(window_versions: dict[str, int], model: str | None) -> Path:
 def run(argv: list[str] | None = None) -> int:
     """The command; returns its exit status."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=float, default=7.0, help="window: the last N days (when --since is not given)")
-    parser.add_argument("--since", type=_utc, help="window start, ISO 8601 (inclusive; naive = UTC)")
-    parser.add_argument("--until", type=_utc, help="window end, ISO 8601 (exclusive; default now)")
+    add_window_arguments(parser, days=7.0)
     parser.add_argument("--max-drift-share", type=float, default=0.25,
                         help="exit 1 when the share of drifted features is above this")
     parser.add_argument("--model", help="baseline model version (default: the window's)")
@@ -94,7 +89,7 @@ def run(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     until = args.until
-    since = args.since or (until or datetime.now(timezone.utc)) - timedelta(days=args.days)
+    since = window_since(args)
     window, total = asyncio.run(read_window(settings, since, until, args.sample_rows))
     store = "PostgreSQL" if settings.database_url else f"file log {settings.data_dir}"
     if window.empty:

@@ -19,21 +19,18 @@ import asyncio
 import json
 import shutil
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from core.settings import Settings, get_settings
 from deployments.fairness import FairnessQuery, fairness_of
 from models.fairness import MIN_DECISIONS, MIN_RATIO
+from monitoring.report_window import add_window_arguments, window_since
 from prediction_log.stores import groups_beside, open_store, outcomes_beside
 
 EXIT_OK, EXIT_ALERT, EXIT_EMPTY = 0, 1, 3
 
-
-def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 async def compute(settings: Settings, query: FairnessQuery) -> dict[str, Any]:
@@ -75,15 +72,13 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> Path:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=float, default=30.0, help="decisions of the last N days (without --since)")
-    parser.add_argument("--since", type=_utc, help="decisions made from, ISO 8601 (naive = UTC)")
-    parser.add_argument("--until", type=_utc, help="decisions made before, ISO 8601")
+    add_window_arguments(parser, days=30.0)
     parser.add_argument("--min-ratio", type=float, default=MIN_RATIO, help="alert below this adverse-impact ratio")
     parser.add_argument("--min-decisions", type=int, default=MIN_DECISIONS, help="groups smaller are not judged")
     parser.add_argument("--out", type=Path, help="report folder (default: REPORTS_DIR/fairness)")
     args = parser.parse_args(argv)
     settings = get_settings()
-    since = args.since or (args.until or datetime.now(timezone.utc)) - timedelta(days=args.days)
+    since = window_since(args)
     query = FairnessQuery(since=since, until=args.until, min_ratio=args.min_ratio, min_decisions=args.min_decisions)
     report = asyncio.run(compute(settings, query))
     if not report["decisions"]:

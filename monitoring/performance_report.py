@@ -20,7 +20,7 @@ import asyncio
 import json
 import shutil
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +30,13 @@ from evidently.presets import ClassificationPreset
 
 from core.settings import Settings, get_settings
 from deployments.performance import card_of_version, performance
+from monitoring.report_window import add_window_arguments, window_since
 from prediction_log.outcomes import Labelled
 from prediction_log.stores import open_store, outcomes_beside
 
 EXIT_OK, EXIT_ALERT, EXIT_EMPTY = 0, 1, 3
 LATEST = "latest"
 
-
-def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 async def read_labelled(settings: Settings, since: datetime | None, until: datetime | None,
@@ -102,9 +99,7 @@ def write_report(summary: dict[str, Any], snapshot: Any, out_dir: Path) -> Path:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=float, default=90.0, help="decisions of the last N days (without --since)")
-    parser.add_argument("--since", type=_utc, help="decisions made from, ISO 8601 (naive = UTC)")
-    parser.add_argument("--until", type=_utc, help="decisions made before, ISO 8601")
+    add_window_arguments(parser, days=90.0)
     parser.add_argument("--by", choices=["day", "week"], default="week")
     parser.add_argument("--model-version", help="only this model's decisions")
     parser.add_argument("--max-auc-drop", type=float, default=0.03, help="alert when AUC < card AUC - this")
@@ -114,7 +109,7 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
-    since = args.since or (args.until or datetime.now(timezone.utc)) - timedelta(days=args.days)
+    since = window_since(args)
     labelled = asyncio.run(read_labelled(settings, since, args.until, args.model_version))
     if not len(labelled):
         print(f"No decisions with outcomes since {since.isoformat()}: nothing to measure.", file=sys.stderr)
