@@ -63,6 +63,9 @@ class ScorerConfig(BaseModel):
     reasons_for_denials: bool = Field(True, description="TreeSHAP principal reasons for every denied row, logged "
                                                         "with the decision (adverse-action notices); off only to "
                                                         "measure their cost")
+    change_note: str | None = Field(None, max_length=500, description="Who asked for this change and why (a "
+                                                                      "ticket, a name): kept with the change in "
+                                                                      "the model-change audit record")
 
 
 class ChallengerConfig(ScorerConfig):

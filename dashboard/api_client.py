@@ -67,6 +67,10 @@ class ApiClient:
         """Approval rates and adverse-impact ratios per group (``GET /fairness``; the key needs scope fairness)."""
         return self._call("GET", "/fairness", params={"since": since.isoformat()})
 
+    def summary(self, since: datetime, bucket: str) -> dict[str, Any]:
+        """The window's true counts, rates, score histogram and series (``GET /predictions/summary``)."""
+        return self._call("GET", "/predictions/summary", params={"since": since.isoformat(), "bucket": bucket})
+
     def decisions(self, max_rows: int, since: datetime | None = None) -> pd.DataFrame:
         """The newest ``max_rows`` logged decisions (since ``since``), paged through ``/predictions``."""
         items: list[dict[str, Any]] = []

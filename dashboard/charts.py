@@ -32,6 +32,24 @@ def per_period(decisions: pd.DataFrame, freq: str) -> pd.DataFrame:
     return frame[frame["decisions"] > 0].reset_index()
 
 
+def summary_periods(summary: dict) -> pd.DataFrame:
+    """Volume and approval rate per bucket from ``GET /predictions/summary`` (every decision of the window)."""
+    frame = pd.DataFrame(summary["series"], columns=["bucket", "decisions", "approved"])
+    frame["ts"] = pd.to_datetime(frame["bucket"], utc=True, format="ISO8601")
+    frame["approval_rate"] = frame["approved"] / frame["decisions"]
+    return frame
+
+
+def binned_histogram(histogram: dict, threshold: float) -> go.Figure:
+    """The window's score histogram as the aggregates keep it (equal bins of [0, 1])."""
+    width, counts = histogram["bin_width"], histogram["counts"]
+    figure = go.Figure(go.Bar(x=[(i + 0.5) * width for i in range(len(counts))], y=counts, width=width))
+    figure.add_vline(x=threshold, line_dash="dash", line_color="black", annotation_text=f"threshold {threshold:.3f}")
+    figure.update_layout(title="Distribution of probability_default", xaxis_title="probability of default",
+                         yaxis_title="decisions", bargap=0)
+    return figure
+
+
 def volume(periods: pd.DataFrame) -> go.Figure:
     return go.Figure(go.Bar(x=periods["ts"], y=periods["decisions"]),
                      layout={"title": "Decisions over time", "yaxis_title": "decisions"})
@@ -47,13 +65,6 @@ def latency(periods: pd.DataFrame) -> go.Figure:
     for column, name in (("latency_p50_ms", "p50"), ("latency_p99_ms", "p99")):
         figure.add_trace(go.Scatter(x=periods["ts"], y=periods[column], mode="lines+markers", name=name))
     figure.update_layout(title="Server latency (ms)", yaxis_title="ms")
-    return figure
-
-
-def probability_histogram(decisions: pd.DataFrame, threshold: float) -> go.Figure:
-    figure = go.Figure(go.Histogram(x=decisions["probability_default"], nbinsx=50))
-    figure.add_vline(x=threshold, line_dash="dash", line_color="black", annotation_text=f"threshold {threshold:.3f}")
-    figure.update_layout(title="Distribution of probability_default", xaxis_title="probability of default")
     return figure
 
 

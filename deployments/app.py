@@ -30,17 +30,19 @@ def deployment_options(name: str, user_config: dict[str, Any] | None = None,
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
-    """The application graph: Ingress → (Scorer, Challenger, LogWriter). The Challenger is a second Scorer,
-    idle (no model) until its user_config sets a mode and model.
+    """The application graph: Ingress → (Scorer, Challenger, LogWriter), the scorers → LogWriter (their audit
+    record of model changes). The Challenger is a second Scorer, idle (no model) until its user_config sets a
+    mode and model.
 
     ``args`` may hold ``scorer``, ``challenger``, ``ingress`` and ``log_writer`` user_config dicts, and ``env``
     (environment variables for every replica, e.g. ``DATABASE_URL``), for starts from Python.
     """
     args = args or {}
     env = args.get("env")
-    scorer = Scorer.options(**deployment_options("Scorer", args.get("scorer"), env)).bind()
-    challenger = Scorer.options(name="Challenger", **deployment_options("Challenger", args.get("challenger"),
-                                                                        env)).bind(challenger=True)
     log_writer = LogWriter.options(**deployment_options("LogWriter", args.get("log_writer"), env)).bind()
+    scorer = Scorer.options(**deployment_options("Scorer", args.get("scorer"), env)).bind(log_writer=log_writer)
+    challenger = Scorer.options(name="Challenger", **deployment_options("Challenger", args.get("challenger"),
+                                                                        env)).bind(challenger=True,
+                                                                                   log_writer=log_writer)
     return Ingress.options(**deployment_options("Ingress", args.get("ingress"), env)).bind(scorer, log_writer,
                                                                                            challenger)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -119,6 +118,6 @@ def denial_reasons(coder: ReasonCoder, rows: np.ndarray, probabilities: np.ndarr
     """Per row: the explanation of a denied row (TreeSHAP over the denied rows only), None for an approved one."""
     denied = np.flatnonzero(is_denied(probabilities, threshold))
     out: list[dict[str, Any] | None] = [None] * len(rows)
-    for i, explanation in zip(denied.tolist(), coder.explain(rows[denied]) if len(denied) else []):
-        out[i] = asdict(explanation)
+    for i, explanation in zip(denied.tolist(), coder.explain_dicts(rows[denied]) if len(denied) else []):
+        out[i] = explanation
     return out

@@ -31,7 +31,7 @@ from deployments.http.backend import Unavailable
 from deployments.log_shipper import LogShipper
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
-from deployments.performance import PerformanceQuery, Window
+from deployments.performance import PerformanceQuery, SummaryQuery, Window
 from deployments.reconfigure import validated_or_kept
 from deployments.scored import Scored
 from prediction_log.groups import GroupPost, GroupReceipt
@@ -96,10 +96,11 @@ class Ingress:
         """Shed load past ``max_in_flight_requests`` or ``max_in_flight_body_bytes`` (taken before a body is
         read, so neither parsing nor bodies held can outgrow them); refuse while decisions cannot be recorded."""
         if not self.shipper.accepting:
+            self.metrics.shed.inc(tags={"reason": "log_refusing"})
             raise Unavailable("prediction log unavailable (nowhere to record decisions), retry later")
         if self.in_flight >= self.config.max_in_flight_requests or (
                 self.in_flight and self.body_bytes + body_bytes > self.config.max_in_flight_body_bytes):
-            self.metrics.shed.inc()
+            self.metrics.shed.inc(tags={"reason": "overload"})
             raise Unavailable("server overloaded, retry later")
         self.in_flight += 1
         self.body_bytes += body_bytes
@@ -238,6 +239,12 @@ class Ingress:
     async def log_stats(self) -> dict[str, Any]:
         stats = await self.log_writer.stats.remote()
         return stats | {"buffered_in_this_ingress": self.shipper.held, "log_state": self.shipper.state}
+
+    async def log_summary(self, query: SummaryQuery) -> dict[str, Any]:
+        return await self.log_writer.summary.remote(query)
+
+    async def model_changes(self, limit: int) -> list[dict[str, Any]]:
+        return await self.log_writer.model_changes.remote(limit)
 
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         return await self.log_writer.record_outcomes.remote(outcomes)

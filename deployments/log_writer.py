@@ -26,18 +26,19 @@ from deployments.challenger_report import comparison
 from deployments.fairness import FairnessQuery, fairness_of
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import LogWriterMetrics
-from deployments.performance import PerformanceQuery, Window, card_of_version, performance
+from deployments.performance import PerformanceQuery, SummaryQuery, Window, card_of_version, performance
 from deployments.reconfigure import validated_or_kept
 from prediction_log.appender import LineAppender
 from prediction_log.file_store import FileStore
 from prediction_log.groups import GroupPost, GroupReceipt, GroupStore
+from prediction_log.model_changes import ModelChange
 from prediction_log.outcomes import Outcomes, OutcomeStore, Receipt
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, to_json_lines
 from prediction_log.spool import Spool
 from prediction_log.store import Store
-from prediction_log.stores import file_log_path, groups_beside, outcomes_beside
+from prediction_log.stores import file_log_path, groups_beside, model_changes_beside, outcomes_beside
 
 logger = logging.getLogger("ray.serve")
 
@@ -198,7 +199,7 @@ class LogWriter:
         return self.store
 
     def _beside(self, kind: str, make: Callable[[Store, Settings], Any]) -> Any:
-        """The outcome or group store beside the current log store (a new one after a reconnect)."""
+        """The outcome, group or model-change store beside the current log store (a new one after a reconnect)."""
         store = self._live_store()
         held = self._beside_stores.get(kind)
         if held is None or held[0] is not store:
@@ -229,6 +230,18 @@ class LogWriter:
 
     async def record_groups(self, post: GroupPost) -> GroupReceipt:
         return await self._group_store().record(post)
+
+    async def summary(self, query: SummaryQuery) -> dict[str, Any]:
+        """The window's aggregates (``prediction_log.aggregates``): counts and rates without reading rows."""
+        return await self._live_store().summary(query.since, query.until, query.bucket)
+
+    async def record_model_changes(self, changes: list[ModelChange]) -> None:
+        """Append scorer replicas' audit entries (stored once by id: a replica retries until this returns)."""
+        await self._beside("model_changes", model_changes_beside).record(changes)
+
+    async def model_changes(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` audit entries, newest first."""
+        return await self._beside("model_changes", model_changes_beside).newest(limit)
 
     async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
         """The window's decisions with their groups and outcomes; figures computed here, beside the store."""

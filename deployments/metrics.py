@@ -31,7 +31,9 @@ class IngressMetrics:
         self.batch_rows = Histogram("credit_ingress_batch_rows", boundaries=ROW_BUCKETS, tag_keys=("source",),
                                     description="Rows per scorer call (source: micro_batch of /predict "
                                                 "requests, or one /predict/batch request).")
-        self.shed = Counter("credit_requests_shed", description="Scoring requests refused with 503 (overload).")
+        self.shed = Counter("credit_requests_shed", tag_keys=("reason",),
+                            description="Scoring requests refused with 503, by reason: overload (in-flight requests "
+                                        "or body bytes at their bound), log_refusing (nowhere to record decisions).")
         self.challenger_rows = Counter(
             "credit_challenger_rows", tag_keys=("result",),
             description="Rows by what the challenger did: shadow (scored beside the champion), missing (failed or "
@@ -67,6 +69,10 @@ class ScorerMetrics:
                               description="Rows per ONNX Runtime run.")
         self.calls = Histogram("credit_scorer_batch_calls", boundaries=ROW_BUCKETS[:9],
                                description="Caller blocks (scorer calls) merged into one ONNX run.")
+
+        self.change_refused = Gauge("credit_model_change_refused",
+                                    description="1 while the last model or scorer change was refused (the model in "
+                                                "force kept answering; GET /health says why), else 0.")
 
     def run(self, rows: int, calls: int) -> None:
         self.scored.inc(rows)

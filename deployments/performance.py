@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from core.artifacts import CARD_FILE, MODELS_DIR, load_card
 from core.decision import is_denied
 from models.performance import card_expectation, realized
+from prediction_log.aggregates import Bucket
 from prediction_log.outcomes import Labelled
 from prediction_log.query import LogQuery
 
@@ -26,6 +27,12 @@ class Window(BaseModel):
     until: datetime | None = None
 
     _aware = field_validator("since", "until")(LogQuery._aware.__func__)  # type: ignore[attr-defined]
+
+
+class SummaryQuery(Window):
+    """A window's aggregates (``GET /predictions/summary``); ``bucket`` of its series, by default from its length."""
+
+    bucket: Bucket | None = None
 
 
 class PerformanceQuery(Window):

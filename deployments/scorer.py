@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
 from core.settings import ChallengerConfig, ScorerConfig
 from deployments.decisions import denial_reasons
@@ -17,8 +17,11 @@ from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import ScorerMetrics
 from deployments.scored import Scored
 from models.loader import LoadedModel, ModelRefused, load_model
+from prediction_log.model_changes import Event, ModelChange, model_change
 
 logger = logging.getLogger("ray.serve")
+AUDIT_RETRY_S = 1.0
+"""How often undelivered model-change entries are offered to the log writer again."""
 
 
 @serve.deployment
@@ -26,11 +29,17 @@ class Scorer:
     """Holds one ONNX session; ``score`` concatenates the blocks of many callers into one run.
 
     The same class serves the champion (``Scorer``) and the optional ``Challenger`` deployment
-    (``challenger=True``: its user_config is a ``ChallengerConfig``, and with mode ``disabled`` no model)."""
+    (``challenger=True``: its user_config is a ``ChallengerConfig``, and with mode ``disabled`` no model).
+    Every model it starts with, switches to or refuses is an entry of the audit record, which the log writer
+    stores (``prediction_log.model_changes``); entries wait here until it has."""
 
-    def __init__(self, challenger: bool = False) -> None:
+    def __init__(self, challenger: bool = False, log_writer: DeploymentHandle | None = None) -> None:
         bind_replica_servers_to_loopback()
         self.challenger = challenger
+        self._log_writer = log_writer
+        self._undelivered: list[ModelChange] = []
+        self._replica = serve.get_replica_context().replica_id.unique_id
+        self._delivery = asyncio.get_event_loop().create_task(self._deliver_changes()) if log_writer else None
         self._active: LoadedModel | None = None
         self.refused: str | None = None
         """Why the last configuration change was refused (None when the last one applied)."""
@@ -66,16 +75,23 @@ class Scorer:
             if self._config is None:
                 raise   # the first configuration: there is nothing to keep serving
             self.refused = f"{type(exc).__name__}: {exc}"
+            self.metrics.change_refused.set(1)
             logger.error("%s: change refused, %s keeps answering: %s", self._name, self._describe(), self.refused)
+            asked = user_config or {}
+            self._audit("refused", (asked.get("model"), asked.get("threshold")), self.refused,
+                        asked.get("change_note"))
             return
         if active is not self._active:
             logger.info("%s: model %s active (was %s)", self._name,
                         f"{active.version} threshold {active.threshold:.6f}" if active else "none", self._describe())
+            self._audit("started" if self._config is None else "applied",
+                        None if active is None else (active.version, active.threshold), None, config.change_note)
         self._active = active   # atomic swap: a block is scored by one model
         self.score.set_max_batch_size(config.max_batch_size)
         self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self._config = config
         self.refused = None
+        self.metrics.change_refused.set(0)
 
     def _model_for(self, config: ScorerConfig) -> LoadedModel | None:
         previous = self._config
@@ -86,6 +102,41 @@ class Scorer:
                 != (previous.model, previous.threshold, previous.intra_op_threads, previous.require_monotonicity):
             return load_model(config.model, config.threshold, config.intra_op_threads, config.require_monotonicity)
         return self._active
+
+    def _audit(self, event: Event, to: tuple[Any, Any] | None, reason: str | None, note: Any) -> None:
+        active = self._active
+        before = None if active is None else (active.version, active.threshold)
+        self._undelivered.append(model_change(event, "Challenger" if self.challenger else "Scorer", self._replica,
+                                              before, to, reason, note))
+
+    async def _deliver_changes(self) -> None:
+        """Hand audit entries to the log writer until it has stored them (it may start after this replica,
+        or its database may be down): retried, and stored once by their id."""
+        assert self._log_writer is not None
+        while True:
+            await asyncio.sleep(AUDIT_RETRY_S)
+            if not self._undelivered:
+                continue
+            entries = list(self._undelivered)
+            try:
+                await self._log_writer.record_model_changes.remote(entries)
+            except Exception as exc:
+                logger.warning("%s: %d model-change entries not yet in the audit record (%s: %s)", self._name,
+                               len(entries), type(exc).__name__, exc)
+                continue
+            del self._undelivered[:len(entries)]
+
+    async def __del__(self) -> None:
+        """At shutdown, one last delivery of what is still undelivered (bounded: the replica must stop)."""
+        if self._delivery is None:
+            return
+        self._delivery.cancel()
+        if self._undelivered and self._log_writer is not None:
+            try:
+                await asyncio.wait_for(self._log_writer.record_model_changes.remote(self._undelivered), 5)
+            except Exception as exc:
+                logger.error("%s: %d model-change entries lost at shutdown (%s)", self._name, len(self._undelivered),
+                             type(exc).__name__)
 
     def _describe(self) -> str:
         active = self._active
@@ -126,8 +177,8 @@ class Scorer:
         if active.reasons is None:
             raise LookupError(f"model {active.version} has no LightGBM file for explanations")
         probabilities = active.classifier.predict_proba(block)
-        explanations = await asyncio.to_thread(active.reasons.explain, block)
-        return Scored(probabilities, active.version, active.threshold), [asdict(e) for e in explanations]
+        explanations = await asyncio.to_thread(active.reasons.explain_dicts, block)
+        return Scored(probabilities, active.version, active.threshold), explanations
 
     def model_card(self) -> dict[str, Any]:
         """The active model card, with the threshold in force."""

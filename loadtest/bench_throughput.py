@@ -205,8 +205,8 @@ def summary(report: dict[str, Any]) -> str:
     plain, ort_rows = report["plain_fastapi_onnx_no_log"], report["onnx_runtime_alone"]["rows_per_s"]
     minimal = report["minimal_ray_serve_app_no_log"]
     lines = ["| server | /predict req/s | p99 ms | × minimal Serve app | × plain | /predict/batch rows/s | p99 ms | "
-             "× ONNX alone | metrics agent % core | logged = answered |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "× ONNX alone | metrics agent % core | non-2xx | logged = answered |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, run in [("plain FastAPI + ONNX Runtime, no log", plain),
                       ("minimal Ray Serve app (2 replicas, ONNX in-process), no log", minimal),
                       *report["ours"].items()]:
@@ -217,7 +217,8 @@ def summary(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {single['req_per_s']:,.0f} | {single['p99_ms']:.0f} | "
                      f"{_ratio(single['req_per_s'], minimal['single']['req_per_s'])} | "
                      f"{_ratio(single['req_per_s'], plain['single']['req_per_s'])} | {batch['rows_per_s']:,.0f} | "
-                     f"{batch['p99_ms']:.0f} | {_ratio(batch['rows_per_s'], ort_rows)} | {agent} | {check} |")
+                     f"{batch['p99_ms']:.0f} | {_ratio(batch['rows_per_s'], ort_rows)} | {agent} | "
+                     f"{single['non_2xx'] + batch['non_2xx']} | {check} |")
     return "\n".join(lines)
 
 

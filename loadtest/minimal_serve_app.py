@@ -4,9 +4,10 @@ One FastAPI ingress deployment (2 replicas, the same serve.env as ours) holding 
 the same pydantic validation and decision rule, ``async`` routes, **no micro-batching, no second
 deployment, no log**. ``loadtest.bench_throughput`` runs it with the README's launcher beside ours, so our
 server's throughput is reported as a ratio to what Ray Serve itself allows on this machine.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: with string annotations FastAPI cannot resolve ``Request`` on
+the methods of a Serve ingress class, and takes it for a required query parameter (every answer a 422).
+"""
 
 import numpy as np
 import orjson

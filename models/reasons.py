@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -18,6 +19,7 @@ from core.artifacts import LIGHTGBM_FILE
 from core.features import AGE_FEATURE, FEATURE_NAMES, FEATURES, is_elderly
 
 _AGE = FEATURE_NAMES.index(AGE_FEATURE)
+_TEXTS = [f.reason for f in FEATURES]
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,24 @@ class ReasonCoder:
         return self.booster.predict(np.asarray(rows, dtype=np.float32).astype(np.float64))
 
     def explain(self, rows: np.ndarray) -> list[Explanation]:
-        """Contributions and principal reasons per row; age is never a reason for an applicant aged 62 or
-        older (Regulation B), whatever its contribution."""
-        result = []
-        elderly = is_elderly(np.asarray(rows)[:, _AGE])
-        for values, old in zip(self.contributions(rows), elderly):
-            per_feature = {f.name: float(v) for f, v in zip(FEATURES, values[:-1])}
-            raising = sorted(((v, f) for f, v in zip(FEATURES, values[:-1])
-                              if v > 0 and not (old and f.name == AGE_FEATURE)), key=lambda p: -p[0])
-            result.append(Explanation(
-                base_value=float(values[-1]), raw_score=float(values.sum()), contributions=per_feature,
-                reasons=[Reason(f.name, float(v), f.reason) for v, f in raising[:self.top]]))
-        return result
+        """Contributions and principal reasons per row (``explain_dicts`` as objects)."""
+        return [Explanation(e["base_value"], e["raw_score"], e["contributions"], [Reason(**r) for r in e["reasons"]])
+                for e in self.explain_dicts(rows)]
+
+    def explain_dicts(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """Per row, the fields of an ``Explanation`` as plain dicts (what the log and the API carry), ranked with
+        NumPy over the whole block: the reasons of every denial are computed on the scoring path, so the work
+        per row beyond TreeSHAP itself is a few list operations. Age is never a reason for an applicant aged 62
+        or older (Regulation B), whatever its contribution."""
+        values = self.contributions(rows)
+        per_feature = values[:, :-1]
+        raising = per_feature > 0
+        raising[:, _AGE] &= ~is_elderly(np.asarray(rows)[:, _AGE])
+        order = np.argsort(np.where(raising, -per_feature, np.inf), axis=1, kind="stable")[:, :self.top]
+        order = np.where(np.take_along_axis(raising, order, axis=1), order, -1)
+        out = []
+        for v, raw, ranked in zip(values.tolist(), values.sum(axis=1).tolist(), order.tolist()):
+            out.append({"base_value": v[-1], "raw_score": raw, "contributions": dict(zip(FEATURE_NAMES, v)),
+                        "reasons": [{"feature": FEATURE_NAMES[j], "contribution": v[j], "text": _TEXTS[j]}
+                                    for j in ranked if j >= 0]})
+        return out

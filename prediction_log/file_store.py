@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.private_files import private_dir
+from prediction_log.aggregates import Bucket, bucket_for, of_block, summary, window_start
 from prediction_log.appender import LineAppender
 from prediction_log.file_lines import LineCounter, complete_lines, lines_backwards
 from prediction_log.query import LogQuery
@@ -198,6 +199,14 @@ class FileStore:
     async def records_between(self, since: datetime | None, until: datetime | None) -> Block:
         """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
         return await self._on(self._reads, self._between_sync, since, until)
+
+    async def summary(self, since: datetime | None, until: datetime | None,
+                      bucket: Bucket | None = None) -> dict[str, Any]:
+        """``aggregates.summary`` computed from the window's records (a file log's scale; PostgreSQL keeps the
+        aggregates as it writes)."""
+        bucket = bucket or bucket_for(since, until)
+        block = await self.records_between(window_start(since, bucket), until)
+        return summary(of_block(block, bucket), bucket)
 
     @staticmethod
     async def _on(executor: ThreadPoolExecutor, function: Callable[..., T], *args: Any) -> T:

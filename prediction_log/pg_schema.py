@@ -2,8 +2,9 @@
 
     python -m prediction_log.pg_schema --owner-url-file OWNER_DSN_FILE --app-url-file APP_DSN_FILE
 
-creates or migrates ``predictions`` and ``outcomes`` as the owner, then creates (or re-passwords) the role
-named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT`` on its tables,
+creates or migrates the log's tables (``log_tables``) and its aggregates as the owner, then creates (or
+re-passwords) the role named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT``
+on its tables, ``SELECT`` on the aggregates (kept by a trigger with the owner's rights, ``pg_aggregates``),
 temporary tables (its staging table). The server's own start then finds the schema in place and does not
 need the right to change it (``apply_schema``).
 """
@@ -16,12 +17,12 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from prediction_log import groups, outcomes, postgres_store
+from prediction_log import groups, model_changes, outcomes, pg_aggregates, postgres_store
 
 
-def log_tables() -> tuple[str, str, str]:
+def log_tables() -> tuple[str, ...]:
     """The server's tables, as their stores name them."""
-    return postgres_store.TABLE, outcomes.TABLE, groups.TABLE
+    return postgres_store.TABLE, outcomes.TABLE, groups.TABLE, model_changes.TABLE
 
 
 async def grant(owner_dsn: str, app_dsn: str) -> str:
@@ -34,6 +35,7 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
     try:
         await outcomes.PostgresOutcomes(store).ensure_schema()
         await groups.PostgresGroups(store).ensure_schema()
+        await model_changes.PostgresModelChanges(store).ensure_schema()
         async with store.pool.acquire() as conn, conn.transaction():
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
             quoted, literal, database = await conn.fetchrow(
@@ -44,6 +46,7 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
             await conn.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")
             await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {quoted}")
             await conn.execute(f"GRANT SELECT, INSERT ON {', '.join(log_tables())} TO {quoted}")
+            await conn.execute(f"GRANT SELECT ON {', '.join(pg_aggregates.TABLES.values())} TO {quoted}")
     finally:
         await store.close()
     return role
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-url-file", type=Path, required=True, help="File holding the server's DSN")
     args = parser.parse_args(argv)
     role = asyncio.run(grant(args.owner_url_file.read_text().strip(), args.app_url_file.read_text().strip()))
-    print(f"schema ready; role {role}: SELECT, INSERT on {', '.join(log_tables())}", file=sys.stderr)
+    print(f"schema ready; role {role}: SELECT, INSERT on {', '.join(log_tables())}; SELECT on "
+          f"{', '.join(pg_aggregates.TABLES.values())}", file=sys.stderr)
     return 0
 
 

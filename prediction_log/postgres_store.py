@@ -15,6 +15,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from prediction_log import pg_aggregates
+from prediction_log.aggregates import Bucket, bucket_for, summary
 from prediction_log.pg_ddl import apply_schema
 from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, SQL_TYPES, Block, from_rows, row_values, to_pg_binary
@@ -46,8 +48,9 @@ DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
 async def ensure_schema(conn: asyncpg.Connection, timeout_s: float | None = None) -> None:
-    """Create or migrate the table and its indexes; safe to run concurrently and repeatedly."""
+    """Create or migrate the table, its indexes and its aggregates; safe to run concurrently and repeatedly."""
     await apply_schema(conn, SCHEMA_SQL, TABLE, SQL_COLUMNS, timeout_s)
+    await pg_aggregates.ensure_schema(conn, TABLE, timeout_s)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -192,8 +195,17 @@ class PostgresStore:
         return from_rows(dict(zip(COLUMNS, tuple(r))) for r in records), total
 
     async def count(self) -> int:
+        """From the hourly aggregates (exact: kept in the inserts' transactions), not ``count(*)`` over the rows."""
         async with self.reading() as conn:
-            return int(await conn.fetchval(f"SELECT count(*) FROM {TABLE}", timeout=self.read_timeout_s))
+            return await pg_aggregates.total(conn, self.read_timeout_s)
+
+    async def summary(self, since: datetime | None, until: datetime | None,
+                      bucket: Bucket | None = None) -> dict[str, Any]:
+        """``aggregates.summary`` of the window, from the aggregate rows (cost: buckets, not decisions)."""
+        bucket = bucket or bucket_for(since, until)
+        async with self.reading() as conn:
+            rows = await pg_aggregates.rows_between(conn, since, until, bucket, self.read_timeout_s)
+        return summary(rows, bucket)
 
     async def close(self) -> None:
         await self.pool.close()

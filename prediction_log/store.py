@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+from prediction_log.aggregates import Bucket
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
 
@@ -46,5 +47,9 @@ class Store(Protocol):
                              seed: int = 0) -> tuple[Block, int]:
         """A uniform sample of at most ``rows`` records with ``since <= ts < until`` (oldest first), and how many
         records the window holds: memory bounded by ``rows``, not by the window."""
+
+    async def summary(self, since: datetime | None, until: datetime | None,
+                      bucket: Bucket | None = None) -> dict[str, Any]:
+        """``prediction_log.aggregates.summary`` of the window (``bucket`` by default from its length)."""
 
     async def close(self) -> None: ...

@@ -7,6 +7,7 @@ from pathlib import Path
 from core.settings import Settings
 from prediction_log.file_store import FileStore
 from prediction_log.groups import FileGroups, GroupStore, PostgresGroups
+from prediction_log.model_changes import FileModelChanges, ModelChangeStore, PostgresModelChanges
 from prediction_log.outcomes import FileOutcomes, OutcomeStore, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.store import Store
@@ -14,6 +15,7 @@ from prediction_log.store import Store
 FILE_LOG_NAME = "predictions.jsonl"
 OUTCOMES_FILE_NAME = "outcomes.jsonl"
 GROUPS_FILE_NAME = "groups.jsonl"
+MODEL_CHANGES_FILE_NAME = "model_changes.jsonl"
 
 
 def file_log_path(settings: Settings) -> Path:
@@ -40,3 +42,11 @@ def outcomes_beside(store: Store, settings: Settings) -> OutcomeStore:
     if isinstance(store, PostgresStore):
         return PostgresOutcomes(store)
     return FileOutcomes(settings.data_dir / OUTCOMES_FILE_NAME, store)
+
+
+def model_changes_beside(store: Store, settings: Settings) -> ModelChangeStore:
+    """The model-change audit lives beside the log: its database's ``model_changes`` table, or
+    ``DATA_DIR/model_changes.jsonl``."""
+    if isinstance(store, PostgresStore):
+        return PostgresModelChanges(store)
+    return FileModelChanges(settings.data_dir / MODEL_CHANGES_FILE_NAME)

@@ -17,13 +17,15 @@ from deployments.challenger_report import comparison
 from deployments.decisions import decide, denial_reasons
 from deployments.fairness import FairnessQuery, fairness_of
 from deployments.http.backend import Unavailable
-from deployments.performance import PerformanceQuery, Window, card_of_version, performance
+from deployments.performance import PerformanceQuery, SummaryQuery, Window, card_of_version, performance
 from deployments.scored import Scored
 from models.loader import load_model
+from prediction_log.aggregates import bucket_for, of_block, summary, window_start
 from prediction_log.groups import GroupPost, GroupReceipt, choose
+from prediction_log.model_changes import model_change
 from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile, shadowed_rows
 from prediction_log.query import LogQuery
-from prediction_log.records import Block, as_dicts, concat
+from prediction_log.records import Block, as_dicts, concat, empty_block
 
 
 class LocalBackend:
@@ -39,6 +41,8 @@ class LocalBackend:
         self.outcomes: dict[str, int] = {}
         self.groups: dict[tuple[str, str], str] = {}
         self.refusing = False
+        self.changes = [asdict(model_change("started", "Scorer", "local", None, (self.card["version"],
+                                                                                   self.threshold)))]
 
     @contextmanager
     def admitted(self, body_bytes: int = 0) -> Iterator[None]:
@@ -60,7 +64,7 @@ class LocalBackend:
     async def score_explained(self, rows: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
         if self.reasons is None:
             raise LookupError("no LightGBM file")
-        return self._scored(rows), [asdict(e) for e in self.reasons.explain(rows)]
+        return self._scored(rows), self.reasons.explain_dicts(rows)
 
     def record(self, block: Block, endpoint: str, shadow: Any = None) -> None:
         self.blocks.append(block)
@@ -83,6 +87,17 @@ class LocalBackend:
 
     async def log_stats(self) -> dict[str, Any]:
         return {"backend": "memory", "records_in_store": len(self.log)}
+
+    async def log_summary(self, query: SummaryQuery) -> dict[str, Any]:
+        bucket = query.bucket or bucket_for(query.since, query.until)
+        log = self.log if self.blocks else empty_block()
+        ts, since = log.column("ts"), window_start(query.since, bucket)
+        keep = pc.and_(pc.greater_equal(ts, since) if since else pc.is_valid(ts),
+                       pc.less(ts, query.until) if query.until else pc.is_valid(ts))
+        return summary(of_block(log.filter(keep), bucket), bucket)
+
+    async def model_changes(self, limit: int) -> list[dict[str, Any]]:
+        return self.changes[::-1][:limit]
 
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         logged = set(self.log.column("request_id").to_pylist()) if self.blocks else set()

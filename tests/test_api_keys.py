@@ -52,7 +52,7 @@ def test_every_key_with_scope_read_reads_the_log(client: TestClient, key: str) -
 
 @pytest.mark.parametrize("key", [FEEDER, SCORER])
 def test_a_key_without_scope_read_is_403_on_the_log(client: TestClient, key: str) -> None:
-    for path in ("/predictions", "/predictions/stats", "/performance", "/challenger"):
+    for path in ("/predictions", "/predictions/stats", "/performance", "/challenger", "/model/changes"):
         response = client.get(path, headers={"X-API-Key": key})
         assert response.status_code == 403 and "read" in response.json()["detail"], path
 

@@ -5,7 +5,8 @@ with its own card) is swapped in with no failed request and each block decided b
 changes (a missing folder, a card threshold of NaN / 0 / 1.5, a ``model.onnx`` whose SHA-256 differs
 from its card, an out-of-range batching value) are refused while the running model keeps answering
 200; the challenger goes disabled → shadow → canary → disabled; Prometheus text from the fixed
-metrics port shows ``ray_credit_decisions_total`` moving with the traffic.
+metrics port shows ``ray_credit_decisions_total`` moving with the traffic. Each applied and refused change is
+in the audit record (``GET /model/changes``) with what it changed from and to.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from models.generator import generate
 from models.loader import sha256_of
 from tests.conftest import API_KEY
 from tests.serving import Load
+from tests.test_alert_rules import rule_metrics
 from tests.test_resilience import record_figures
 
 pytestmark = pytest.mark.slow
@@ -95,6 +97,15 @@ def _health(server: ServerProcess) -> dict[str, Any]:
     return httpx.get(f"{server.url}/health", timeout=10).json()
 
 
+def _audit_entry(server: ServerProcess, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The newest entry of the model-change audit record that ``match``es (delivered within a second or two)."""
+    def found() -> dict[str, Any] | None:
+        items = httpx.get(f"{server.url}/model/changes", headers={"X-API-Key": API_KEY}, timeout=30).json()["items"]
+        return next((e for e in items if match(e)), None)
+
+    return wait_until(found, timeout_s=APPLY_DEADLINE_S, what="the change in the audit record")
+
+
 def _deploy_under_load(server: ServerProcess, name: str, deployments: dict[str, dict[str, Any]],
                        applied: Callable[[dict[str, Any]], Any]) -> Load:
     load = Load(server.url, connections=4).start()
@@ -127,6 +138,8 @@ def test_bad_changes_are_refused_and_the_model_keeps_answering(server: ServerPro
         assert set(statuses) == {200}, (name, statuses)
         assert health["model_version"] == before["model_version"] and health["threshold"] == before["threshold"]
         assert {b["model_version"] for b in load.bodies} == {before["model_version"]}
+        entry = _audit_entry(server, lambda e: e["event"] == "refused" and e["to_version"] == str(model))
+        assert entry["from_version"] == before["model_version"] and entry["reason"] == health["change_refused"]
         server.deploy(ServerConfig("restore", deployments={}))   # the rollback the README documents
         wait_until(lambda: _health(server)["change_refused"] is None, timeout_s=APPLY_DEADLINE_S,
                    what="the rollback to apply")
@@ -140,7 +153,8 @@ def test_a_foreign_zipmap_model_is_swapped_in_under_load(server: ServerProcess, 
     folder = foreign_model(tmp_path / "foreign")
     before = _health(server)["model_version"]
     load = _deploy_under_load(server, "foreign", {"Scorer": {"user_config": {"model": str(folder),
-                                                                            "require_monotonicity": False}}},
+                                                                            "require_monotonicity": False,
+                                                                            "change_note": "ticket MRM-42"}}},
                               lambda h: h["model_version"] == "foreign-zipmap-1")
     statuses = Counter(load.statuses)
     versions = Counter(b["model_version"] for b in load.bodies)
@@ -149,6 +163,8 @@ def test_a_foreign_zipmap_model_is_swapped_in_under_load(server: ServerProcess, 
     assert set(versions) <= {before, "foreign-zipmap-1"} and versions["foreign-zipmap-1"] > 0
     assert all(b["threshold"] == (0.12 if b["model_version"] == "foreign-zipmap-1" else b["threshold"])
                for b in load.bodies)   # each answer carries its own model's rule
+    entry = _audit_entry(server, lambda e: e["event"] == "applied" and e["to_version"] == "foreign-zipmap-1")
+    assert (entry["from_version"], entry["to_threshold"], entry["note"]) == (before, 0.12, "ticket MRM-42")
     server.deploy(ServerConfig("restore", deployments={}))
     wait_until(lambda: _health(server)["model_version"] == before, timeout_s=APPLY_DEADLINE_S, what="the rollback")
 
@@ -191,6 +207,10 @@ def test_prometheus_text_from_the_fixed_metrics_port_moves_with_traffic(server: 
     finally:
         load.stop()
     wait_until(lambda: decisions() >= start + 300, timeout_s=60, what="ray_credit_decisions_total to move")
+    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+    exported = set(re.findall(r"^(ray_credit_[a-z_]+)", text, re.M))
+    gauges = {m for m in rule_metrics() if not m.endswith("_total")}   # a counter appears once incremented
+    assert gauges <= exported, gauges - exported   # the alert rules watch what the server exports
 
 
 def test_a_key_rotated_in_the_secrets_folder_applies_without_a_failed_request(server: ServerProcess) -> None:

@@ -40,7 +40,8 @@ def test_the_app_role_logs_and_reads_but_changes_nothing_else(pg: PgCluster) -> 
             first = _block(20, 1)
             assert await store.insert(first) == 20
             assert await store.replay(first) == 0       # the spool's idempotent merge: SELECT + INSERT only
-            assert await store.count() == 20
+            assert await store.count() == 20            # the aggregates the owner's trigger keeps
+            assert (await store.summary(None, None))["decisions"] == 20
             logged = await store.query(LogQuery(limit=5))
             assert len(logged) == 5
             outcomes = PostgresOutcomes(store)
@@ -50,7 +51,10 @@ def test_the_app_role_logs_and_reads_but_changes_nothing_else(pg: PgCluster) -> 
             async with store.pool.acquire() as conn:
                 for statement in ("DELETE FROM predictions", "UPDATE outcomes SET defaulted = 1",
                                   "TRUNCATE predictions", "CREATE TABLE intruder (x int)",
-                                  "ALTER TABLE predictions ADD COLUMN x int", "DROP TABLE outcomes"):
+                                  "ALTER TABLE predictions ADD COLUMN x int", "DROP TABLE outcomes",
+                                  "UPDATE decision_hours SET decisions = 0", "DELETE FROM decision_minutes",
+                                  "DELETE FROM model_changes",
+                                  "INSERT INTO decision_hours SELECT * FROM decision_hours"):
                     with pytest.raises(asyncpg.InsufficientPrivilegeError):
                         await conn.execute(statement)
                 assert not await conn.fetchval("SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles "

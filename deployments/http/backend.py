@@ -15,7 +15,7 @@ import numpy as np
 
 from core.api_keys import KeyRing
 from deployments.fairness import FairnessQuery
-from deployments.performance import PerformanceQuery, Window
+from deployments.performance import PerformanceQuery, SummaryQuery, Window
 from deployments.scored import Scored
 from prediction_log.groups import GroupPost, GroupReceipt
 from prediction_log.outcomes import Outcomes, Receipt
@@ -58,6 +58,12 @@ class Backend(Protocol):
     async def query_log(self, query: LogQuery) -> list[dict[str, Any]]: ...
 
     async def log_stats(self) -> dict[str, Any]: ...
+
+    async def log_summary(self, query: SummaryQuery) -> dict[str, Any]:
+        """``prediction_log.aggregates.summary`` of the window (from aggregates where the store keeps them)."""
+
+    async def model_changes(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` entries of the model-change audit record (``prediction_log.model_changes``)."""
 
     async def find_decision(self, request_id: str) -> dict[str, Any] | None:
         """One decision's log record, or None."""

@@ -1,5 +1,6 @@
 """The routes that serve personal data or take it in, each behind an X-API-Key with the right scope: the log,
-one decision's notice, outcomes, realized performance, the challenger comparison, group membership and fairness."""
+one decision's notice, outcomes, realized performance, the challenger comparison, group membership and fairness,
+and the audit record of model changes."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from deployments.http.schemas import (
     OutcomeReceipt,
     request_body_doc,
 )
-from deployments.performance import PerformanceQuery, Window
+from deployments.performance import PerformanceQuery, SummaryQuery, Window
 from prediction_log.groups import MAX_GROUPS, GroupPost
+from prediction_log.model_changes import MAX_LISTED
 from prediction_log.outcomes import MAX_OUTCOMES, Outcomes
 from prediction_log.query import LogQuery, cursor_of
 
@@ -54,6 +56,23 @@ async def decision_notice(request_id: RequestId, x_api_key: Annotated[str | None
 @api.get("/predictions/stats", summary="Log writer counters and store size (X-API-Key with scope read)")
 async def prediction_stats(x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     return await _read_log(x_api_key, lambda b: b.log_stats())
+
+
+@api.get("/predictions/summary",
+         summary="The window's decisions counted, without reading them: totals and approval rate per endpoint and "
+                 "model version, score histogram, latency, a per-minute or per-hour series (X-API-Key with scope read)")
+async def prediction_summary(query: Annotated[SummaryQuery, Query()],
+                             x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    report = await _read_log(x_api_key, lambda b: b.log_summary(query))
+    return _json({"since": query.since, "until": query.until, **report})
+
+
+@api.get("/model/changes", summary="Audit record of model changes, newest first: every model a scorer replica started "
+                                   "with, switched to or refused, from which version and threshold to which, when, "
+                                   "on which host, as which OS user, with the change_note (X-API-Key with scope read)")
+async def model_changes(limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
+                        x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    return _json({"items": await _read_log(x_api_key, lambda b: b.model_changes(limit))})
 
 
 @api.post("/outcomes", response_model=OutcomeReceipt,
