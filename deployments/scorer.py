@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,7 @@ from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from core.decision import is_denied
 from core.settings import ChallengerConfig, ScorerConfig
 from deployments.decisions import denial_reasons
 from deployments.loopback import bind_replica_servers_to_loopback
@@ -20,6 +23,8 @@ from models.loader import LoadedModel, ModelRefused, load_model
 from prediction_log.model_changes import Event, ModelChange, model_change
 
 logger = logging.getLogger("ray.serve")
+REASON_THREADS = 2
+"""Callers whose denial reasons are computed at once (TreeSHAP releases the GIL; each runs on one thread)."""
 AUDIT_RETRY_S = 1.0
 """How often undelivered model-change entries are offered to the log writer again."""
 
@@ -40,6 +45,7 @@ class Scorer:
         self._undelivered: list[ModelChange] = []
         self._replica = serve.get_replica_context().replica_id.unique_id
         self._delivery = asyncio.get_event_loop().create_task(self._deliver_changes()) if log_writer else None
+        self._reasons_pool = ThreadPoolExecutor(REASON_THREADS, thread_name_prefix="reasons")
         self._active: LoadedModel | None = None
         self.refused: str | None = None
         """Why the last configuration change was refused (None when the last one applied)."""
@@ -87,8 +93,8 @@ class Scorer:
             self._audit("started" if self._config is None else "applied",
                         None if active is None else (active.version, active.threshold), None, config.change_note)
         self._active = active   # atomic swap: a block is scored by one model
-        self.score.set_max_batch_size(config.max_batch_size)
-        self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        self._score_batch.set_max_batch_size(config.max_batch_size)
+        self._score_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self._config = config
         self.refused = None
         self.metrics.change_refused.set(0)
@@ -142,30 +148,36 @@ class Scorer:
         active = self._active
         return "no model" if active is None else f"{active.version} threshold {active.threshold:.6f}"
 
+    async def score(self, block: np.ndarray) -> Scored:
+        """One caller's ``(n, 10)`` block: scored in one ONNX run with other callers' blocks, then the reasons of
+        its denied rows computed on their own, outside the micro-batch, so the next ONNX run never waits for
+        TreeSHAP and the reasons of several callers are computed at once (on ``REASON_THREADS`` threads)."""
+        scored, active = await self._score_batch(block)
+        reasons = await self._denial_reasons(active, block, scored.probabilities)
+        return scored if reasons is None else replace(scored, reasons=reasons)
+
     @serve.batch  # sizes come from ScorerConfig through reconfigure
-    async def score(self, blocks: list[np.ndarray]) -> list[Scored]:
-        """Score each caller's ``(n_i, 10)`` block in one ONNX run; same order back."""
+    async def _score_batch(self, blocks: list[np.ndarray]) -> list[tuple[Scored, LoadedModel]]:
+        """Score each caller's block in one ONNX run; same order back, each with the model that scored it."""
         active = self._ensure_loaded()
         sizes = [len(b) for b in blocks]
         self.metrics.run(sum(sizes), len(blocks))
         rows = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-        probabilities = active.classifier.predict_proba(rows)
-        reasons = await self._denial_reasons(active, rows, probabilities)
-        bounds = np.cumsum(sizes)[:-1]
-        parts = np.split(probabilities, bounds)
-        if reasons is None:
-            return [Scored(p, active.version, active.threshold) for p in parts]
-        starts = [0, *bounds.tolist()]
-        return [Scored(p, active.version, active.threshold, reasons[s:s + len(p)]) for p, s in zip(parts, starts)]
+        parts = np.split(active.classifier.predict_proba(rows), np.cumsum(sizes)[:-1])
+        return [(Scored(p, active.version, active.threshold), active) for p in parts]
 
     async def _denial_reasons(self, active: LoadedModel, rows: np.ndarray,
                               probabilities: np.ndarray) -> list[dict[str, Any] | None] | None:
-        """TreeSHAP over the denied rows only (in a thread: the replica keeps scoring), None for approved ones."""
+        """TreeSHAP over the denied rows only, by the model that scored them (in a thread: the replica keeps
+        scoring), None for approved ones."""
         config = self._config
         if active.reasons is None or config is None or not config.reasons_for_denials or (
                 isinstance(config, ChallengerConfig) and config.mode == "shadow"):   # shadow scores are never notices
             return None
-        return await asyncio.to_thread(denial_reasons, active.reasons, rows, probabilities, active.threshold)
+        if not is_denied(probabilities, active.threshold).any():
+            return None
+        return await asyncio.get_running_loop().run_in_executor(self._reasons_pool, denial_reasons, active.reasons,
+                                                                rows, probabilities, active.threshold)
 
     async def score_explained(self, block: np.ndarray) -> tuple[Scored, list[dict[str, Any]]]:
         """Score and explain one block with the same model; only for ``explain=true`` requests.

@@ -47,8 +47,10 @@ class ReasonCoder:
         self.top = top
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
-        """``(n, 11)``: per-feature contributions then the base value (float32 inputs, as ONNX sees them)."""
-        return self.booster.predict(np.asarray(rows, dtype=np.float32).astype(np.float64), pred_contrib=True)
+        """``(n, 11)``: per-feature contributions then the base value (float32 inputs, as ONNX sees them). One
+        thread per call: the scorer explains several callers' blocks at once, and 2 cores hold no more."""
+        return self.booster.predict(np.asarray(rows, dtype=np.float32).astype(np.float64), pred_contrib=True,
+                                    num_threads=1)
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """P(default) by LightGBM itself (float32 inputs, as ONNX sees them): the parity check at load."""
