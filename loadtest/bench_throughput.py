@@ -231,7 +231,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "throughput.json")
     parser.add_argument("--variants", action="store_true",
                         help="also run the file-log server with each of VARIANTS in turn")
+    parser.add_argument("--variant", action="append", default=[], metavar="TEXT",
+                        help="run only the VARIANTS whose name contains TEXT (repeatable; implies --variants)")
     args = parser.parse_args()
+    args.variants = args.variants or bool(args.variant)
+    chosen = {name: v for name, v in VARIANTS.items() if not args.variant or any(t in name for t in args.variant)}
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     report: dict[str, Any] = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
@@ -252,7 +256,7 @@ def main() -> None:
                 args.batch_rows, work / "pg.log")
         finally:
             asyncio.run(_database(args.database_url, name, create=False))
-        if args.variants:   # the database's largest suspect: index maintenance (a fresh database again)
+        if args.variants and not args.variant:   # the database's largest suspect: index maintenance (a fresh database again)
             dsn = asyncio.run(_database(args.database_url, name, create=True))
             try:
                 report["ours"]["PostgreSQL log, table without its secondary indexes (diagnostic)"] = our_server(
@@ -261,7 +265,7 @@ def main() -> None:
             finally:
                 asyncio.run(_database(args.database_url, name, create=False))
     if args.variants:
-        for index, (name, (env, deployments)) in enumerate(VARIANTS.items()):
+        for index, (name, (env, deployments)) in enumerate(chosen.items()):
             report["ours"][f"file log, {name}"] = our_server(
                 name, base | env | {"DATA_DIR": str(work / f"s{index}"), "DATABASE_URL": ""}, args.duration,
                 args.batch_rows, work / f"s{index}.log", deployments)
