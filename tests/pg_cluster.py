@@ -10,6 +10,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import asyncpg
+
 from core.ports import free_port
 
 
@@ -46,6 +48,16 @@ class PgCluster:
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+
+    async def fresh_database(self, name: str) -> str:
+        """An empty database ``name`` on this cluster (dropped first if a run left it); its DSN."""
+        admin = await asyncpg.connect(self.dsn)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+            await admin.execute(f"CREATE DATABASE {name}")
+        finally:
+            await admin.close()
+        return self.dsn.rsplit("/", 1)[0] + f"/{name}"
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")

@@ -12,7 +12,6 @@ import asyncio
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-import asyncpg
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -56,11 +55,7 @@ def close(a: dict, b: dict) -> bool:
 @pytest.mark.slow
 def test_postgres_aggregates_equal_the_records_whichever_path_wrote_them(pg: PgCluster) -> None:
     async def scenario() -> None:
-        admin = await asyncpg.connect(pg.dsn)
-        await admin.execute("DROP DATABASE IF EXISTS aggregates_test")
-        await admin.execute("CREATE DATABASE aggregates_test")
-        await admin.close()
-        dsn = pg.dsn.rsplit("/", 1)[0] + "/aggregates_test"
+        dsn = await pg.fresh_database("aggregates_test")
         store = await PostgresStore.connect(dsn)
         try:
             a, b, c, single = spread_block(120, 1), spread_block(80, 2, "predict"), spread_block(50, 3), \

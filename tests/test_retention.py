@@ -12,7 +12,6 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import asyncpg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -37,11 +36,7 @@ def at(block: Block, start: datetime) -> Block:
 def test_expired_decisions_are_archived_with_their_outcomes_and_groups_then_deleted(pg: PgCluster,
                                                                                    tmp_path: Path) -> None:
     async def scenario() -> None:
-        admin = await asyncpg.connect(pg.dsn)
-        await admin.execute("DROP DATABASE IF EXISTS retention_test")
-        await admin.execute("CREATE DATABASE retention_test")
-        await admin.close()
-        dsn = pg.dsn.rsplit("/", 1)[0] + "/retention_test"
+        dsn = await pg.fresh_database("retention_test")
         store = await PostgresStore.connect(dsn)
         try:
             old, young = at(spread_block(120, 5), NOW - timedelta(days=10)), at(spread_block(80, 6), NOW -
