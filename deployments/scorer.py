@@ -134,6 +134,7 @@ class Scorer:
 
     async def __del__(self) -> None:
         """At shutdown, one last delivery of what is still undelivered (bounded: the replica must stop)."""
+        self._reasons_pool.shutdown(wait=False)
         if self._delivery is None:
             return
         self._delivery.cancel()

@@ -256,7 +256,7 @@ def main() -> None:
                 args.batch_rows, work / "pg.log")
         finally:
             asyncio.run(_database(args.database_url, name, create=False))
-        if args.variants and not args.variant:   # the database's largest suspect: index maintenance (a fresh database again)
+        if args.variants and not args.variant:   # the database's largest suspect: index maintenance (fresh database)
             dsn = asyncio.run(_database(args.database_url, name, create=True))
             try:
                 report["ours"]["PostgreSQL log, table without its secondary indexes (diagnostic)"] = our_server(

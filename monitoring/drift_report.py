@@ -34,7 +34,6 @@ EXIT_OK, EXIT_DRIFT, EXIT_EMPTY = 0, 1, 3
 LATEST = "latest"
 
 
-
 def write_report(analysis: DriftAnalysis, out_dir: Path) -> Path:
     """Write the HTML and JSON report (timestamped and as ``latest``); returns the JSON path."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,6 @@ EXIT_OK, EXIT_ALERT, EXIT_EMPTY = 0, 1, 3
 LATEST = "latest"
 
 
-
 async def read_labelled(settings: Settings, since: datetime | None, until: datetime | None,
                         model_version: str | None) -> Labelled:
     store = await open_store(settings)

@@ -25,7 +25,7 @@ from prediction_log.groups import GroupPost, GroupReceipt, choose
 from prediction_log.model_changes import model_change
 from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile, shadowed_rows
 from prediction_log.query import LogQuery
-from prediction_log.records import Block, as_dicts, concat, empty_block
+from prediction_log.records import Block, as_dicts, concat
 
 
 class LocalBackend:
@@ -88,13 +88,17 @@ class LocalBackend:
     async def log_stats(self) -> dict[str, Any]:
         return {"backend": "memory", "records_in_store": len(self.log)}
 
+    def _between(self, since: datetime | None, until: datetime | None) -> Block:
+        """The logged records with ``since <= ts < until``."""
+        log = self.log
+        ts = log.column("ts")
+        keep = pc.and_(pc.greater_equal(ts, since) if since else pc.is_valid(ts),
+                       pc.less(ts, until) if until else pc.is_valid(ts))
+        return log.filter(keep)
+
     async def log_summary(self, query: SummaryQuery) -> dict[str, Any]:
         bucket = query.bucket or bucket_for(query.since, query.until)
-        log = self.log if self.blocks else empty_block()
-        ts, since = log.column("ts"), window_start(query.since, bucket)
-        keep = pc.and_(pc.greater_equal(ts, since) if since else pc.is_valid(ts),
-                       pc.less(ts, query.until) if query.until else pc.is_valid(ts))
-        return summary(of_block(log.filter(keep), bucket), bucket)
+        return summary(of_block(self._between(window_start(query.since, bucket), query.until), bucket), bucket)
 
     async def model_changes(self, limit: int) -> list[dict[str, Any]]:
         return self.changes[::-1][:limit]
@@ -137,11 +141,7 @@ class LocalBackend:
         memberships: dict[str, dict[str, str]] = {}
         for (request_id, attribute), group in self.groups.items():
             memberships.setdefault(attribute, {})[request_id] = group
-        log = self.log
-        ts = log.column("ts")
-        keep = pc.and_(pc.greater_equal(ts, query.since) if query.since else pc.is_valid(ts),
-                       pc.less(ts, query.until) if query.until else pc.is_valid(ts))
-        return fairness_of(log.filter(keep), memberships, dict(self.outcomes), query)
+        return fairness_of(self._between(query.since, query.until), memberships, dict(self.outcomes), query)
 
     def log_state(self) -> str:
         return "refusing" if self.refusing else "ok"
