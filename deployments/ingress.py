@@ -28,6 +28,7 @@ from deployments.decisions import decide, denied_count, with_challenger
 from deployments.fairness import FairnessQuery
 from deployments.http import routes
 from deployments.http.backend import Unavailable
+from deployments.http.pacing import RejectionPacer
 from deployments.log_shipper import LogShipper
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
@@ -66,6 +67,9 @@ class Ingress:
         self.metrics = IngressMetrics()
         self.in_flight = 0
         self.body_bytes = 0
+        self.rejections = RejectionPacer(self.config.rejections_per_s, self.config.rejection_delay_s,
+                                         self.config.max_delayed_rejections,
+                                         lambda pace: self.metrics.rejections.inc(tags={"pace": pace}))
         replica = serve.get_replica_context().replica_id.unique_id
         self.shipper = LogShipper(log_writer, Spool(settings.data_dir / "spool", f"ingress-{replica}"),
                                   self.config, buffer_gauge=self.metrics.log_buffer)
@@ -88,6 +92,7 @@ class Ingress:
             batched.set_max_batch_size(config.max_batch_size)
             batched.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self.shipper.apply(config)
+        self.rejections.apply(config.rejections_per_s, config.rejection_delay_s, config.max_delayed_rejections)
 
     # ---- Backend for deployments.http.routes ----
 

@@ -34,6 +34,10 @@ class IngressMetrics:
         self.shed = Counter("credit_requests_shed", tag_keys=("reason",),
                             description="Scoring requests refused with 503, by reason: overload (in-flight requests "
                                         "or body bytes at their bound), log_refusing (nowhere to record decisions).")
+        self.rejections = Counter("credit_rejections", tag_keys=("pace",),
+                                  description="Rejected keyless requests (401, 403, 415, 422) by how their answer "
+                                              "was paced: free (within rejections_per_s), delayed (waited "
+                                              "rejection_delay_s), crowded (too many waiting: answered at once).")
         self.challenger_rows = Counter(
             "credit_challenger_rows", tag_keys=("result",),
             description="Rows by what the challenger did: shadow (scored beside the champion), missing (failed or "

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from core.reference import sample_applicants
-from core.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT, IngressConfig
 from loadtest.bench_serving import run_wrk
 from loadtest.bench_throughput import with_cpu
 from loadtest.server_process import ServerConfig, ServerProcess
@@ -80,7 +80,8 @@ def measure(duration: int, clients: int, log: Path) -> dict[str, Any]:
         with HostileClients(server.url, clients) as hostile:
             beside = with_cpu(lambda: run_wrk(server.url, "/predict", singles, 64, duration))
     ratio = round(beside["req_per_s"] / alone["req_per_s"], 3) if alone["req_per_s"] else None
-    return {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hostile_clients": clients,
+    pacing = IngressConfig().model_dump(include={"rejections_per_s", "rejection_delay_s", "max_delayed_rejections"})
+    return {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hostile_clients": clients, "pacing": pacing,
             "hostile_body_bytes": len(HOSTILE_BODY), "predict_alone": alone, "predict_beside_hostile": beside,
             "hostile_answers": {"statuses": dict(hostile.statuses), "largest_bytes": hostile.largest_answer,
                                 "slowest_s": round(hostile.slowest_s, 3)},

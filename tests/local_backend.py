@@ -13,10 +13,12 @@ import numpy as np
 import pyarrow.compute as pc
 
 from core.api_keys import SCOPES, ApiKey, KeyRing, parse_scoped_keys
+from core.settings import IngressConfig
 from deployments.challenger_report import comparison
 from deployments.decisions import decide, denial_reasons
 from deployments.fairness import FairnessQuery, fairness_of
 from deployments.http.backend import Unavailable
+from deployments.http.pacing import RejectionPacer
 from deployments.performance import PerformanceQuery, SummaryQuery, Window, card_of_version, performance
 from deployments.scored import Scored
 from models.loader import load_model
@@ -31,12 +33,16 @@ from prediction_log.records import Block, as_dicts, concat
 class LocalBackend:
     """Scores with the active model in this process and keeps every recorded block."""
 
-    def __init__(self, api_key: str = "test-api-key-0123456789", scoped_keys: str = "", scoring_requires_key: bool = False) -> None:
+    def __init__(self, api_key: str = "test-api-key-0123456789", scoped_keys: str = "", scoring_requires_key: bool = False,
+                 rejections: RejectionPacer | None = None) -> None:
         model = load_model(None)   # the scorer's own loader and checks
         self.card, self.classifier, self.reasons, self.threshold = model.card, model.classifier, model.reasons, \
             model.threshold
         self.keys = KeyRing((ApiKey(api_key, frozenset(SCOPES)), *parse_scoped_keys(scoped_keys)))
         self.scoring_requires_key = scoring_requires_key
+        defaults = IngressConfig()
+        self.rejections = rejections or RejectionPacer(defaults.rejections_per_s, defaults.rejection_delay_s,
+                                                       defaults.max_delayed_rejections)
         self.blocks: list[Block] = []
         self.outcomes: dict[str, int] = {}
         self.groups: dict[tuple[str, str], str] = {}

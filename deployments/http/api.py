@@ -6,11 +6,14 @@ serves them through ``@serve.ingress``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from core.settings import get_settings
 
@@ -38,13 +41,29 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    return JSONResponse({"detail": _field_errors(exc)}, status_code=422)
+PACED_STATUSES = frozenset({401, 403, 415, 422})
+"""Rejections a client looping on bad input or guessing keys gets: their answers are paced."""
+
+BeforeRejection = Callable[[Request], Awaitable[None]]
 
 
-def create_api() -> FastAPI:
-    """The app object with its middleware and error handlers (routes added by the ingress)."""
+def create_api(before_rejection: BeforeRejection) -> FastAPI:
+    """The app object with its middleware and error handlers (routes added by the ingress); every answer in
+    ``PACED_STATUSES`` first awaits ``before_rejection`` (``deployments.http.pacing``)."""
     api = FastAPI(title="Credit scoring API", version="1.0", description=DESCRIPTION,
                   max_body_size=get_settings().max_body_bytes)
-    api.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        exc.__traceback__ = None   # its frames hold the body: not kept while the answer waits
+        await before_rejection(request)
+        return JSONResponse({"detail": _field_errors(exc)}, status_code=422)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code in PACED_STATUSES:
+            exc.__traceback__ = None
+            await before_rejection(request)
+        return await http_exception_handler(request, exc)
+
+    api.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    api.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     return api

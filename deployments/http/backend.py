@@ -15,6 +15,7 @@ import numpy as np
 
 from core.api_keys import KeyRing
 from deployments.fairness import FairnessQuery
+from deployments.http.pacing import RejectionPacer
 from deployments.performance import PerformanceQuery, SummaryQuery, Window
 from deployments.scored import Scored
 from prediction_log.groups import GroupPost, GroupReceipt
@@ -34,6 +35,7 @@ class Unavailable(Exception):
 class Backend(Protocol):
     keys: KeyRing
     scoring_requires_key: bool
+    rejections: RejectionPacer
 
     def admitted(self, body_bytes: int) -> AbstractContextManager[None]:
         """Hold a scoring slot for a request whose body may be ``body_bytes`` long (taken before the body

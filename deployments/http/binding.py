@@ -17,10 +17,18 @@ from core.api_keys import Scope
 from deployments.http.api import create_api
 from deployments.http.backend import Backend
 
-api = create_api()
 logger = logging.getLogger("ray.serve")
 RETRY_AFTER = {"Retry-After": "1"}
 _backend: Backend | None = None
+
+
+async def _pace_rejection(request: Request) -> None:
+    """A rejection of a request without a known key waits as the backend's pacer says."""
+    if _backend is not None and not _backend.keys.knows(request.headers.get("x-api-key")):
+        await _backend.rejections.pace()
+
+
+api = create_api(_pace_rejection)
 
 
 def bind(backend: Backend) -> None:

@@ -60,11 +60,13 @@ def _loads(body: bytes) -> Any:
             return _INVALID
 
 
-def validate_list(item: TypeAdapter[Any], whole: TypeAdapter[Any], body: bytes, max_items: int) -> list[Any]:
+def validate_list(item: TypeAdapter[Any], whole: TypeAdapter[Any], body: bytes, max_items: int,
+                  data: Any = _INVALID) -> list[Any]:
     """A JSON array validated item by item, stopping once ``max_reported_errors`` are found, so a bad
     body costs its parse plus a few items, not a full validation (``whole`` words what is not a
-    list of 1 to ``max_items`` items, exactly as before)."""
-    data = _loads(body)
+    list of 1 to ``max_items`` items, exactly as before). ``data``: the body already parsed."""
+    if data is _INVALID:
+        data = _loads(body)
     if data is _INVALID:
         return validate(whole, body)   # pydantic words the JSON error; parsing stops at it
     if type(data) is not list or not 1 <= len(data) <= max_items:
@@ -106,12 +108,11 @@ def _column_ok(values: np.ndarray, low: float, high: float, low_inclusive: bool,
     return ok and (not integral or bool(np.all(values == np.floor(values))))
 
 
-def fast_rows(body: bytes) -> np.ndarray | None:
-    """The matrix when every row is plainly valid; ``None`` when pydantic must decide."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
+def fast_rows(body: bytes, data: Any = _INVALID) -> np.ndarray | None:
+    """The matrix when every row is plainly valid; ``None`` when pydantic must decide. ``data``: the body
+    already parsed."""
+    if data is _INVALID:
+        data = _loads(body)
     if type(data) is not list or not 1 <= len(data) <= MAX_BATCH_ROWS:
         return None
     if any(type(item) is not dict or item.keys() != _NAMES for item in data):
@@ -132,8 +133,10 @@ def fast_rows(body: bytes) -> np.ndarray | None:
 
 
 def batch_rows(body: bytes) -> np.ndarray:
-    """A list of applicants → an n × 10 matrix; 422 naming row and field when any row is invalid."""
-    matrix = fast_rows(body)
+    """A list of applicants → an n × 10 matrix; 422 naming row and field when any row is invalid. The body is
+    parsed once: a hostile one costs that parse and a few rows."""
+    data = _loads(body)
+    matrix = fast_rows(body, data)
     if matrix is not None:
         return matrix
-    return _matrix(validate_list(APPLICANT_ADAPTER, APPLICANTS_ADAPTER, body, MAX_BATCH_ROWS))
+    return _matrix(validate_list(APPLICANT_ADAPTER, APPLICANTS_ADAPTER, body, MAX_BATCH_ROWS, data))

@@ -1,0 +1,80 @@
+"""Rejections past the budget wait, bounded; keyed clients and valid requests never do (deployments.http.pacing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.features import EXAMPLE_APPLICANT
+from deployments.http import routes
+from deployments.http.pacing import Pace, RejectionPacer
+from loadtest.bench_hostile import HOSTILE_BODY
+from tests.local_backend import LocalBackend
+
+KEY = "pacing-test-key-0123456789"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_budget_then_delay_then_crowded() -> None:
+    clock, seen = _Clock(), []
+    pacer = RejectionPacer(per_s=2, delay_s=0.05, max_delayed=1, on_pace=seen.append, clock=clock)
+
+    async def run() -> None:
+        assert [await pacer.pace(), await pacer.pace()] == ["free", "free"]   # a second's worth of burst
+        assert set(await asyncio.gather(pacer.pace(), pacer.pace())) == {"delayed", "crowded"}
+        clock.now += 0.5   # refills one token
+        assert await pacer.pace() == "free"
+        assert await pacer.pace() == "delayed"
+
+    asyncio.run(run())
+    assert seen[:2] == ["free", "free"] and sorted(seen[2:4]) == ["crowded", "delayed"]
+    assert seen[4:] == ["free", "delayed"]
+    assert pacer.waiting == 0
+
+
+def test_new_bounds_apply_in_place() -> None:
+    clock = _Clock()
+    pacer = RejectionPacer(per_s=100, delay_s=1, max_delayed=8, clock=clock)
+    pacer.apply(per_s=1, delay_s=0, max_delayed=8)   # the bucket is cut to the new burst
+    assert asyncio.run(pacer.pace()) == "free"
+    assert asyncio.run(pacer.pace()) == "crowded"    # no delay configured: answered at once
+
+
+@pytest.fixture()
+def paced() -> Iterator[tuple[TestClient, list[Pace]]]:
+    seen: list[Pace] = []
+    routes.bind(LocalBackend(KEY, rejections=RejectionPacer(per_s=1, delay_s=0.01, max_delayed=4,
+                                                            on_pace=seen.append)))
+    with TestClient(routes.api) as client:
+        yield client, seen
+
+
+def test_keyless_rejections_past_the_budget_wait_and_stay_bounded(paced: tuple[TestClient, list[Pace]]) -> None:
+    client, seen = paced
+    for _ in range(3):
+        answer = client.post("/predict/batch", content=HOSTILE_BODY, headers={"content-type": "application/json"})
+        assert answer.status_code == 422 and len(answer.content) < 64 << 10
+        assert answer.json()["detail"][-1]["type"] == "too_many_errors"
+    assert seen == ["free", "delayed", "delayed"]
+    wrong_key = client.get("/predictions", headers={"X-API-Key": "guess"})
+    assert wrong_key.status_code == 401 and seen[-1] == "delayed"   # key guessing is paced too
+
+
+def test_keyed_rejections_and_valid_requests_are_not_paced(paced: tuple[TestClient, list[Pace]]) -> None:
+    client, seen = paced
+    for _ in range(3):
+        answer = client.post("/predict/batch", content=HOSTILE_BODY,
+                             headers={"content-type": "application/json", "X-API-Key": KEY})
+        assert answer.status_code == 422
+        assert client.post("/predict", json=EXAMPLE_APPLICANT).status_code == 200
+    assert seen == []
