@@ -22,7 +22,16 @@ from prediction_log.aggregates import Bucket, bucket_for, of_block, summary, win
 from prediction_log.appender import LineAppender
 from prediction_log.file_lines import LineCounter, complete_lines, lines_backwards
 from prediction_log.query import LogQuery
-from prediction_log.records import COLUMNS, Block, from_rows, parse_line, request_ids, timestamp_of, to_json_lines
+from prediction_log.records import (
+    COLUMNS,
+    Block,
+    concat,
+    from_rows,
+    parse_line,
+    request_ids,
+    timestamp_of,
+    to_json_lines,
+)
 
 RECENT_IDS = 200_000
 RESTART_IDS = 20_000
@@ -32,6 +41,8 @@ ORDER_SLACK = timedelta(seconds=60)
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _ID_PREFIX = '{"request_id":"'
+CHUNK_RECORDS = 20_000
+"""Records parsed at once by a scan of a window (~36 MB of parsed records)."""
 
 
 class FileStore:
@@ -104,13 +115,11 @@ class FileStore:
             return await self._on(self._appends, self._append_sync, block)
 
     def _ids_sync(self) -> Iterator[str]:
-        """Each line's request_id, read off the line's start (every line begins ``{"request_id":"…"``):
-        no record is parsed, so memory is the ids', not the records' (~40 bytes a line, not ~1.8 kB)."""
+        """Each line's request_id, read off the line's start: no record is parsed, so memory is the ids',
+        not the records' (~40 bytes a line, not ~1.8 kB)."""
         for line in complete_lines(self.path):
-            if line.startswith(_ID_PREFIX) and (end := line.find('"', len(_ID_PREFIX))) > 0:
-                yield line[len(_ID_PREFIX):end]
-            elif (r := _parsed(line)) is not None:
-                yield r["request_id"]
+            if (request_id := line_request_id(line)) is not None:
+                yield request_id
 
     async def find(self, request_id: str) -> dict[str, Any] | None:
         """The record of ``request_id`` (one streamed pass, newest lines first: a notice is usually recent)."""
@@ -150,9 +159,6 @@ class FileStore:
     def set_write_timeout(self, seconds: float) -> None:
         return None   # an append waits for the disk; a failure goes back to the shipper
 
-    def _rows(self) -> list[dict[str, Any]]:
-        return [r for r in map(_parsed, complete_lines(self.path)) if r is not None]
-
     def _query_sync(self, q: LogQuery) -> list[dict]:
         """Newest-first page. A time-ordered file is scanned from its end and the scan stops
         ``ORDER_SLACK`` past the oldest record the page needs; otherwise the whole file is streamed
@@ -190,23 +196,42 @@ class FileStore:
         """Records in the file (newlines counted incrementally, not parsed)."""
         return await asyncio.to_thread(self._counter.count)
 
-    def _between_sync(self, since: datetime | None, until: datetime | None) -> Block:
-        rows = [r for r in self._rows()
-                if (since is None or timestamp_of(r) >= since) and (until is None or timestamp_of(r) < until)]
-        rows.sort(key=timestamp_of)
-        return from_rows(rows)
+    def _chunks(self, since: datetime | None, until: datetime | None,
+                wanted: Callable[[str], bool] | None) -> Iterator[Block]:
+        """The window's records in file order, ``CHUNK_RECORDS`` at a time; a line is parsed only when its
+        timestamp (read off the text) is in the window and ``wanted(line)`` says so."""
+        rows: list[dict[str, Any]] = []
+        for line in complete_lines(self.path):
+            ts = _line_ts(line)
+            if (ts is None or (since is not None and ts < since) or (until is not None and ts >= until)
+                    or (wanted is not None and not wanted(line))):
+                continue
+            if (r := _parsed(line)) is not None:
+                rows.append(r)
+            if len(rows) == CHUNK_RECORDS:
+                yield from_rows(rows)
+                rows = []
+        if rows:
+            yield from_rows(rows)
+
+    async def fold_between(self, since: datetime | None, until: datetime | None, fold: Callable[[Block], T],
+                           wanted: Callable[[str], bool] | None = None) -> list[T]:
+        """``fold`` of each chunk of the window's records (on a read thread): memory is one chunk of parsed
+        records plus what ``fold`` keeps, not the window (~1.8 kB a parsed record)."""
+        return await self._on(self._reads, lambda: [fold(c) for c in self._chunks(since, until, wanted)])
 
     async def records_between(self, since: datetime | None, until: datetime | None) -> Block:
         """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
-        return await self._on(self._reads, self._between_sync, since, until)
+        block = concat(await self.fold_between(since, until, lambda chunk: chunk))
+        return block.take(pc.sort_indices(block, [("ts", "ascending")])) if len(block) else block
 
     async def summary(self, since: datetime | None, until: datetime | None,
                       bucket: Bucket | None = None) -> dict[str, Any]:
-        """``aggregates.summary`` computed from the window's records (a file log's scale; PostgreSQL keeps the
-        aggregates as it writes)."""
+        """``aggregates.summary`` computed chunk by chunk from the window's records (a file log's scale;
+        PostgreSQL keeps the aggregates as it writes)."""
         bucket = bucket or bucket_for(since, until)
-        block = await self.records_between(window_start(since, bucket), until)
-        return summary(of_block(block, bucket), bucket)
+        rows = await self.fold_between(window_start(since, bucket), until, lambda chunk: of_block(chunk, bucket))
+        return summary([r for chunk in rows for r in chunk], bucket)
 
     @staticmethod
     async def _on(executor: ThreadPoolExecutor, function: Callable[..., T], *args: Any) -> T:
@@ -236,6 +261,16 @@ class FileStore:
     async def close(self) -> None:
         self._reads.shutdown(wait=False)
         self._appends.shutdown(wait=True)
+
+
+def line_request_id(line: str) -> str | None:
+    """A line's request_id read off its start (every line begins ``{"request_id":"…"``); parsed only when an
+    id holds an escaped character; None for a torn line."""
+    if line.startswith(_ID_PREFIX) and (end := line.find('"', len(_ID_PREFIX))) > 0:
+        raw = line[len(_ID_PREFIX):end]
+        if "\\" not in raw:
+            return raw
+    return r["request_id"] if (r := _parsed(line)) is not None else None
 
 
 _TS_KEY = '"ts":"'
