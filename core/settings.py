@@ -104,6 +104,9 @@ KEY_RELOAD_S = 1.0
 CHALLENGER_POLL_S = 1.0
 """How often an ingress replica reads the challenger's mode (a handle call: nothing per request)."""
 
+NODE_SPOOL_REPLAY_S = 5.0
+"""How often an ingress on a node without the log writer replays that node's spool (``deployments.node_spool``)."""
+
 
 class IngressConfig(BaseModel):
     """Ingress deployment ``user_config``: micro-batching, load shedding, log shipping and its bounds."""

@@ -16,13 +16,14 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import ray
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from core.api_keys import key_ring
-from core.settings import CHALLENGER_POLL_S, KEY_RELOAD_S, IngressConfig, Settings, get_settings
+from core.settings import CHALLENGER_POLL_S, KEY_RELOAD_S, NODE_SPOOL_REPLAY_S, IngressConfig, Settings, get_settings
 from deployments.challenger import Routing, ShadowCalls
 from deployments.decisions import decide, denied_count, with_challenger
 from deployments.fairness import FairnessQuery
@@ -32,6 +33,7 @@ from deployments.http.pacing import RejectionPacer
 from deployments.log_shipper import LogShipper
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
+from deployments.node_spool import NodeSpoolReplay
 from deployments.performance import PerformanceQuery, SummaryQuery, Window
 from deployments.reconfigure import validated_or_kept
 from deployments.scored import Scored
@@ -71,8 +73,9 @@ class Ingress:
                                          self.config.max_delayed_rejections,
                                          lambda pace: self.metrics.rejections.inc(tags={"pace": pace}))
         replica = serve.get_replica_context().replica_id.unique_id
-        self.shipper = LogShipper(log_writer, Spool(settings.data_dir / "spool", f"ingress-{replica}"),
-                                  self.config, buffer_gauge=self.metrics.log_buffer)
+        spool = Spool(settings.data_dir / "spool", f"ingress-{replica}")
+        self.shipper = LogShipper(log_writer, spool, self.config, buffer_gauge=self.metrics.log_buffer)
+        self.node_spool = NodeSpoolReplay(log_writer, spool, lambda: ray.get_runtime_context().get_node_id())
         if settings.api_key is None:
             logger.warning("API_KEY unset: /predictions requires the generated key in %s",
                            settings.data_dir / "api_key")
@@ -80,6 +83,7 @@ class Ingress:
         self._follow = (asyncio.get_event_loop().create_task(self._follow_challenger())
                         if challenger is not None else None)
         self._follow_keys = asyncio.get_event_loop().create_task(self._reload_keys())
+        self._node_spool = asyncio.get_event_loop().create_task(self.node_spool.run(NODE_SPOOL_REPLAY_S))
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply an edited user_config; an invalid one is refused (logged) and the one in force stays."""
@@ -272,6 +276,7 @@ class Ingress:
     async def __del__(self) -> None:
         if self._follow is not None:
             self._follow.cancel()
+        self._node_spool.cancel()
         if self._shipping:   # each waits at most the challenger's timeout
             await asyncio.wait(set(self._shipping), timeout=self.routing.timeout_s + 1)
         await self.shipper.close()

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import ray
 from ray import serve
 
 from core.settings import LogWriterConfig, Settings, get_settings
@@ -178,16 +179,37 @@ class LogWriter:
             try:
                 for path in self.spool.claim():
                     total = 0
-                    for chunk in self.spool.read_chunks(path, self.config.replay_chunk_records):
-                        try:
-                            total += await store.replay(chunk)
-                        except store.data_errors as exc:
-                            await self._row_by_row(store, chunk, exc)
-                    path.unlink()
+                    try:
+                        for chunk in self.spool.read_chunks(path, self.config.replay_chunk_records):
+                            try:
+                                total += await store.replay(chunk)
+                            except store.data_errors as exc:
+                                await self._row_by_row(store, chunk, exc)
+                    except FileNotFoundError:   # a shared spool folder: an ingress replayed it meanwhile
+                        continue
+                    path.unlink(missing_ok=True)
                     self._count("replayed", total)
                     logger.info("log writer: replayed %d records from %s", total, path.name)
             finally:
                 store.replay_done()
+
+    async def node_id(self) -> str:
+        """The Ray node this writer runs on (an ingress elsewhere replays its node's spool through ``replay``)."""
+        return ray.get_runtime_context().get_node_id()
+
+    async def replay(self, block: Block) -> int:
+        """Spooled records from another node's spool (``deployments.node_spool``): each stored once by
+        request_id; raises while the store is down, so the caller keeps its file."""
+        async with self._replay_lock:
+            store = self.store
+            if store is None:
+                raise ConnectionError("prediction log store unavailable")
+            try:
+                stored = await store.replay(block)
+            finally:
+                store.replay_done()
+        self._count("replayed", stored)
+        return stored
 
     async def query(self, query: LogQuery) -> list[dict]:
         """Newest-first page of the log."""
