@@ -22,6 +22,10 @@ class FairnessQuery(Window):
     min_decisions: int = Field(MIN_DECISIONS, ge=1, le=1_000_000_000)   # JSON answers hold 64-bit integers only
 
 
+FAIRNESS_COLUMNS = ("request_id", AGE_FEATURE, "prediction", "probability_default")
+"""The log columns ``fairness_of`` reads."""
+
+
 def fairness_of(block: Block, memberships: Memberships, defaulted: dict[str, int],
                 query: FairnessQuery) -> dict[str, Any]:
     """``models.fairness.fairness`` of a window's records (memberships and outcomes keyed by request_id)."""

@@ -24,7 +24,7 @@ from ray import serve
 
 from core.settings import LogWriterConfig, Settings, get_settings
 from deployments.challenger_report import comparison
-from deployments.fairness import FairnessQuery, fairness_of
+from deployments.fairness import FAIRNESS_COLUMNS, FairnessQuery, fairness_of
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import LogWriterMetrics
 from deployments.performance import PerformanceQuery, SummaryQuery, Window, card_of_version, performance
@@ -267,7 +267,7 @@ class LogWriter:
 
     async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
         """The window's decisions with their groups and outcomes; figures computed here, beside the store."""
-        block = await self._live_store().records_between(query.since, query.until)
+        block = await self._live_store().records_between(query.since, query.until, FAIRNESS_COLUMNS)
         ids = block.column("request_id").to_pylist()
         memberships = await self._group_store().of(ids)
         defaulted = await self._outcome_store().defaulted_of(ids)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings, get_settings
-from deployments.fairness import FairnessQuery, fairness_of
+from deployments.fairness import FAIRNESS_COLUMNS, FairnessQuery, fairness_of
 from models.fairness import MIN_DECISIONS, MIN_RATIO
 from monitoring.report_window import add_window_arguments, window_since
 from prediction_log.stores import groups_beside, open_store, outcomes_beside
@@ -36,7 +36,7 @@ EXIT_OK, EXIT_ALERT, EXIT_EMPTY = 0, 1, 3
 async def compute(settings: Settings, query: FairnessQuery) -> dict[str, Any]:
     store = await open_store(settings)
     try:
-        block = await store.records_between(query.since, query.until)
+        block = await store.records_between(query.since, query.until, FAIRNESS_COLUMNS)
         ids = block.column("request_id").to_pylist()
         memberships = await groups_beside(store, settings).of(ids)
         defaulted = await outcomes_beside(store, settings).defaulted_of(ids)

@@ -8,7 +8,7 @@ import itertools
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from prediction_log.query import LogQuery
 from prediction_log.records import (
     COLUMNS,
     Block,
-    concat,
+    empty_block,
     from_rows,
     parse_line,
     request_ids,
@@ -220,10 +220,16 @@ class FileStore:
         records plus what ``fold`` keeps, not the window (~1.8 kB a parsed record)."""
         return await self._on(self._reads, lambda: [fold(c) for c in self._chunks(since, until, wanted)])
 
-    async def records_between(self, since: datetime | None, until: datetime | None) -> Block:
-        """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
-        block = concat(await self.fold_between(since, until, lambda chunk: chunk))
-        return block.take(pc.sort_indices(block, [("ts", "ascending")])) if len(block) else block
+    async def records_between(self, since: datetime | None, until: datetime | None,
+                              columns: Sequence[str] | None = None) -> Block:
+        """Every record with ``since <= ts < until``, oldest first (monitoring windows); only ``columns`` if
+        given (kept chunk by chunk: a window's few columns, not its records)."""
+        names = list(columns or COLUMNS)
+        chunks = await self.fold_between(since, until, lambda chunk: chunk.select(list({*names, "ts"})))
+        if not chunks:
+            return empty_block().select(names)
+        block = pa.Table.from_batches(chunks).combine_chunks().to_batches()[0]
+        return block.take(pc.sort_indices(block, [("ts", "ascending")])).select(names)
 
     async def summary(self, since: datetime | None, until: datetime | None,
                       bucket: Bucket | None = None) -> dict[str, Any]:

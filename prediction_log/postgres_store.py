@@ -9,17 +9,19 @@ NOTHING``, so a block written twice (a write acknowledged too late, a replay) is
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
+import pyarrow as pa
 
 from prediction_log import pg_aggregates
 from prediction_log.aggregates import Bucket, bucket_for, summary
 from prediction_log.pg_ddl import apply_schema
 from prediction_log.query import LogQuery
-from prediction_log.records import COLUMNS, SQL_TYPES, Block, from_rows, row_values, to_pg_binary
+from prediction_log.records import COLUMNS, SCHEMA, SQL_TYPES, Block, from_rows, row_values, to_pg_binary
 
 TABLE = "predictions"
 SQL_COLUMNS: tuple[str, ...] = tuple(c.lower() for c in COLUMNS)
@@ -170,13 +172,18 @@ class PostgresStore:
                                       timeout=self.read_timeout_s)
         return None if row is None else _row_dict(row)
 
-    async def records_between(self, since: datetime | None, until: datetime | None) -> Block:
-        """Every record with ``since <= ts < until``, oldest first (monitoring windows)."""
-        sql = (f"SELECT {_COLS} FROM {TABLE} WHERE ($1::timestamptz IS NULL OR ts >= $1) "
-               "AND ($2::timestamptz IS NULL OR ts < $2) ORDER BY ts, id")
+    async def records_between(self, since: datetime | None, until: datetime | None,
+                              columns: Sequence[str] | None = None) -> Block:
+        """Every record with ``since <= ts < until``, oldest first (monitoring windows); only ``columns`` if given."""
+        names = list(columns or COLUMNS)
+        sql = (f"SELECT {', '.join(SQL_COLUMNS[COLUMNS.index(c)] for c in names)} FROM {TABLE} "
+               "WHERE ($1::timestamptz IS NULL OR ts >= $1) AND ($2::timestamptz IS NULL OR ts < $2) ORDER BY ts, id")
         async with self.reading() as conn:
             rows = await conn.fetch(sql, since, until, timeout=self.read_timeout_s)
-        return from_rows(dict(zip(COLUMNS, tuple(r))) for r in rows)
+        if columns is None:
+            return from_rows(dict(zip(COLUMNS, tuple(r))) for r in rows)
+        return pa.RecordBatch.from_arrays([pa.array([r[i] for r in rows], SCHEMA.field(c).type)
+                                           for i, c in enumerate(names)], names=names)
 
     async def sample_between(self, since: datetime | None, until: datetime | None, rows: int,
                              seed: int = 0) -> tuple[Block, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -41,7 +42,10 @@ class Store(Protocol):
     async def find(self, request_id: str) -> dict[str, Any] | None:
         """The record of one decision (an adverse-action notice), or None."""
 
-    async def records_between(self, since: datetime | None, until: datetime | None) -> Block: ...
+    async def records_between(self, since: datetime | None, until: datetime | None,
+                              columns: Sequence[str] | None = None) -> Block:
+        """Every record with ``since <= ts < until``, oldest first; only ``columns`` when given (a report
+        that needs four columns of a million records need not hold their explanations)."""
 
     async def sample_between(self, since: datetime | None, until: datetime | None, rows: int,
                              seed: int = 0) -> tuple[Block, int]:

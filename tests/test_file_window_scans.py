@@ -94,3 +94,12 @@ def test_labelled_and_shadowed_match_a_whole_read(store: FileStore, records: Blo
     assert len(shadowed.defaulted) == len(records) // 5 + (len(records) % 5 > 0)
     for name, values in asdict(whole).items():
         assert sorted(map(str, getattr(shadowed, name).tolist())) == sorted(map(str, values.tolist())), name
+
+
+def test_a_window_of_a_few_columns(store: FileStore, records: Block) -> None:
+    columns = ["request_id", "probability_default"]
+    window = asyncio.run(store.records_between(SINCE, UNTIL, columns))
+    assert window.schema.names == columns
+    expected = _window(records, SINCE, UNTIL).select(columns)
+    assert sorted(window.to_pylist(), key=str) == sorted(expected.to_pylist(), key=str)
+    assert asyncio.run(store.records_between(NOW, None, columns)).schema.names == columns   # empty window
