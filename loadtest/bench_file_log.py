@@ -129,9 +129,8 @@ def measure(data_dir: Path, filled: dict[str, Any]) -> dict[str, Any]:
         results["start_and_replay"] = rss.phase(lambda: wait_until(
             lambda: (s := stats())["spool_records"] == 0 and s["records_in_store"] == expected and s,
             timeout_s=1800, interval_s=0.5, what="the spool replayed"), reset=False)
-        ids = [r["request_id"] for r in client.get("/predictions", params={"limit": 1000}).json()["items"]]
-        fresh = ids[:1000] * 10   # 10,000 outcomes in one post: 1,000 new, the rest duplicates of the post
-        body = [{"request_id": i, "defaulted": n % 2} for n, i in enumerate(fresh)]
+        # 10,000 outcomes of replayed decisions (none has one yet): each id is checked against the whole file
+        body = [{"request_id": f"spooled-{i:08d}", "defaulted": i % 2} for i in range(10_000)]
         results["post_outcomes_10000"] = rss.phase(
             lambda: {"status": (r := client.post("/outcomes", json=body)).status_code, "receipt": r.json()})
         for name, path in (("performance", "/performance"), ("challenger", "/challenger"),
