@@ -156,6 +156,15 @@ class LogWriterConfig(BaseModel):
     read_timeout_s: float = Field(30.0, gt=0, description="A read (page, report join) slower than this is a 503")
     file_reads: int = Field(2, ge=1, description="File log: reads scanning the file at once (appends have their "
                                                  "own thread, never behind a read)")
+    monitoring_interval_s: float = Field(3600.0, gt=0, description="How often the log writer computes a monitoring "
+                                                                   "run (feature PSI, realized AUC) into "
+                                                                   "monitoring_runs and its gauges; first at start")
+    monitoring_window_hours: float = Field(24.0, gt=0, description="The decisions a run's PSI describes (the last "
+                                                                   "hours up to the run)")
+    monitoring_sample_rows: int = Field(100_000, ge=1000, description="A run's PSI reads a uniform sample of this "
+                                                                      "many decisions of its window at most")
+    realized_window_days: float = Field(30.0, gt=0, description="A run's realized AUC: decisions of the last days "
+                                                                "that have an outcome")
 
 
 class DeploymentOptions(BaseModel):

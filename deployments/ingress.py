@@ -255,6 +255,9 @@ class Ingress:
     async def model_changes(self, limit: int) -> list[dict[str, Any]]:
         return await self.log_writer.model_changes.remote(limit)
 
+    async def monitoring_runs(self, limit: int) -> list[dict[str, Any]]:
+        return await self.log_writer.monitoring_runs.remote(limit)
+
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         return await self.log_writer.record_outcomes.remote(outcomes)
 

@@ -17,6 +17,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timezone
 from typing import Any
 
 import ray
@@ -27,6 +29,7 @@ from deployments.challenger_report import comparison
 from deployments.fairness import FAIRNESS_COLUMNS, FairnessQuery, fairness_of
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import LogWriterMetrics
+from deployments.monitoring_run import monitoring_run
 from deployments.performance import PerformanceQuery, SummaryQuery, Window, card_of_version, performance
 from deployments.reconfigure import validated_or_kept
 from prediction_log.appender import LineAppender
@@ -39,7 +42,13 @@ from prediction_log.query import LogQuery
 from prediction_log.records import Block, to_json_lines
 from prediction_log.spool import Spool
 from prediction_log.store import Store
-from prediction_log.stores import file_log_path, groups_beside, model_changes_beside, outcomes_beside
+from prediction_log.stores import (
+    file_log_path,
+    groups_beside,
+    model_changes_beside,
+    monitoring_runs_beside,
+    outcomes_beside,
+)
 
 logger = logging.getLogger("ray.serve")
 
@@ -72,6 +81,8 @@ class LogWriter:
             self.store = FileStore(file_log_path(settings), self.config.file_reads)
             logger.info("log writer: DATABASE_URL unset, logging to %s", self.store.path)
         self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
+        self._monitor_now = asyncio.Event()
+        self._monitoring = asyncio.get_event_loop().create_task(self._monitor())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply an edited user_config; an invalid one is refused (logged) and the one in force stays."""
@@ -79,6 +90,8 @@ class LogWriter:
                                    "log writer")
         if config is None:
             return
+        if config.monitoring_interval_s != self.config.monitoring_interval_s:
+            self._monitor_now.set()   # a shortened interval applies now, not after the old one
         self._configured, self.config = True, config
         self.spool.quota_bytes = self.config.spool_quota_bytes
         if self.store is not None:
@@ -211,6 +224,34 @@ class LogWriter:
         self._count("replayed", stored)
         return stored
 
+    async def _monitor(self) -> None:
+        """A monitoring run (``deployments.monitoring_run``) every ``monitoring_interval_s``, the first at start:
+        stored beside the log, published as gauges; a failed run is logged and retried at the next interval."""
+        while True:
+            try:
+                if self.store is not None:
+                    await self.monitor_once()
+            except Exception as exc:
+                logger.warning("log writer: monitoring run failed (%s: %s)", type(exc).__name__, exc)
+            self._monitor_now.clear()
+            try:
+                await asyncio.wait_for(self._monitor_now.wait(), self.config.monitoring_interval_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def monitor_once(self) -> dict[str, Any]:
+        """Compute, store and publish one monitoring run now; returns it."""
+        store = self._live_store()
+        run = asdict(await monitoring_run(datetime.now(timezone.utc), self.config, store.sample_between,
+                                          self._outcome_store().labelled, card_of_version))
+        await self._beside("monitoring_runs", monitoring_runs_beside).record(run)
+        self.metrics.monitored(run)
+        return run
+
+    async def monitoring_runs(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` monitoring runs, newest first."""
+        return await self._beside("monitoring_runs", monitoring_runs_beside).newest(limit)
+
     async def query(self, query: LogQuery) -> list[dict]:
         """Newest-first page of the log."""
         return await self._live_store().query(query)
@@ -287,5 +328,6 @@ class LogWriter:
 
     async def __del__(self) -> None:
         self._maintenance.cancel()
+        self._monitoring.cancel()
         if self.store is not None:
             await self.store.close()

@@ -10,6 +10,8 @@ distribution is counted with NumPy per block and recorded as one counter increme
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from ray.serve.metrics import Counter, Gauge, Histogram
 
@@ -94,7 +96,26 @@ class LogWriterMetrics:
         self.queue = Gauge("credit_log_writer_queue_records",
                            description="Records received by the log writer and not yet stored or spooled.")
         self.spool = Gauge("credit_log_spool_records", description="Records waiting in the spool for replay.")
+        self.feature_psi = Gauge("credit_feature_psi", tag_keys=("feature",),
+                                 description="PSI of each feature over the last monitoring window against the "
+                                             "model's reference sample (monitoring runs; > 0.2: significant shift).")
+        self.realized_auc = Gauge("credit_realized_auc", description="AUC of the decisions of the last "
+                                                                     "realized_window_days that have an outcome.")
+        self.expected_auc = Gauge("credit_expected_auc", description="The model card's holdout AUC of the version "
+                                                                     "that made most of those decisions.")
+        self.monitored_decisions = Gauge("credit_monitored_decisions",
+                                         description="Decisions in the last monitoring window.")
 
     def count(self, outcome: str, records: int) -> None:
         if records:
             self.records.inc(records, {"outcome": outcome})
+
+    def monitored(self, run: dict[str, Any]) -> None:
+        """A monitoring run's figures as gauges (what it could not compute keeps its last value)."""
+        self.monitored_decisions.set(run["window_decisions"])
+        for feature, value in (run["psi"] or {}).items():
+            self.feature_psi.set(value, {"feature": feature})
+        if run["realized_auc"] is not None:
+            self.realized_auc.set(run["realized_auc"])
+        if run["expected_auc"] is not None:
+            self.expected_auc.set(run["expected_auc"])

@@ -13,8 +13,8 @@ from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
 from core.features import FEATURE_NAMES
+from models.psi import PSI_ALERT, psi
 from monitoring.baseline import Baseline
-from monitoring.psi import PSI_ALERT, psi
 
 PROBABILITY = "probability_default"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

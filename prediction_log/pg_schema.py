@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from prediction_log import groups, model_changes, outcomes, pg_aggregates, postgres_store
+from prediction_log import groups, model_changes, monitoring_runs, outcomes, pg_aggregates, postgres_store
 
 
 def log_tables() -> tuple[str, ...]:
     """The server's tables, as their stores name them."""
-    return postgres_store.TABLE, outcomes.TABLE, groups.TABLE, model_changes.TABLE
+    return postgres_store.TABLE, outcomes.TABLE, groups.TABLE, model_changes.TABLE, monitoring_runs.TABLE
 
 
 async def grant(owner_dsn: str, app_dsn: str) -> str:
@@ -36,6 +36,7 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
         await outcomes.PostgresOutcomes(store).ensure_schema()
         await groups.PostgresGroups(store).ensure_schema()
         await model_changes.PostgresModelChanges(store).ensure_schema()
+        await monitoring_runs.PostgresMonitoringRuns(store).ensure_schema()
         async with store.pool.acquire() as conn, conn.transaction():
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
             quoted, literal, database = await conn.fetchrow(

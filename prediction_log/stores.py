@@ -8,6 +8,8 @@ from core.settings import Settings
 from prediction_log.file_store import FileStore
 from prediction_log.groups import FileGroups, GroupStore, PostgresGroups
 from prediction_log.model_changes import FileModelChanges, ModelChangeStore, PostgresModelChanges
+from prediction_log.monitoring_runs import FILE_NAME as MONITORING_RUNS_FILE_NAME
+from prediction_log.monitoring_runs import FileMonitoringRuns, MonitoringRunStore, PostgresMonitoringRuns
 from prediction_log.outcomes import FileOutcomes, OutcomeStore, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.store import Store
@@ -50,3 +52,11 @@ def model_changes_beside(store: Store, settings: Settings) -> ModelChangeStore:
     if isinstance(store, PostgresStore):
         return PostgresModelChanges(store)
     return FileModelChanges(settings.data_dir / MODEL_CHANGES_FILE_NAME)
+
+
+def monitoring_runs_beside(store: Store, settings: Settings) -> MonitoringRunStore:
+    """The server's monitoring runs live beside the log: the ``monitoring_runs`` table, or
+    ``DATA_DIR/monitoring_runs.jsonl``."""
+    if isinstance(store, PostgresStore):
+        return PostgresMonitoringRuns(store)
+    return FileMonitoringRuns(settings.data_dir / MONITORING_RUNS_FILE_NAME)

@@ -13,12 +13,13 @@ import numpy as np
 import pyarrow.compute as pc
 
 from core.api_keys import SCOPES, ApiKey, KeyRing, parse_scoped_keys
-from core.settings import IngressConfig
+from core.settings import IngressConfig, LogWriterConfig
 from deployments.challenger_report import comparison
 from deployments.decisions import decide, denial_reasons
 from deployments.fairness import FairnessQuery, fairness_of
 from deployments.http.backend import Unavailable
 from deployments.http.pacing import RejectionPacer
+from deployments.monitoring_run import monitoring_run
 from deployments.performance import PerformanceQuery, SummaryQuery, Window, card_of_version, performance
 from deployments.scored import Scored
 from models.loader import load_model
@@ -108,6 +109,19 @@ class LocalBackend:
 
     async def model_changes(self, limit: int) -> list[dict[str, Any]]:
         return self.changes[::-1][:limit]
+
+    async def monitoring_runs(self, limit: int) -> list[dict[str, Any]]:
+        """One run computed now over the in-memory log (the log writer computes them on a timer)."""
+        async def sample_between(since: datetime, until: datetime, rows: int) -> tuple[Block, int]:
+            window = self._between(since, until)
+            return window.slice(0, rows), len(window)
+
+        async def labelled_between(since: datetime, until: datetime, version: str | None) -> Labelled:
+            return self.labelled(PerformanceQuery(since=since, until=until, model_version=version))
+
+        run = await monitoring_run(datetime.now(timezone.utc), LogWriterConfig(), sample_between, labelled_between,
+                                   card_of_version)
+        return [asdict(run)][:limit]
 
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         logged = set(self.log.column("request_id").to_pylist()) if self.blocks else set()

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from core.settings import PROJECT_ROOT, Settings
+from models.psi import psi
 from monitoring import drift_report
-from monitoring.psi import psi
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
 from prediction_log.records import concat

@@ -29,6 +29,7 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 from core.artifacts import CARD_FILE, ONNX_FILE, resolve_model_dir
 from core.features import FEATURE_NAMES, N_FEATURES
 from core.polling import wait_until
+from core.reference import sample_applicants
 from loadtest.server_process import ServerConfig, ServerProcess
 from models.generator import generate
 from models.loader import sha256_of
@@ -207,10 +208,26 @@ def test_prometheus_text_from_the_fixed_metrics_port_moves_with_traffic(server: 
     finally:
         load.stop()
     wait_until(lambda: decisions() >= start + 300, timeout_s=60, what="ray_credit_decisions_total to move")
-    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
-    exported = set(re.findall(r"^(ray_credit_[a-z_]+)", text, re.M))
+    # the monitoring gauges need labelled decisions and a run after them: outcomes, then a shorter interval
+    # applied by serve deploy (a run follows at once)
+    with httpx.Client(base_url=server.url, timeout=30, headers={"X-API-Key": API_KEY}) as client:
+        answered = client.post("/predict/batch", json=sample_applicants(400, seed=9)).json()["results"]
+        ids = [r["request_id"] for r in answered]
+        posted = client.post("/outcomes", json=[{"request_id": i, "defaulted": n % 2} for n, i in enumerate(ids)])
+        assert posted.status_code == 200, posted.text
+    done = server.deploy(ServerConfig("monitoring", deployments={"LogWriter": {"user_config": {
+        "monitoring_interval_s": 5}}}))
+    assert done.returncode == 0, done.stderr
     gauges = {m for m in rule_metrics() if not m.endswith("_total")}   # a counter appears once incremented
-    assert gauges <= exported, gauges - exported   # the alert rules watch what the server exports
+
+    def missing() -> set[str]:
+        text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+        return gauges - set(re.findall(r"^(ray_credit_[a-z_]+)", text, re.M))
+
+    # the alert rules watch what the server exports (Ray reports every 10 s; a run reads a day of decisions)
+    wait_until(lambda: not missing() or None, timeout_s=120, what=f"gauges the alert rules name: {missing()}")
+    runs = httpx.get(f"{server.url}/monitoring/runs", headers={"X-API-Key": API_KEY}, timeout=30).json()["items"]
+    assert runs[0]["labelled"] >= 400 and set(runs[0]["psi"]) == set(FEATURE_NAMES)
 
 
 def test_a_key_rotated_in_the_secrets_folder_applies_without_a_failed_request(server: ServerProcess) -> None:

@@ -67,6 +67,9 @@ class Backend(Protocol):
     async def model_changes(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` entries of the model-change audit record (``prediction_log.model_changes``)."""
 
+    async def monitoring_runs(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` monitoring runs (``deployments.monitoring_run``), newest first."""
+
     async def find_decision(self, request_id: str) -> dict[str, Any] | None:
         """One decision's log record, or None."""
 

@@ -75,6 +75,14 @@ async def model_changes(limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
     return _json({"items": await _read_log(x_api_key, lambda b: b.model_changes(limit))})
 
 
+@api.get("/monitoring/runs", summary="The server's own monitoring runs, newest first: PSI of each feature over the last "
+                                    "day's decisions and the realized AUC of labelled ones beside the model card's "
+                                    "(X-API-Key with scope read)")
+async def monitoring_runs(limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 24,
+                          x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    return _json({"items": await _read_log(x_api_key, lambda b: b.monitoring_runs(limit))})
+
+
 @api.post("/outcomes", response_model=OutcomeReceipt,
           summary=f"Record what happened to up to {MAX_OUTCOMES:,} decided loans (X-API-Key with scope outcomes); "
                   "idempotent, a different outcome for a decided loan is a 409",
