@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from core.artifacts import CARD_FILE, ONNX_FILE, resolve_model_dir
 from core.features import FEATURE_NAMES, N_FEATURES
 from core.polling import wait_until
 from core.reference import sample_applicants
+from loadtest.bench_hostile import HOSTILE_BODY
 from loadtest.server_process import ServerConfig, ServerProcess
 from models.generator import generate
 from models.loader import sha256_of
@@ -250,3 +252,29 @@ def test_a_key_rotated_in_the_secrets_folder_applies_without_a_failed_request(se
     finally:
         load.stop()
     assert set(load.statuses) == {200}, Counter(load.statuses)
+
+
+def test_keyless_clients_looping_on_bad_bodies_are_paced(server: ServerProcess) -> None:
+    """Issue 24's amplification body from 8 keyless clients at once: every answer a small 422, those past the
+    budget paced (the metric says so), and a valid request still answered 200 meanwhile."""
+    def paced() -> float:
+        text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+        return sum(float(v) for v in re.findall(r'^ray_credit_rejections_total\{[^}]*pace="delayed"[^}]*\} ([0-9.e+]+)$',
+                                                text, re.M))
+
+    before = paced()
+
+    def hostile(_: int) -> list[tuple[int, int]]:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            return [((r := client.post("/predict/batch", content=HOSTILE_BODY,
+                                        headers={"content-type": "application/json"})).status_code, len(r.content))
+                    for _ in range(6)]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = pool.map(hostile, range(8))
+        single = httpx.post(f"{server.url}/predict", json=sample_applicants(1, seed=2)[0], timeout=60)
+        answers = [a for client in answers for a in client]
+    assert single.status_code == 200, single.text
+    assert {status for status, _ in answers} == {422} and max(size for _, size in answers) < 64 << 10
+    # 48 rejections against a budget of rejections_per_s (10) per replica a second: most wait; Ray reports every 10 s
+    wait_until(lambda: paced() >= before + 10, timeout_s=60, what="ray_credit_rejections_total{pace=delayed} to move")
