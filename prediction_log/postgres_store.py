@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
 import orjson
 import pyarrow as pa
 
-from prediction_log import pg_aggregates
+from prediction_log import pg_aggregates, pg_partitions
 from prediction_log.aggregates import Bucket, bucket_for, summary
 from prediction_log.pg_ddl import apply_schema
 from prediction_log.query import LogQuery
@@ -28,30 +28,48 @@ SQL_COLUMNS: tuple[str, ...] = tuple(c.lower() for c in COLUMNS)
 """Unquoted lower-case identifiers in SQL; rows map back to ``COLUMNS`` by position."""
 _COLS = ", ".join(SQL_COLUMNS)
 SECONDARY_INDEXES: dict[str, str] = {
-    f"{TABLE}_request_id_key": f"UNIQUE INDEX IF NOT EXISTS {{name}} ON {TABLE} (request_id)",
+    f"{TABLE}_request_id_key": f"UNIQUE INDEX IF NOT EXISTS {{name}} ON {TABLE} ({{key}})",
     f"{TABLE}_ts_idx": f"INDEX IF NOT EXISTS {{name}} ON {TABLE} (ts DESC)",
     f"{TABLE}_decision_ts_idx": f"INDEX IF NOT EXISTS {{name}} ON {TABLE} (credit_decision, ts DESC)",
 }
-"""Name → definition: the unique request_id (idempotent replay, conflict detection on the live COPY) and the two
-read indexes (/predictions, monitoring windows)."""
-SCHEMA_SQL = [
-    "SELECT pg_advisory_xact_lock(hashtext('predictions_schema'))",
-    f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY)",
-    *[f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {c.lower()} {SQL_TYPES[c]}" for c in COLUMNS],
-    *[f"CREATE {definition.format(name=name)}" for name, definition in SECONDARY_INDEXES.items()],
-]
+"""Name → definition: the unique request_id (idempotent replay, conflict detection on the live COPY; with the
+partition key ``ts`` on a partitioned table: a record and its replay share their ts) and the two read indexes
+(/predictions, monitoring windows)."""
+
+
+def schema_sql(partitioned: bool) -> list[str]:
+    """The table (partitioned by month when new: ``pg_partitions``; an older plain table as it is), its columns
+    and indexes."""
+    create = (f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint GENERATED ALWAYS AS IDENTITY, ts {SQL_TYPES['ts']}, "
+              f"PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts)" if partitioned else
+              f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY)")
+    return [
+        "SELECT pg_advisory_xact_lock(hashtext('predictions_schema'))",
+        create,
+        *([f"CREATE TABLE IF NOT EXISTS {TABLE}_default PARTITION OF {TABLE} DEFAULT"] if partitioned else []),
+        *[f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {c.lower()} {SQL_TYPES[c]}" for c in COLUMNS],
+        *[f"CREATE {definition.format(name=name, key='request_id, ts' if partitioned else 'request_id')}"
+          for name, definition in SECONDARY_INDEXES.items()],
+    ]
+
+
 _STAGE = f"CREATE TEMP TABLE {TABLE}_stage ON COMMIT DELETE ROWS AS SELECT {_COLS} FROM {TABLE} WITH NO DATA"
-_MERGE = f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} FROM {TABLE}_stage ON CONFLICT (request_id) DO NOTHING"
+_MERGE = f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} FROM {TABLE}_stage ON CONFLICT DO NOTHING"
 _INSERT_ONE = (f"INSERT INTO {TABLE} ({_COLS}) VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))}) "
-               "ON CONFLICT (request_id) DO NOTHING")
+               "ON CONFLICT DO NOTHING")
+"""No conflict target: the unique index is on request_id, or (request_id, ts) on a partitioned table."""
 
 DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 """Errors that refuse rows (not the connection): retried row by row."""
 
 
 async def ensure_schema(conn: asyncpg.Connection, timeout_s: float | None = None) -> None:
-    """Create or migrate the table, its indexes and its aggregates; safe to run concurrently and repeatedly."""
-    await apply_schema(conn, SCHEMA_SQL, TABLE, SQL_COLUMNS, timeout_s)
+    """Create or migrate the table, its partitions, indexes and aggregates; safe to run concurrently and
+    repeatedly (a role that may not create them checks the columns and writes into what exists)."""
+    partitioned = await pg_partitions.is_partitioned(conn, TABLE) is not False
+    await apply_schema(conn, schema_sql(partitioned), TABLE, SQL_COLUMNS, timeout_s)
+    if partitioned:
+        await pg_partitions.ensure_partitions(conn, TABLE, datetime.now(timezone.utc), timeout_s=timeout_s)
     await pg_aggregates.ensure_schema(conn, TABLE, timeout_s)
 
 

@@ -8,7 +8,9 @@ aggregates leave together. Chunk by chunk (oldest first, ``--chunk`` decisions),
 each: the chunk's decisions, their outcomes and their group memberships are written to Parquet files
 (mode 0600, fsync'd) and only then deleted; a chunk interrupted before its commit is archived again by
 the next run (the archive may hold a chunk twice, the log never loses one). The aggregates older than the
-cutoff go last. Retention is a setting (``LOG_RETENTION_DAYS``, default 762 days: Regulation B keeps
+cutoff go next; then the monthly partitions wholly before the cutoff (empty by then) are dropped and the months
+ahead created (``pg_partitions``). A decision replayed into a dropped month lands in the default partition and
+expires with the next run, archived like the others. Retention is a setting (``LOG_RETENTION_DAYS``, default 762 days: Regulation B keeps
 adverse-action records 25 months). Exit status 0, and one JSON line saying what was archived.
 """
 
@@ -29,7 +31,7 @@ import pyarrow.parquet as pq
 
 from core.private_files import PRIVATE_FILE_MODE, private_dir
 from core.settings import Settings
-from prediction_log import groups, outcomes, pg_aggregates
+from prediction_log import groups, outcomes, pg_aggregates, pg_partitions
 from prediction_log.postgres_store import SQL_COLUMNS, TABLE
 from prediction_log.records import COLUMNS, from_rows
 
@@ -50,7 +52,8 @@ def _write_private(table: pa.Table, path: Path) -> None:
         os.fsync(f.fileno())
 
 
-async def _archive_chunk(conn: asyncpg.Connection, cutoff: datetime, chunk: int, archive: Path) -> int:
+async def _archive_chunk(conn: asyncpg.Connection, cutoff: datetime, chunk: int, archive: Path,
+                         related_tables: list[str]) -> int:
     """One chunk of expired decisions (with their outcomes and groups) archived and deleted; how many."""
     async with conn.transaction():
         rows = await conn.fetch(f"SELECT id, {', '.join(SQL_COLUMNS)} FROM {TABLE} WHERE ts < $1 "
@@ -62,7 +65,7 @@ async def _archive_chunk(conn: asyncpg.Connection, cutoff: datetime, chunk: int,
         block = from_rows(dict(zip(COLUMNS, tuple(r)[1:])) for r in rows)
         stem = f"{rows[0]['ts']:%Y%m%dT%H%M%S}-{ids[0]}"
         _write_private(pa.Table.from_batches([block]), archive / f"predictions-{stem}.parquet")
-        for table in (outcomes.TABLE, groups.TABLE):
+        for table in related_tables:
             related = await conn.fetch(f"SELECT * FROM {table} WHERE request_id = ANY($1::text[])", request_ids)
             if related:
                 _write_private(pa.Table.from_pylist([dict(r) for r in related]), archive / f"{table}-{stem}.parquet")
@@ -83,10 +86,16 @@ async def expire(dsn: str, keep_days: int, archive: Path, chunk: int = CHUNK, dr
         if dry_run:
             return report
         private_dir(archive)
-        while done := await _archive_chunk(conn, cutoff, chunk, archive):
+        related = [t for t in (outcomes.TABLE, groups.TABLE)
+                   if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", t)]
+        while done := await _archive_chunk(conn, cutoff, chunk, archive, related):
             report["archived"] += done
         for table in pg_aggregates.TABLES.values():
             await conn.execute(f"DELETE FROM {table} WHERE bucket < $1", cutoff)
+        if await pg_partitions.is_partitioned(conn, TABLE):   # months now empty go, the months ahead are made
+            report["partitions_dropped"] = await pg_partitions.drop_expired(conn, TABLE, cutoff)
+            report["partitions_created"] = await pg_partitions.ensure_partitions(
+                conn, TABLE, now or datetime.now(timezone.utc), back=0)
         return report
     finally:
         await conn.close()

@@ -16,11 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.settings import PROJECT_ROOT
+from prediction_log import pg_partitions
 from prediction_log.groups import GroupPost, PostgresGroups
 from prediction_log.outcomes import Outcomes, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.records import Block, request_ids
-from prediction_log.retention import expire
+from prediction_log.retention import cutoff_for, expire
 from tests.pg_cluster import PgCluster
 from tests.test_aggregates import spread_block
 
@@ -87,3 +88,44 @@ def test_the_documented_command_dry_runs(pg: PgCluster, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["dry_run"] and report["keep_days"] == 762 and report["archived"] == 0
+
+
+def test_expired_months_are_dropped_and_a_late_replay_still_expires(pg: PgCluster, tmp_path: Path) -> None:
+    """A new log is partitioned by month (a default partition for the rest); retention archives the expired rows,
+    drops the months wholly past the cutoff, keeps the rest, and a replay into a dropped month is not lost."""
+    async def scenario() -> None:
+        dsn = await pg.fresh_database("partition_retention_test")
+        store = await PostgresStore.connect(dsn)
+        try:
+            blocks = [at(spread_block(10, i), NOW - timedelta(days=days)) for i, days in enumerate((150, 100, 70, 45, 20, 1))]
+            for block in blocks:
+                await store.insert(block)
+            async with store.pool.acquire() as conn:
+                assert await pg_partitions.is_partitioned(conn, "predictions")
+                months = {r[0] for r in await conn.fetch(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'predictions'::regclass")}
+            cutoff = cutoff_for(40)
+            expected_drop = {m for m in months if m.startswith("predictions_y") and pg_partitions.add_months(
+                datetime(int(m[13:17]), int(m[18:20]), 1, tzinfo=timezone.utc), 1) <= cutoff}
+            assert "predictions_default" in months and expected_drop
+
+            report = await expire(dsn, 40, tmp_path / "archive", chunk=7)
+            young = [i for b in blocks for i, ts in zip(request_ids(b), b.column("ts").to_pylist()) if ts >= cutoff]
+            assert report["archived"] == 60 - len(young) and set(report["partitions_dropped"]) == expected_drop
+            async with store.pool.acquire() as conn:
+                assert {r[0] for r in await conn.fetch("SELECT request_id FROM predictions")} == set(young)
+                left = {r[0] for r in await conn.fetch(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'predictions'::regclass")}
+            assert left == months - expected_drop
+
+            late = at(spread_block(3, 9), NOW - timedelta(days=120))   # a spool replayed into a dropped month
+            assert await store.replay(late) == 3
+            again = await expire(dsn, 40, tmp_path / "archive", chunk=7)
+            assert (again["expired"], again["archived"]) == (3, 3)
+            assert await store.count() == len(young) == (await store.summary(None, None))["decisions"]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
