@@ -44,7 +44,8 @@ from loadtest.bench_serving import run_wrk
 from loadtest.log_counts import settled_stats
 from loadtest.server_process import ServerConfig, ServerProcess, wait_healthy
 from models.onnx_classifier import OnnxBinaryClassifier
-from prediction_log.postgres_store import SECONDARY_INDEXES
+from prediction_log.pg_ddl import apply_schema
+from prediction_log.postgres_store import SECONDARY_INDEXES, SQL_COLUMNS, TABLE, schema_sql
 
 API_KEY = "bench-" + os.urandom(8).hex()
 ROLES: tuple[tuple[str, str], ...] = (
@@ -197,6 +198,15 @@ def drop_secondary_indexes(dsn: str) -> Callable[[], None]:
     return lambda: asyncio.run(drop())
 
 
+async def _plain_table(dsn: str) -> None:
+    """The log's table as an earlier version made it, unpartitioned (the server keeps a table it finds)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_schema(conn, schema_sql(partitioned=False), TABLE, SQL_COLUMNS)
+    finally:
+        await conn.close()
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
@@ -254,6 +264,14 @@ def main() -> None:
             report["ours"]["ours, PostgreSQL log"] = our_server(
                 "postgresql", base | {"DATA_DIR": str(work / "pg"), "DATABASE_URL": dsn}, args.duration,
                 args.batch_rows, work / "pg.log")
+        finally:
+            asyncio.run(_database(args.database_url, name, create=False))
+        dsn = asyncio.run(_database(args.database_url, name, create=True))
+        try:   # what monthly partitions cost the writes: the same server on the table as it was before them
+            asyncio.run(_plain_table(dsn))
+            report["ours"]["PostgreSQL log, unpartitioned table"] = our_server(
+                "postgresql-unpartitioned", base | {"DATA_DIR": str(work / "pg-plain"), "DATABASE_URL": dsn},
+                args.duration, args.batch_rows, work / "pg-plain.log")
         finally:
             asyncio.run(_database(args.database_url, name, create=False))
         if args.variants and not args.variant:   # the database's largest suspect: index maintenance (fresh database)
