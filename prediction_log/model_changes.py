@@ -23,8 +23,7 @@ import orjson
 
 from prediction_log.appender import LineAppender
 from prediction_log.file_lines import complete_lines
-from prediction_log.pg_ddl import apply_schema
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.pg_ddl import TableBeside
 
 TABLE = "model_changes"
 Event = Literal["started", "applied", "refused"]
@@ -89,16 +88,8 @@ def _row(change: ModelChange) -> tuple[Any, ...]:
     return tuple(values[c] for c in COLUMNS)
 
 
-class PostgresModelChanges:
-    def __init__(self, log: PostgresStore) -> None:
-        self.log = log
-        self._schema_ready = False
-
-    async def ensure_schema(self) -> None:
-        if not self._schema_ready:
-            async with self.log.writing() as conn:
-                await apply_schema(conn, SCHEMA_SQL, TABLE, COLUMNS)
-            self._schema_ready = True
+class PostgresModelChanges(TableBeside):
+    TABLE, SCHEMA_SQL, COLUMNS = TABLE, SCHEMA_SQL, COLUMNS
 
     async def record(self, changes: list[ModelChange]) -> None:
         await self.ensure_schema()

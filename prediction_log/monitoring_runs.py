@@ -15,8 +15,7 @@ import orjson
 
 from prediction_log.appender import LineAppender
 from prediction_log.file_lines import complete_lines
-from prediction_log.pg_ddl import apply_schema
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.pg_ddl import TableBeside
 
 TABLE = "monitoring_runs"
 FILE_NAME = "monitoring_runs.jsonl"
@@ -27,16 +26,8 @@ SCHEMA_SQL = [
 ]
 
 
-class PostgresMonitoringRuns:
-    def __init__(self, log: PostgresStore) -> None:
-        self.log = log
-        self._schema_ready = False
-
-    async def ensure_schema(self) -> None:
-        if not self._schema_ready:
-            async with self.log.writing() as conn:
-                await apply_schema(conn, SCHEMA_SQL, TABLE, ("id", "at", "run"))
-            self._schema_ready = True
+class PostgresMonitoringRuns(TableBeside):
+    TABLE, SCHEMA_SQL, COLUMNS = TABLE, SCHEMA_SQL, ("id", "at", "run")
 
     async def record(self, run: dict[str, Any]) -> None:
         await self.ensure_schema()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -17,3 +18,23 @@ async def apply_schema(conn: asyncpg.Connection, statements: Sequence[str], tabl
                 await conn.execute(statement, timeout=timeout_s)
     except asyncpg.InsufficientPrivilegeError:
         await conn.execute(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0", timeout=timeout_s)
+
+
+class TableBeside:
+    """A table kept beside the log in its database: ``SCHEMA_SQL`` applied on the log's write pool at first use
+    (``apply_schema``), once per store object. Subclasses set ``TABLE``, ``SCHEMA_SQL`` and ``COLUMNS``."""
+
+    TABLE: str
+    SCHEMA_SQL: Sequence[str]
+    COLUMNS: Sequence[str]
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        """The ``PostgresStore``: writes on its write pool, reads on its read pool."""
+        self._schema_ready = False
+
+    async def ensure_schema(self) -> None:
+        if not self._schema_ready:
+            async with self.log.writing() as conn:
+                await apply_schema(conn, self.SCHEMA_SQL, self.TABLE, self.COLUMNS)
+            self._schema_ready = True
