@@ -215,8 +215,10 @@ def test_prometheus_text_from_the_fixed_metrics_port_moves_with_traffic(server: 
     with httpx.Client(base_url=server.url, timeout=30, headers={"X-API-Key": API_KEY}) as client:
         answered = client.post("/predict/batch", json=sample_applicants(400, seed=9)).json()["results"]
         ids = [r["request_id"] for r in answered]
-        posted = client.post("/outcomes", json=[{"request_id": i, "defaulted": n % 2} for n, i in enumerate(ids)])
-        assert posted.status_code == 200, posted.text
+        body = [{"request_id": i, "defaulted": n % 2} for n, i in enumerate(ids)]
+        # an outcome needs its decision in the log (shipped within a flush interval); a repeated post is idempotent
+        wait_until(lambda: not client.post("/outcomes", json=body).raise_for_status().json()["unknown_request_ids"],
+                   timeout_s=60, what="the decisions in the log for their outcomes")
     done = server.deploy(ServerConfig("monitoring", deployments={"LogWriter": {"user_config": {
         "monitoring_interval_s": 5}}}))
     assert done.returncode == 0, done.stderr
@@ -268,7 +270,7 @@ def test_keyless_clients_looping_on_bad_bodies_are_paced(server: ServerProcess) 
         with httpx.Client(base_url=server.url, timeout=60) as client:
             return [((r := client.post("/predict/batch", content=HOSTILE_BODY,
                                         headers={"content-type": "application/json"})).status_code, len(r.content))
-                    for _ in range(6)]
+                    for _ in range(12)]
 
     with ThreadPoolExecutor(8) as pool:
         answers = pool.map(hostile, range(8))
@@ -276,5 +278,6 @@ def test_keyless_clients_looping_on_bad_bodies_are_paced(server: ServerProcess) 
         answers = [a for client in answers for a in client]
     assert single.status_code == 200, single.text
     assert {status for status, _ in answers} == {422} and max(size for _, size in answers) < 64 << 10
-    # 48 rejections against a budget of rejections_per_s (10) per replica a second: most wait; Ray reports every 10 s
-    wait_until(lambda: paced() >= before + 10, timeout_s=60, what="ray_credit_rejections_total{pace=delayed} to move")
+    # 96 rejections in a few seconds against rejections_per_s (10) per replica: the burst goes free, then each
+    # client waits a second per answer (measured: 11 of 48 delayed with 6 each); Ray reports every 10 s
+    wait_until(lambda: paced() >= before + 8, timeout_s=60, what="ray_credit_rejections_total{pace=delayed} to move")
