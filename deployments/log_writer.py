@@ -194,10 +194,7 @@ class LogWriter:
                     total = 0
                     try:
                         for chunk in self.spool.read_chunks(path, self.config.replay_chunk_records):
-                            try:
-                                total += await store.replay(chunk)
-                            except store.data_errors as exc:
-                                await self._row_by_row(store, chunk, exc)
+                            total += await self._replay_chunk(store, chunk)
                     except FileNotFoundError:   # a shared spool folder: an ingress replayed it meanwhile
                         continue
                     path.unlink(missing_ok=True)
@@ -205,6 +202,15 @@ class LogWriter:
                     logger.info("log writer: replayed %d records from %s", total, path.name)
             finally:
                 store.replay_done()
+
+    async def _replay_chunk(self, store: Store, chunk: Block) -> int:
+        """Spooled records stored once by request_id; rows the store refuses go to the rejected file (kept, not
+        retried for ever); how many were new."""
+        try:
+            return await store.replay(chunk)
+        except store.data_errors as exc:
+            await self._row_by_row(store, chunk, exc)
+            return 0
 
     async def node_id(self) -> str:
         """The Ray node this writer runs on (an ingress elsewhere replays its node's spool through ``replay``)."""
@@ -218,7 +224,7 @@ class LogWriter:
             if store is None:
                 raise ConnectionError("prediction log store unavailable")
             try:
-                stored = await store.replay(block)
+                stored = await self._replay_chunk(store, block)
             finally:
                 store.replay_done()
         self._count("replayed", stored)

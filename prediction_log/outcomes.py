@@ -130,11 +130,9 @@ def reconcile(post: Outcomes, known: Collection[str], existing: Mapping[str, int
     return store, receipt
 
 
-def _labelled(ts: list[datetime], versions: list[str], probabilities: list[float], thresholds: list[float],
-              defaulted: list[int]) -> Labelled:
-    return Labelled(np.array([t.replace(tzinfo=None) for t in ts], dtype="datetime64[us]"),
-                    np.array(versions, dtype=object), np.array(probabilities, dtype=np.float64),
-                    np.array(thresholds, dtype=np.float64), np.array(defaulted, dtype=np.int8))
+def _no_labelled() -> Labelled:
+    return Labelled(np.array([], dtype="datetime64[us]"), np.array([], dtype=object), np.array([], dtype=np.float64),
+                    np.array([], dtype=np.float64), np.array([], dtype=np.int8))
 
 
 class PostgresOutcomes:
@@ -275,7 +273,7 @@ class FileOutcomes:
 
         chunks = await self.log.fold_between(since, until, columns, lambda line: line_request_id(line) in stored)
         if not chunks:
-            return _labelled([], [], [], [], [])
+            return _no_labelled()
         table = pa.concat_tables(chunks)
         return Labelled(table["ts"].to_numpy().astype("datetime64[us]"),
                         np.array(table["model_version"].to_pylist(), dtype=object),

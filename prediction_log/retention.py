@@ -10,8 +10,9 @@ each: the chunk's decisions, their outcomes and their group memberships are writ
 the next run (the archive may hold a chunk twice, the log never loses one). The aggregates older than the
 cutoff go next; then the monthly partitions wholly before the cutoff (empty by then) are dropped and the months
 ahead created (``pg_partitions``). A decision replayed into a dropped month lands in the default partition and
-expires with the next run, archived like the others. Retention is a setting (``LOG_RETENTION_DAYS``, default 762 days: Regulation B keeps
-adverse-action records 25 months). Exit status 0, and one JSON line saying what was archived.
+expires with the next run, archived like the others. Retention is a setting (``LOG_RETENTION_DAYS``, default
+762 days: Regulation B keeps adverse-action records 25 months). Exit status 0, and one JSON line saying what was
+archived.
 """
 
 from __future__ import annotations

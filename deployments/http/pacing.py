@@ -13,6 +13,7 @@ clients of a replica rather than kept per client.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -29,14 +30,14 @@ class RejectionPacer:
                  on_pace: Callable[[Pace], None] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock, self._on_pace = clock, on_pace
         self.waiting = 0
+        self._tokens, self._last = math.inf, clock()   # full: ``apply`` cuts it to the burst
         self.apply(per_s, delay_s, max_delayed)
-        self._tokens, self._last = self._burst, clock()
 
     def apply(self, per_s: float, delay_s: float, max_delayed: int) -> None:
         """New bounds (an edited ``user_config``); the bucket keeps what it holds, up to the new burst."""
         self.per_s, self.delay_s, self.max_delayed = per_s, delay_s, max_delayed
         self._burst = max(per_s, 1.0)
-        self._tokens = min(getattr(self, "_tokens", self._burst), self._burst)
+        self._tokens = min(self._tokens, self._burst)
 
     def _take(self) -> bool:
         now = self._clock()
