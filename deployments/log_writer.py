@@ -249,7 +249,7 @@ class LogWriter:
         """Compute, store and publish one monitoring run now; returns it."""
         store = self._live_store()
         run = asdict(await monitoring_run(datetime.now(timezone.utc), self.config, store.sample_between,
-                                          self._outcome_store().labelled, card_of_version))
+                                          self._outcome_store().for_reports, card_of_version))
         await self._beside("monitoring_runs", monitoring_runs_beside).record(run)
         self.metrics.monitored(run)
         return run
@@ -289,8 +289,8 @@ class LogWriter:
         return await self._outcome_store().record(outcomes)
 
     async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
-        """Computed here, beside the store: 200k labelled decisions are 9 MB, their figures a few kB."""
-        labelled = await self._outcome_store().labelled(query.since, query.until, query.model_version)
+        """Computed here, beside the store, from its counts (PostgreSQL) or its labelled rows (file log)."""
+        labelled = await self._outcome_store().for_reports(query.since, query.until, query.model_version)
         return await asyncio.to_thread(performance, labelled, query.by, card_of_version)
 
     async def challenger_comparison(self, window: Window) -> dict[str, Any]:

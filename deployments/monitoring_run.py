@@ -11,7 +11,6 @@ run is stored (``prediction_log.monitoring_runs``) and set as gauges for the ale
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +21,9 @@ import numpy as np
 from core.features import FEATURE_NAMES
 from core.reference import reference_applicants
 from core.settings import LogWriterConfig
-from models.performance import auc
+from deployments.performance import figures_of
 from models.psi import psi
+from prediction_log.labelled_bins import LabelledBins
 from prediction_log.outcomes import Labelled
 from prediction_log.records import Block
 
@@ -51,20 +51,24 @@ def feature_psi(sample: Block, reference: np.ndarray) -> dict[str, float] | None
             for j, name in enumerate(FEATURE_NAMES)}
 
 
-def realized(labelled: Labelled, card_of: Callable[[str], dict[str, Any] | None]) -> tuple[Any, Any, Any]:
+def realized(labelled: Labelled | LabelledBins, card_of: Callable[[str], dict[str, Any] | None]
+             ) -> tuple[Any, Any, Any]:
     """Realized AUC, the card's AUC and the version most of the labelled decisions were made by."""
     if not len(labelled):
         return None, None, None
-    version = Counter(labelled.model_version.tolist()).most_common(1)[0][0]
-    card = card_of(str(version))
-    return auc(labelled.probability, labelled.defaulted), card["holdout"]["auc"] if card else None, str(version)
+    weights = labelled.count if isinstance(labelled, LabelledBins) else np.ones(len(labelled))
+    versions, codes = np.unique(labelled.model_version.astype(str), return_inverse=True)
+    version = str(versions[np.argmax(np.bincount(codes, weights))])
+    card = card_of(version)
+    figures = figures_of(labelled, np.ones(len(labelled), dtype=bool))
+    return figures["auc"], card["holdout"]["auc"] if card else None, version
 
 
 async def monitoring_run(now: datetime, config: LogWriterConfig,
                          sample_between: Callable[..., Any], labelled_between: Callable[..., Any],
                          card_of: Callable[[str], dict[str, Any] | None]) -> MonitoringRun:
     """One run ending at ``now``; ``sample_between`` and ``labelled_between`` are the store's and the outcome
-    store's reads (``Store.sample_between``, ``labelled``)."""
+    store's reads (``Store.sample_between``, ``for_reports``)."""
     since = now - timedelta(hours=config.monitoring_window_hours)
     sample, total = await sample_between(since, now, config.monitoring_sample_rows)
     labelled_since = now - timedelta(days=config.realized_window_days)
@@ -72,5 +76,6 @@ async def monitoring_run(now: datetime, config: LogWriterConfig,
     realized_auc, expected_auc, version = realized(labelled, card_of)
     reference = reference_applicants().to_numpy(dtype=np.float64)
     return MonitoringRun(uuid.uuid4().hex, now.isoformat(), since.isoformat(), int(total), len(sample),
-                         feature_psi(sample, reference), labelled_since.isoformat(), len(labelled), realized_auc,
+                         feature_psi(sample, reference), labelled_since.isoformat(),
+                         labelled.decisions, realized_auc,
                          expected_auc, version)

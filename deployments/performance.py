@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from core.artifacts import CARD_FILE, MODELS_DIR, load_card
 from core.decision import is_denied
-from models.performance import card_expectation, realized
+from models.performance import card_expectation, realized, realized_from_bins
 from prediction_log.aggregates import Bucket
+from prediction_log.labelled_bins import LabelledBins
 from prediction_log.outcomes import Labelled
 from prediction_log.query import LogQuery
 
@@ -58,13 +59,23 @@ def period_starts(ts: np.ndarray, by: Period) -> np.ndarray:
     return days
 
 
-def performance(labelled: Labelled, by: Period, card_of: Callable[[str], dict[str, Any] | None]) -> dict[str, Any]:
+def figures_of(labelled: Labelled | LabelledBins, mask: np.ndarray) -> dict[str, Any]:
+    """``realized`` of the masked decisions, from their rows or from their counts."""
+    if isinstance(labelled, LabelledBins):
+        b = labelled.subset(mask)
+        return realized_from_bins(b.probability_bin, b.denied, b.defaulted, b.count, b.probability_sum,
+                                  b.probability_sq_sum, b.probability_min, b.probability_max)
+    return realized(labelled.probability[mask], labelled.defaulted[mask],
+                    is_denied(labelled.probability[mask], labelled.threshold[mask]))
+
+
+def performance(labelled: Labelled | LabelledBins, by: Period,
+                card_of: Callable[[str], dict[str, Any] | None]) -> dict[str, Any]:
     """Per model version overall, and per period and version; ``card_of(version)``: its card, or None if unknown."""
     starts = period_starts(labelled.ts, by)
 
     def group(mask: np.ndarray, version: str) -> dict[str, Any]:
-        figures = realized(labelled.probability[mask], labelled.defaulted[mask],
-                           is_denied(labelled.probability[mask], labelled.threshold[mask]))
+        figures = figures_of(labelled, mask)
         card = card_of(version)
         figures["expected"] = card_expectation(card, figures["labelled"]) if card else None
         return figures
@@ -83,4 +94,4 @@ def performance(labelled: Labelled, by: Period, card_of: Callable[[str], dict[st
         version = str(versions[key % max(len(versions), 1)])
         periods.append({"period_start": str(period_values[key // max(len(versions), 1)]), "model_version": version,
                         **group(mask, version)})
-    return {"by": by, "labelled": len(labelled), "model_versions": overall, "periods": periods}
+    return {"by": by, "labelled": labelled.decisions, "model_versions": overall, "periods": periods}

@@ -7,7 +7,8 @@
    minimal Ray Serve app for the job (``loadtest/minimal_serve_app.py``: one FastAPI ingress deployment ×2
    with ONNX in-process, no micro-batching, no log) started by the README's launcher.
 3. Our server (``serve run`` of serve_config.yaml with serve.env) with the JSONL file log, and with
-   PostgreSQL logging when a database URL is given (a fresh database is created and dropped).
+   PostgreSQL logging when a database URL is given (a fresh database is created and dropped), and then on the
+   table as it was before monthly partitions and the aggregates' trigger (what those cost the writes).
 
 Each server gets wrk at 64 connections on ``/predict`` and 4 connections × 1,000-row bodies on
 ``/predict/batch``. During every load the CPU seconds of every process on the machine are summed
@@ -44,6 +45,7 @@ from loadtest.bench_serving import run_wrk
 from loadtest.log_counts import settled_stats
 from loadtest.server_process import ServerConfig, ServerProcess, wait_healthy
 from models.onnx_classifier import OnnxBinaryClassifier
+from prediction_log import pg_aggregates
 from prediction_log.pg_ddl import apply_schema
 from prediction_log.postgres_store import SECONDARY_INDEXES, SQL_COLUMNS, TABLE, schema_sql
 
@@ -198,6 +200,18 @@ def drop_secondary_indexes(dsn: str) -> Callable[[], None]:
     return lambda: asyncio.run(drop())
 
 
+def drop_aggregates_trigger(dsn: str) -> Callable[[], None]:
+    """The aggregates' trigger dropped once the server has made it: the writes as they were before it."""
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f"DROP TRIGGER IF EXISTS {pg_aggregates.TRIGGER} ON {TABLE}")
+        finally:
+            await conn.close()
+
+    return lambda: asyncio.run(drop())
+
+
 async def _plain_table(dsn: str) -> None:
     """The log's table as an earlier version made it, unpartitioned (the server keeps a table it finds)."""
     conn = await asyncpg.connect(dsn)
@@ -267,11 +281,11 @@ def main() -> None:
         finally:
             asyncio.run(_database(args.database_url, name, create=False))
         dsn = asyncio.run(_database(args.database_url, name, create=True))
-        try:   # what monthly partitions cost the writes: the same server on the table as it was before them
+        try:   # what partitions and aggregates cost the writes: the same server on the table as it was before them
             asyncio.run(_plain_table(dsn))
-            report["ours"]["PostgreSQL log, unpartitioned table"] = our_server(
+            report["ours"]["PostgreSQL log, unpartitioned table without aggregates"] = our_server(
                 "postgresql-unpartitioned", base | {"DATA_DIR": str(work / "pg-plain"), "DATABASE_URL": dsn},
-                args.duration, args.batch_rows, work / "pg-plain.log")
+                args.duration, args.batch_rows, work / "pg-plain.log", prepare=drop_aggregates_trigger(dsn))
         finally:
             asyncio.run(_database(args.database_url, name, create=False))
         if args.variants and not args.variant:   # the database's largest suspect: index maintenance (fresh database)

@@ -47,16 +47,61 @@ def realized(probability: np.ndarray, defaulted: np.ndarray, denied: np.ndarray)
     """Figures of one group of labelled decisions; AUC is null when only one class is present.
     ``denied``: the decisions taken (at the threshold in force for each), whose cost this is."""
     n = len(defaulted)
-    fn = int(np.sum(~denied & (defaulted == 1)))
-    fp = int(np.sum(denied & (defaulted == 0)))
+    return _figures(n, int(defaulted.sum()), float(probability.sum()),
+                    float(np.sum((probability - defaulted) ** 2)) if n else 0.0,
+                    int(np.sum(~denied & (defaulted == 1))), int(np.sum(denied & (defaulted == 0))),
+                    auc(probability, defaulted), 0.0, calibration(probability, defaulted))
+
+
+def realized_from_bins(probability_bin: np.ndarray, denied: np.ndarray, defaulted: np.ndarray, count: np.ndarray,
+                       probability_sum: np.ndarray, probability_sq_sum: np.ndarray, probability_min: np.ndarray,
+                       probability_max: np.ndarray) -> dict[str, Any]:
+    """``realized`` of decisions counted per probability bin (``prediction_log.labelled_bins``): one entry per
+    (bin, denied, defaulted) of the group. Counts, rates, Brier and cost are exact; AUC counts two decisions of
+    one bin as a tie, and ``auc_resolution`` (half the share of such pairs) bounds how far that moves it;
+    calibration deciles are bins taken in order until a tenth of the decisions is reached."""
+    n = int(count.sum())
+    positive = defaulted == 1
+    bins, code = np.unique(probability_bin, return_inverse=True)
+    pos = np.bincount(code, count * positive, minlength=len(bins))
+    neg = np.bincount(code, count * ~positive, minlength=len(bins))
+    positives, negatives = float(pos.sum()), float(neg.sum())
+    area = resolution = None
+    if positives and negatives:
+        resolution = float(np.sum(0.5 * pos * neg) / (positives * negatives))
+        area = float(np.sum(pos * (np.cumsum(neg) - neg)) / (positives * negatives)) + resolution
+    sq_error = float(probability_sq_sum.sum() - 2 * probability_sum[positive].sum() + positives)
+    table: list[dict[str, Any]] = []
+    if n >= DECILES:
+        per_bin = pos + neg
+        low, high = np.full(len(bins), np.inf), np.full(len(bins), -np.inf)
+        np.minimum.at(low, code, probability_min)
+        np.maximum.at(high, code, probability_max)
+        decile = np.minimum(np.floor((np.cumsum(per_bin) - per_bin / 2) * DECILES / n), DECILES - 1).astype(int)
+        p_sum = np.bincount(code, probability_sum, minlength=len(bins))
+        for index in np.unique(decile):
+            part = decile == index
+            size = float(per_bin[part].sum())
+            table.append({"decile": int(index) + 1, "count": int(size), "probability_low": float(low[part].min()),
+                          "probability_high": float(high[part].max()),
+                          "predicted_default_rate": float(p_sum[part].sum() / size),
+                          "observed_default_rate": float(pos[part].sum() / size)})
+    return _figures(n, int(positives), float(probability_sum.sum()), sq_error,
+                    int(count[~denied & positive].sum()), int(count[denied & ~positive].sum()), area, resolution,
+                    table)
+
+
+def _figures(n: int, defaults: int, probability_sum: float, sq_error_sum: float, fn: int, fp: int,
+             area: float | None, resolution: float | None, table: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures both ways share, from their sums."""
     cost = FN_COST * fn + FP_COST * fp
-    table = calibration(probability, defaulted)
     return {
         "labelled": n,
-        "default_rate": float(defaulted.mean()) if n else None,
-        "mean_probability": float(probability.mean()) if n else None,
-        "auc": auc(probability, defaulted),
-        "brier": float(np.mean((probability - defaulted) ** 2)) if n else None,
+        "default_rate": defaults / n if n else None,
+        "mean_probability": probability_sum / n if n else None,
+        "auc": area,
+        "auc_resolution": resolution if area is not None else None,
+        "brier": sq_error_sum / n if n else None,
         "false_negatives": fn, "false_positives": fp,
         "cost": cost, "cost_per_decision": cost / n if n else None,
         "calibration_mean_abs_error": (float(np.mean([abs(r["predicted_default_rate"] - r["observed_default_rate"])

@@ -7,7 +7,8 @@ rule, once; the two stores (``outcomes`` table in PostgreSQL, ``outcomes.jsonl``
 only say which ids the log knows and which outcomes exist.
 
 Labelled decisions (the log joined with outcomes) leave the stores as ``Labelled`` columns, for the
-realized-performance figures.
+realized-performance figures; for reports over long windows (``for_reports``) PostgreSQL answers with the
+counts it keeps as outcomes arrive (``labelled_bins``, ``pg_labelled``) instead of the rows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import io
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
 
+from core.decision import is_denied
+from prediction_log import pg_labelled
 from prediction_log.appender import LineAppender
 from prediction_log.file_lines import complete_lines
 from prediction_log.file_store import FileStore, line_request_id
+from prediction_log.labelled_bins import LabelledBins, of_rows
 from prediction_log.pg_ddl import apply_schema
 from prediction_log.postgres_store import TABLE as LOG_TABLE
 from prediction_log.postgres_store import PostgresStore
@@ -84,6 +88,11 @@ class Labelled:
     def __len__(self) -> int:
         return len(self.defaulted)
 
+    @property
+    def decisions(self) -> int:
+        """How many labelled decisions (as ``LabelledBins.decisions``)."""
+        return len(self.defaulted)
+
 
 @dataclass(frozen=True)
 class Shadowed:
@@ -130,6 +139,22 @@ def reconcile(post: Outcomes, known: Collection[str], existing: Mapping[str, int
     return store, receipt
 
 
+def _whole_days(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The first whole UTC day at or after ``since`` and the day ``until`` falls in (open bounds stay open)."""
+    first = last = None
+    if since is not None:
+        day = since.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        first = day if day == since else day + timedelta(days=1)
+    if until is not None:
+        last = until.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return first, last
+
+
+def _binned(labelled: Labelled) -> LabelledBins:
+    return of_rows(labelled.ts, labelled.model_version, labelled.probability,
+                   is_denied(labelled.probability, labelled.threshold), labelled.defaulted)
+
+
 def _no_labelled() -> Labelled:
     return Labelled(np.array([], dtype="datetime64[us]"), np.array([], dtype=object), np.array([], dtype=np.float64),
                     np.array([], dtype=np.float64), np.array([], dtype=np.int8))
@@ -146,6 +171,7 @@ class PostgresOutcomes:
     async def _ensure_schema(self, conn: asyncpg.Connection) -> None:
         if not self._schema_ready:
             await apply_schema(conn, SCHEMA_SQL, TABLE, tuple(SQL_TYPES))
+            await pg_labelled.ensure_schema(conn, TABLE, LOG_TABLE)
             self._schema_ready = True
 
     async def ensure_schema(self) -> None:
@@ -201,6 +227,22 @@ class PostgresOutcomes:
                         np.array(table.column("model_version").to_pylist(), dtype=object),
                         table.column("probability_default").to_numpy(), table.column("threshold").to_numpy(),
                         table.column("defaulted").to_numpy())
+
+    async def for_reports(self, since: datetime | None, until: datetime | None,
+                          model_version: str | None) -> LabelledBins:
+        """The window's labelled decisions as counts: whole days from ``labelled_days`` (cost grows with days, not
+        outcomes), the partial days at the window's edges from their rows."""
+        first, last = _whole_days(since, until)
+        if first is not None and last is not None and first >= last:
+            return _binned(await self.labelled(since, until, model_version))
+        async with self.log.reading() as conn:
+            await self._ensure_schema(conn)
+            parts = [await pg_labelled.bins_between(conn, first, last, model_version, READ_TIMEOUT_S)]
+        if since is not None and since != first:
+            parts.append(_binned(await self.labelled(since, first, model_version)))
+        if until is not None and until != last:
+            parts.append(_binned(await self.labelled(last, until, model_version)))
+        return LabelledBins.concat(parts)
 
     async def shadowed(self, since: datetime | None, until: datetime | None) -> Shadowed:
         async with self.log.reading() as conn:
@@ -279,6 +321,10 @@ class FileOutcomes:
                         np.array(table["model_version"].to_pylist(), dtype=object),
                         table["probability_default"].to_numpy(), table["threshold"].to_numpy(),
                         np.array([stored[i][0] for i in table["request_id"].to_pylist()], dtype=np.int8))
+
+    async def for_reports(self, since: datetime | None, until: datetime | None, model_version: str | None) -> Labelled:
+        """The file log keeps no counts: its reports read the labelled rows (exact)."""
+        return await self.labelled(since, until, model_version)
 
     async def shadowed(self, since: datetime | None, until: datetime | None) -> Shadowed:
         """The window's shadowed decisions (a line without a challenger score is not parsed), chunk by chunk."""

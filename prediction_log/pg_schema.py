@@ -4,9 +4,11 @@
 
 creates or migrates the log's tables (``log_tables``) and its aggregates as the owner, then creates (or
 re-passwords) the role named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT``
-on its tables, ``SELECT`` on the aggregates (kept by a trigger with the owner's rights, ``pg_aggregates``),
-temporary tables (its staging table). The server's own start then finds the schema in place and does not
-need the right to change it (``apply_schema``).
+on its tables, ``SELECT`` on the aggregates (kept by triggers with the owner's rights, ``pg_aggregates``,
+``pg_labelled``), temporary tables (its staging table). The server's own start then finds the schema in place
+and does not need the right to change it (``apply_schema``). Run it before a new version's server on a big
+log: it counts the rows and outcomes older than the aggregates' triggers once, without the server's 30 s
+statement limit.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from prediction_log import groups, model_changes, monitoring_runs, outcomes, pg_aggregates, postgres_store
+from prediction_log import groups, model_changes, monitoring_runs, outcomes, pg_aggregates, pg_labelled, postgres_store
 
 
 def log_tables() -> tuple[str, ...]:
@@ -31,7 +33,7 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
     role, password = unquote(parts.username or ""), unquote(parts.password or "")
     if not role or not password:
         raise SystemExit("the app's DSN must name a role and its password")
-    store = await postgres_store.PostgresStore.connect(owner_dsn)
+    store = await postgres_store.PostgresStore.connect(owner_dsn, statement_timeout_s=None)   # counts a big log once
     try:
         await outcomes.PostgresOutcomes(store).ensure_schema()
         await groups.PostgresGroups(store).ensure_schema()
@@ -47,7 +49,8 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
             await conn.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")
             await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {quoted}")
             await conn.execute(f"GRANT SELECT, INSERT ON {', '.join(log_tables())} TO {quoted}")
-            await conn.execute(f"GRANT SELECT ON {', '.join(pg_aggregates.TABLES.values())} TO {quoted}")
+            counts = [*pg_aggregates.TABLES.values(), pg_labelled.TABLE]
+            await conn.execute(f"GRANT SELECT ON {', '.join(counts)} TO {quoted}")
     finally:
         await store.close()
     return role

@@ -94,7 +94,7 @@ class PostgresStore:
     spools_on_failure = True
     data_errors = DATA_ERRORS
 
-    def __init__(self, pool: asyncpg.Pool, timeout_s: float = 30.0, read_pool: asyncpg.Pool | None = None,
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float | None = 30.0, read_pool: asyncpg.Pool | None = None,
                  read_timeout_s: float = 30.0) -> None:
         self.pool = pool
         """Writes (COPY, merges, outcomes posts)."""
@@ -104,10 +104,11 @@ class PostgresStore:
         self.read_timeout_s = read_timeout_s
 
     @classmethod
-    async def connect(cls, dsn: str, timeout: float = 5.0, statement_timeout_s: float = 30.0,
+    async def connect(cls, dsn: str, timeout: float = 5.0, statement_timeout_s: float | None = 30.0,
                       write_connections: int = 4, read_connections: int = 2,
                       read_timeout_s: float = 30.0) -> "PostgresStore":
-        """Open the two pools (schema ensured, staging table per write connection); every statement times out."""
+        """Open the two pools (schema ensured, staging table per write connection); every statement times out
+        (``statement_timeout_s`` None: writes and the schema do not, for the owner's migration of a big log)."""
         conn = await asyncpg.connect(dsn, timeout=timeout)
         try:
             await ensure_schema(conn, statement_timeout_s)

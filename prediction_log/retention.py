@@ -8,7 +8,7 @@ aggregates leave together. Chunk by chunk (oldest first, ``--chunk`` decisions),
 each: the chunk's decisions, their outcomes and their group memberships are written to Parquet files
 (mode 0600, fsync'd) and only then deleted; a chunk interrupted before its commit is archived again by
 the next run (the archive may hold a chunk twice, the log never loses one). The aggregates older than the
-cutoff go next; then the monthly partitions wholly before the cutoff (empty by then) are dropped and the months
+cutoff go next (the labelled counts of a day once the whole day is past it); then the monthly partitions wholly before the cutoff (empty by then) are dropped and the months
 ahead created (``pg_partitions``). A decision replayed into a dropped month lands in the default partition and
 expires with the next run, archived like the others. Retention is a setting (``LOG_RETENTION_DAYS``, default
 762 days: Regulation B keeps adverse-action records 25 months). Exit status 0, and one JSON line saying what was
@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from core.private_files import PRIVATE_FILE_MODE, private_dir
 from core.settings import Settings
-from prediction_log import groups, outcomes, pg_aggregates, pg_partitions
+from prediction_log import groups, outcomes, pg_aggregates, pg_labelled, pg_partitions
 from prediction_log.postgres_store import SQL_COLUMNS, TABLE
 from prediction_log.records import COLUMNS, from_rows
 
@@ -93,6 +93,8 @@ async def expire(dsn: str, keep_days: int, archive: Path, chunk: int = CHUNK, dr
             report["archived"] += done
         for table in pg_aggregates.TABLES.values():
             await conn.execute(f"DELETE FROM {table} WHERE bucket < $1", cutoff)
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", pg_labelled.TABLE):   # whole days only
+            await conn.execute(f"DELETE FROM {pg_labelled.TABLE} WHERE day + interval '1 day' <= $1", cutoff)
         if await pg_partitions.is_partitioned(conn, TABLE):   # months now empty go, the months ahead are made
             report["partitions_dropped"] = await pg_partitions.drop_expired(conn, TABLE, cutoff)
             report["partitions_created"] = await pg_partitions.ensure_partitions(

@@ -47,5 +47,6 @@ def outcome_round_trip(app: RunningApp, stored: Callable[[], dict[str, int]]) ->
         report = client.get("/performance", headers=app.auth()).json()
     figures = report["model_versions"][decided[0]["model_version"]]
     assert figures["labelled"] == 2500
-    assert figures["auc"] == pytest.approx(roc_auc_score(truth[:2500], p[:2500]), abs=1e-4)
+    # PostgreSQL answers from counts per probability bin: AUC within the bound it reports (the file log: exact)
+    assert abs(figures["auc"] - roc_auc_score(truth[:2500], p[:2500])) <= figures["auc_resolution"] + 1e-4
     assert figures["default_rate"] == pytest.approx(truth[:2500].mean())

@@ -62,6 +62,7 @@ def test_expired_decisions_are_archived_with_their_outcomes_and_groups_then_dele
                 group_rows = await conn.fetchval("SELECT count(*) FROM group_membership")
             assert kept == set(young_ids) and outcome_ids == set(young_ids[:20]) and group_rows == 0
             assert await store.count() == 80 == (await store.summary(None, None))["decisions"]
+            assert (await PostgresOutcomes(store).for_reports(None, None, None)).decisions == 20   # labelled counts
         finally:
             await store.close()
 

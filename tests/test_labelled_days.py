@@ -1,0 +1,100 @@
+"""``labelled_days``: PostgreSQL's counts of labelled decisions equal the same counts made from the rows (a
+throwaway cluster), after two posts, a re-post of duplicates and outcomes older than the trigger; a window with
+partial days at its edges is answered exactly as its rows would be."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from core.decision import is_denied
+from core.features import FEATURE_NAMES
+from core.reference import sample_applicants
+from deployments.decisions import decision_block
+from deployments.performance import performance
+from prediction_log import pg_labelled
+from prediction_log.labelled_bins import LabelledBins, of_rows
+from prediction_log.outcomes import TABLE as OUTCOMES
+from prediction_log.outcomes import Labelled, Outcomes, PostgresOutcomes
+from prediction_log.postgres_store import PostgresStore
+from prediction_log.records import Block
+from tests.pg_cluster import PgCluster
+
+START = datetime(2026, 10, 1, 5, 30, tzinfo=timezone.utc)
+
+
+def decisions(n: int) -> Block:
+    """``n`` decisions of varied scores, 10 minutes apart from START: about three weeks."""
+    rng = np.random.default_rng(5)
+    rows = np.array([[a[name] for name in FEATURE_NAMES] for a in sample_applicants(n, seed=5)], dtype=np.float64)
+    block = decision_block(rows, rng.beta(2, 8, n), "v-days", 0.3, rng.uniform(1, 50, n), "batch")
+    ts = pa.array([START + timedelta(minutes=10 * i) for i in range(n)], pa.timestamp("us", tz="UTC"))
+    index = block.schema.get_field_index("ts")
+    return block.set_column(index, block.schema.field(index), ts)
+
+
+def from_rows(labelled: Labelled) -> LabelledBins:
+    return of_rows(labelled.ts, labelled.model_version, labelled.probability,
+                   is_denied(labelled.probability, labelled.threshold), labelled.defaulted)
+
+
+def table(bins: LabelledBins) -> list[tuple]:
+    """The bins as sorted rows (sums to float precision: SQL adds in another order)."""
+    return sorted((str(d), v, int(b), bool(n), int(y), int(c), round(s, 9), round(q, 9), lo, hi) for
+                  d, v, b, n, y, c, s, q, lo, hi in zip(bins.ts, bins.model_version, bins.probability_bin, bins.denied,
+                                                        bins.defaulted, bins.count, bins.probability_sum,
+                                                        bins.probability_sq_sum, bins.probability_min,
+                                                        bins.probability_max))
+
+
+@pytest.mark.slow
+def test_labelled_days_equal_the_rows_counts(pg: PgCluster) -> None:
+    async def scenario() -> None:
+        store = await PostgresStore.connect(await pg.fresh_database("labelled_days_test"))
+        try:
+            block = decisions(3000)
+            assert await store.insert(block) == 3000
+            ids = block.column("request_id").to_pylist()
+            defaulted = (np.random.default_rng(6).random(3000) < block.column("probability_default").to_numpy())
+            now = datetime.now(timezone.utc)
+
+            def post(part: slice) -> Outcomes:
+                return Outcomes(ids[part], [int(d) for d in defaulted[part]], [now] * len(ids[part]))
+
+            outcomes = PostgresOutcomes(store)
+            assert (await outcomes.record(post(slice(0, 1200)))).accepted == 1200
+            assert (await outcomes.record(post(slice(1000, 2000)))).accepted == 800   # 200 duplicates
+            assert (await outcomes.record(post(slice(0, 2000)))).duplicates == 2000
+            everything = await outcomes.for_reports(None, None, None)
+            assert everything.decisions == 2000
+            assert table(everything) == table(from_rows(await outcomes.labelled(None, None, None)))
+
+            since, until = START + timedelta(days=2, hours=7), START + timedelta(days=9, hours=3)   # partial days
+            window = await outcomes.for_reports(since, until, None)
+            rows = await outcomes.labelled(since, until, None)
+            assert table(window) == table(from_rows(rows)) and window.decisions == len(rows) > 0
+            report, exact = performance(window, "day", lambda v: None), performance(rows, "day", lambda v: None)
+            assert [(p["period_start"], p["labelled"], p["cost"]) for p in report["periods"]] == \
+                [(p["period_start"], p["labelled"], p["cost"]) for p in exact["periods"]]
+            assert (await outcomes.for_reports(since, since + timedelta(hours=2), "v-days")).decisions == \
+                len(await outcomes.labelled(since, since + timedelta(hours=2), "v-days")) > 0   # within a day
+            assert (await outcomes.for_reports(None, None, "no-such-version")).decisions == 0
+
+            async with store.pool.acquire() as conn:   # outcomes older than the trigger: counted once at creation
+                await conn.execute(f"DROP TRIGGER {pg_labelled.TRIGGER} ON {OUTCOMES}")
+                await conn.execute(f"TRUNCATE {pg_labelled.TABLE}")
+            assert (await outcomes.record(post(slice(2000, 2600)))).accepted == 600
+            async with store.pool.acquire() as conn:
+                await pg_labelled.ensure_schema(conn, OUTCOMES, "predictions")
+                await pg_labelled.ensure_schema(conn, OUTCOMES, "predictions")   # again: nothing counted twice
+            everything = await outcomes.for_reports(None, None, None)
+            assert everything.decisions == 2600
+            assert table(everything) == table(from_rows(await outcomes.labelled(None, None, None)))
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
