@@ -158,13 +158,18 @@ def minimal_serve_app(duration: int, batch_rows: int, log: Path) -> dict[str, An
 
 def our_server(name: str, env: dict[str, str], duration: int, batch_rows: int, log: Path,
                deployments: dict[str, dict[str, Any]] | None = None,
-               prepare: Callable[[], None] | None = None) -> dict[str, Any]:
-    """One fresh server under both loads; ``prepare`` runs once it is up (a diagnostic change to its store)."""
+               prepare: Callable[[], None] | None = None, restore: Callable[[], None] | None = None
+               ) -> dict[str, Any]:
+    """One fresh server under both loads; ``prepare`` runs once it is up (a diagnostic change to its store),
+    ``restore`` after the loads, before the log is counted."""
     with ServerProcess(ServerConfig(name, deployments=deployments or {}), env=env, log=log) as server:
         if prepare is not None:
             prepare()
         before = settled_stats(server.url, API_KEY)
         runs = load_runs(server.url, duration, batch_rows)
+        if restore is not None:
+            time.sleep(2)   # the last flushes (every ~50 ms) land first
+            restore()
         after = settled_stats(server.url, API_KEY, timeout_s=60)
     logged = after["records_in_store"] - before["records_in_store"] if before and after else None
     runs["log"] = {"backend": after["backend"] if after else None, "records_logged": logged,
@@ -200,16 +205,20 @@ def drop_secondary_indexes(dsn: str) -> Callable[[], None]:
     return lambda: asyncio.run(drop())
 
 
-def drop_aggregates_trigger(dsn: str) -> Callable[[], None]:
-    """The aggregates' trigger dropped once the server has made it: the writes as they were before it."""
-    async def drop() -> None:
+def aggregates_trigger(dsn: str, on: bool) -> Callable[[], None]:
+    """The aggregates' trigger dropped once the server has made it (the writes as they were before it), or made
+    again after the load: it counts the rows already there once, so the log's count is read as usual."""
+    async def change() -> None:
         conn = await asyncpg.connect(dsn)
         try:
-            await conn.execute(f"DROP TRIGGER IF EXISTS {pg_aggregates.TRIGGER} ON {TABLE}")
+            if on:
+                await pg_aggregates.ensure_schema(conn, TABLE)
+            else:
+                await conn.execute(f"DROP TRIGGER IF EXISTS {pg_aggregates.TRIGGER} ON {TABLE}")
         finally:
             await conn.close()
 
-    return lambda: asyncio.run(drop())
+    return lambda: asyncio.run(change())
 
 
 async def _plain_table(dsn: str) -> None:
@@ -285,7 +294,8 @@ def main() -> None:
             asyncio.run(_plain_table(dsn))
             report["ours"]["PostgreSQL log, unpartitioned table without aggregates"] = our_server(
                 "postgresql-unpartitioned", base | {"DATA_DIR": str(work / "pg-plain"), "DATABASE_URL": dsn},
-                args.duration, args.batch_rows, work / "pg-plain.log", prepare=drop_aggregates_trigger(dsn))
+                args.duration, args.batch_rows, work / "pg-plain.log", prepare=aggregates_trigger(dsn, on=False),
+                restore=aggregates_trigger(dsn, on=True))
         finally:
             asyncio.run(_database(args.database_url, name, create=False))
         if args.variants and not args.variant:   # the database's largest suspect: index maintenance (fresh database)

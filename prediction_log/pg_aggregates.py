@@ -18,7 +18,7 @@ from datetime import datetime
 import asyncpg
 
 from prediction_log.aggregates import KEY, PROBABILITY_BINS, AggregateRow, Bucket, window_start
-from prediction_log.pg_ddl import apply_schema
+from prediction_log.pg_ddl import apply_schema, counting_trigger
 
 TABLES: dict[Bucket, str] = {"minute": "decision_minutes", "hour": "decision_hours"}
 TRIGGER = "predictions_aggregate"
@@ -46,22 +46,7 @@ def schema_sql(log_table: str) -> list[str]:
         "SELECT pg_advisory_xact_lock(hashtext('decision_aggregates_schema'))",
         *[f"CREATE TABLE IF NOT EXISTS {t} ({', '.join(f'{c} {s}' for c, s in SQL_TYPES.items())}, PRIMARY KEY ({_KEY}))"
           for t in TABLES.values()],
-        f"""CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = public, pg_temp AS $$
-BEGIN
-  {_upsert("minute", "stored")};
-  {_upsert("hour", "stored")};
-  RETURN NULL;
-END $$""",
-        f"""DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '{TRIGGER}' AND tgrelid = '{log_table}'::regclass) THEN
-    LOCK TABLE {log_table} IN SHARE ROW EXCLUSIVE MODE;
-    CREATE TRIGGER {TRIGGER} AFTER INSERT ON {log_table} REFERENCING NEW TABLE AS stored
-      FOR EACH STATEMENT EXECUTE FUNCTION {TRIGGER}();
-    {_upsert("minute", log_table)};
-    {_upsert("hour", log_table)};
-  END IF;
-END $$""",
+        *counting_trigger(TRIGGER, log_table, lambda source: [_upsert("minute", source), _upsert("hour", source)]),
     ]
 
 

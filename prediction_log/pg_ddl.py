@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -18,6 +18,29 @@ async def apply_schema(conn: asyncpg.Connection, statements: Sequence[str], tabl
                 await conn.execute(statement, timeout=timeout_s)
     except asyncpg.InsufficientPrivilegeError:
         await conn.execute(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0", timeout=timeout_s)
+
+
+def counting_trigger(trigger: str, table: str, upserts: Callable[[str], Sequence[str]]) -> list[str]:
+    """DDL of a statement trigger after inserts on ``table`` running ``upserts("stored")`` over the rows each
+    statement stored (its transition table), with its owner's rights; when the trigger is created, ``upserts(table)``
+    counts the rows already there once, under a lock that holds writers back for that moment."""
+    def body(source: str) -> str:
+        return "".join(f"\n    {statement};" for statement in upserts(source))
+
+    return [
+        f"""CREATE OR REPLACE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN{body("stored")}
+  RETURN NULL;
+END $$""",
+        f"""DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '{trigger}' AND tgrelid = '{table}'::regclass) THEN
+    LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;
+    CREATE TRIGGER {trigger} AFTER INSERT ON {table} REFERENCING NEW TABLE AS stored
+      FOR EACH STATEMENT EXECUTE FUNCTION {trigger}();{body(table)}
+  END IF;
+END $$""",
+    ]
 
 
 class TableBeside:

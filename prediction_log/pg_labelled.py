@@ -15,7 +15,7 @@ import asyncpg
 import numpy as np
 
 from prediction_log.labelled_bins import LABELLED_BINS, LabelledBins, empty
-from prediction_log.pg_ddl import apply_schema
+from prediction_log.pg_ddl import apply_schema, counting_trigger
 
 TABLE = "labelled_days"
 TRIGGER = "outcomes_labelled_days"
@@ -47,20 +47,7 @@ def schema_sql(outcomes_table: str, log_table: str) -> list[str]:
         "SELECT pg_advisory_xact_lock(hashtext('labelled_days_schema'))",
         f"CREATE TABLE IF NOT EXISTS {TABLE} ({', '.join(f'{c} {s}' for c, s in SQL_TYPES.items())}, "
         f"PRIMARY KEY ({', '.join(KEY)}))",
-        f"""CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = public, pg_temp AS $$
-BEGIN
-  {_upsert("stored", log_table)};
-  RETURN NULL;
-END $$""",
-        f"""DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '{TRIGGER}' AND tgrelid = '{outcomes_table}'::regclass) THEN
-    LOCK TABLE {outcomes_table} IN SHARE ROW EXCLUSIVE MODE;
-    CREATE TRIGGER {TRIGGER} AFTER INSERT ON {outcomes_table} REFERENCING NEW TABLE AS stored
-      FOR EACH STATEMENT EXECUTE FUNCTION {TRIGGER}();
-    {_upsert(outcomes_table, log_table)};
-  END IF;
-END $$""",
+        *counting_trigger(TRIGGER, outcomes_table, lambda source: [_upsert(source, log_table)]),
     ]
 
 

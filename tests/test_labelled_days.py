@@ -15,6 +15,7 @@ from core.decision import is_denied
 from core.features import FEATURE_NAMES
 from core.reference import sample_applicants
 from deployments.decisions import decision_block
+from deployments.monitoring_run import realized as run_realized
 from deployments.performance import performance
 from prediction_log import pg_labelled
 from prediction_log.labelled_bins import LabelledBins, of_rows
@@ -83,6 +84,11 @@ def test_labelled_days_equal_the_rows_counts(pg: PgCluster) -> None:
             assert (await outcomes.for_reports(since, since + timedelta(hours=2), "v-days")).decisions == \
                 len(await outcomes.labelled(since, since + timedelta(hours=2), "v-days")) > 0   # within a day
             assert (await outcomes.for_reports(None, None, "no-such-version")).decisions == 0
+            from_counts = run_realized(everything, lambda version: None)   # the monitoring run's realized AUC
+            from_labelled_rows = run_realized(await outcomes.labelled(None, None, None), lambda version: None)
+            assert from_counts[2] == from_labelled_rows[2] == "v-days"
+            assert abs(from_counts[0] - from_labelled_rows[0]) <= performance(everything, "day", lambda v: None)[
+                "model_versions"]["v-days"]["auc_resolution"]
 
             async with store.pool.acquire() as conn:   # outcomes older than the trigger: counted once at creation
                 await conn.execute(f"DROP TRIGGER {pg_labelled.TRIGGER} ON {OUTCOMES}")
