@@ -1,7 +1,9 @@
 """``GET /challenger``: the shadow challenger against the champion on the same loans.
 
 Agreement and approval rates, the confusion of the two models' decisions, a probability scatter sample,
-and — for loans whose outcome is known — each model's realized AUC and cost on exactly those loans.
+and — for loans whose outcome is known — each model's realized AUC and cost on exactly those loans. From the
+decisions' rows (file log) or from PostgreSQL's counts of them (``pg_shadowed``: the same figures, AUC within
+its ``auc_resolution``, a hashed scatter sample).
 """
 
 from __future__ import annotations
@@ -10,10 +12,31 @@ from typing import Any
 
 import numpy as np
 
-from models.performance import realized
+from models.performance import realized, realized_from_bins
 from prediction_log.outcomes import Shadowed
+from prediction_log.pg_shadowed import SCATTER_POINTS, ShadowedCounts
 
-SCATTER_POINTS = 500
+_DECISIONS = (("approved", False), ("denied", True))
+
+
+def _report(champion: str, challenger: str, confusion: dict[tuple[bool, bool], int], correlation: float | None,
+            scatter: tuple[list[float], list[float]], labelled: int,
+            realized_pair: tuple[dict[str, Any], dict[str, Any]] | None) -> dict[str, Any]:
+    """One pair's comparison from its counts, whichever way they were made."""
+    n = sum(confusion.values())
+    return {
+        "champion": champion, "challenger": challenger, "decisions": n,
+        "agreement_rate": (confusion.get((False, False), 0) + confusion.get((True, True), 0)) / n,
+        "approval_rate": {"champion": (confusion.get((False, False), 0) + confusion.get((False, True), 0)) / n,
+                          "challenger": (confusion.get((False, False), 0) + confusion.get((True, False), 0)) / n},
+        "confusion": {f"champion {a} / challenger {b}": confusion.get((da, db), 0)
+                      for a, da in _DECISIONS for b, db in _DECISIONS},
+        "probability_correlation": correlation if n > 1 else None,
+        "scatter": {"champion": [round(x, 6) for x in scatter[0]], "challenger": [round(x, 6) for x in scatter[1]]},
+        "labelled": labelled,
+        "realized": None if realized_pair is None else {"champion": _headline(realized_pair[0]),
+                                                        "challenger": _headline(realized_pair[1])},
+    }
 
 
 def _pair(s: Shadowed, mask: np.ndarray, champion: str, challenger: str) -> dict[str, Any]:
@@ -21,35 +44,32 @@ def _pair(s: Shadowed, mask: np.ndarray, champion: str, challenger: str) -> dict
     labelled = mask & (s.defaulted >= 0)
     step = max(1, int(mask.sum()) // SCATTER_POINTS)
     picked = np.flatnonzero(mask)[::step][:SCATTER_POINTS]
-    report: dict[str, Any] = {
-        "champion": champion, "challenger": challenger, "decisions": int(mask.sum()),
-        "agreement_rate": float(np.mean(denied == challenger_denied)),
-        "approval_rate": {"champion": float(np.mean(~denied)), "challenger": float(np.mean(~challenger_denied))},
-        "confusion": {f"champion {a} / challenger {b}": int(np.sum((denied == da) & (challenger_denied == db)))
-                      for a, da in (("approved", False), ("denied", True))
-                      for b, db in (("approved", False), ("denied", True))},
-        "probability_correlation": (float(np.corrcoef(s.probability[mask], s.challenger_probability[mask])[0, 1])
-                                    if mask.sum() > 1 else None),
-        "scatter": {"champion": s.probability[picked].round(6).tolist(),
-                    "challenger": s.challenger_probability[picked].round(6).tolist()},
-        "labelled": int(labelled.sum()),
-        "realized": None,
-    }
-    if labelled.any():
-        y = s.defaulted[labelled]
-        report["realized"] = {
-            "champion": _headline(realized(s.probability[labelled], y, s.denied[labelled])),
-            "challenger": _headline(realized(s.challenger_probability[labelled], y, s.challenger_denied[labelled])),
-        }
-    return report
+    confusion = {(da, db): int(np.sum((denied == da) & (challenger_denied == db)))
+                 for _, da in _DECISIONS for _, db in _DECISIONS}
+    correlation = float(np.corrcoef(s.probability[mask], s.challenger_probability[mask])[0, 1]) \
+        if mask.sum() > 1 else None
+    y = s.defaulted[labelled]
+    realized_pair = (realized(s.probability[labelled], y, s.denied[labelled]),
+                     realized(s.challenger_probability[labelled], y, s.challenger_denied[labelled])) \
+        if labelled.any() else None
+    return _report(champion, challenger, confusion, correlation,
+                   (s.probability[picked].tolist(), s.challenger_probability[picked].tolist()), int(labelled.sum()),
+                   realized_pair)
 
 
 def _headline(figures: dict[str, Any]) -> dict[str, Any]:
-    return {k: figures[k] for k in ("labelled", "auc", "brier", "cost", "cost_per_decision", "default_rate")}
+    return {k: figures[k] for k in ("labelled", "auc", "auc_resolution", "brier", "cost", "cost_per_decision",
+                                    "default_rate")}
 
 
-def comparison(s: Shadowed) -> dict[str, Any]:
+def comparison(s: Shadowed | ShadowedCounts) -> dict[str, Any]:
     """One comparison per (champion, challenger) version pair seen in the window."""
+    if isinstance(s, ShadowedCounts):
+        return {"shadowed": s.shadowed, "pairs": [_report(
+            p.champion, p.challenger, p.confusion, p.correlation,
+            ([a for a, _ in p.scatter], [b for _, b in p.scatter]), p.labelled,
+            (realized_from_bins(**p.champion_bins), realized_from_bins(**p.challenger_bins))
+            if p.champion_bins and p.challenger_bins else None) for p in s.pairs]}
     pairs = sorted(set(zip(s.model_version.tolist(), s.challenger_version.tolist())))
     return {"shadowed": len(s), "pairs": [_pair(s, (s.model_version == a) & (s.challenger_version == b), a, b)
                                           for a, b in pairs]}

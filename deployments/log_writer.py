@@ -294,7 +294,7 @@ class LogWriter:
         return await asyncio.to_thread(performance, labelled, query.by, card_of_version)
 
     async def challenger_comparison(self, window: Window) -> dict[str, Any]:
-        shadowed = await self._outcome_store().shadowed(window.since, window.until)
+        shadowed = await self._outcome_store().shadowed_for_reports(window.since, window.until)
         return await asyncio.to_thread(comparison, shadowed)
 
     async def record_groups(self, post: GroupPost) -> GroupReceipt:

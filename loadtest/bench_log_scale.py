@@ -40,6 +40,7 @@ import psutil
 from streamlit.testing.v1 import AppTest
 
 from core.settings import PROJECT_ROOT, get_settings
+from deployments.challenger_report import comparison
 from loadtest.bench_throughput import _database
 from loadtest.server_process import ServerConfig, ServerProcess
 from prediction_log import groups, model_changes, monitoring_runs, outcomes
@@ -71,9 +72,10 @@ def template(dsn: str, rows: int) -> None:
     asyncio.run(_schema(dsn))
 
 
-async def generate(dsn: str, decisions: int, template_rows: int, end: datetime) -> dict[str, Any]:
+async def generate(dsn: str, decisions: int, template_rows: int, end: datetime, shadow: bool) -> dict[str, Any]:
     """``decisions`` copies of the template over the ``DAYS`` days before ``end``, outcomes for a fifth of the
-    days before the last; returns counts and seconds."""
+    days before the last (``shadow``: every decision also scored by a challenger, its score within ±10 % of the
+    champion's); returns counts and seconds."""
     conn = await asyncpg.connect(dsn)
     started = time.monotonic()
     try:
@@ -83,6 +85,12 @@ async def generate(dsn: str, decisions: int, template_rows: int, end: datetime) 
             f"{', '.join('p.' + c for c in _COPIED)}, o.defaulted FROM {TABLE} p JOIN {outcomes.TABLE} o "
             "USING (request_id)")
         await conn.execute(f"TRUNCATE {TABLE}, {outcomes.TABLE}, decision_minutes, decision_hours, labelled_days")
+        if shadow:
+            await conn.execute(
+                "UPDATE template SET challenger_version = 'shadow-bench', challenger_probability = "
+                "least(1.0, probability_default * (0.9 + 0.2 * random())), challenger_decision = 'approved'")
+            await conn.execute("UPDATE template SET challenger_decision = 'denied' "
+                               "WHERE challenger_probability >= threshold")
         per_day = decisions // DAYS
         step_us = 86_400_000_000 / per_day
         request_id = "lpad(to_hex($1::int), 4, '0') || lpad(to_hex($2::int), 8, '0') || lpad(to_hex(t.rn), 20, '0')"
@@ -176,7 +184,7 @@ class PeakRss:
         self._thread.join()
 
 
-def reads(server: ServerProcess, end: datetime, repeats: int) -> dict[str, Any]:
+def reads(server: ServerProcess, end: datetime, repeats: int, shadow: bool) -> dict[str, Any]:
     """Every read the issue names, timed through the server."""
     results: dict[str, Any] = {}
     with httpx.Client(base_url=server.url, timeout=600, headers={"X-API-Key": API_KEY}) as client:
@@ -195,7 +203,27 @@ def reads(server: ServerProcess, end: datetime, repeats: int) -> dict[str, Any]:
         with PeakRss() as peak:
             results["performance_90d"], body = timed(client, "/performance", {"since": since}, max(1, repeats // 20))
         results["performance_90d"].update(labelled=body["labelled"], replica_peak_rss_bytes=peak.peaks)
+        if shadow:
+            since = (end - timedelta(days=7)).isoformat()
+            with PeakRss() as peak:
+                results["challenger_7d"], body = timed(client, "/challenger", {"since": since}, max(1, repeats // 20))
+            results["challenger_7d"].update(shadowed=body["shadowed"], replica_peak_rss_bytes=peak.peaks)
     return results
+
+
+async def challenger_from_rows(dsn: str, since: datetime) -> dict[str, Any]:
+    """The comparison as it was made before the counts: the window's shadowed rows fetched into this process."""
+    store = await PostgresStore.connect(dsn)
+    process, started = psutil.Process(), time.perf_counter()
+    before = process.memory_info().rss
+    try:
+        report = comparison(await outcomes.PostgresOutcomes(store).shadowed(since, None))
+        return {"seconds": round(time.perf_counter() - started, 2), "shadowed": report["shadowed"],
+                "rss_growth_bytes": process.memory_info().rss - before}
+    except Exception as error:   # the fetch can outlast the store's read timeout: that is the finding
+        return {"seconds": round(time.perf_counter() - started, 2), "error": repr(error)}
+    finally:
+        await store.close()
 
 
 def dashboard_monitoring(url: str) -> dict[str, Any]:
@@ -234,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decisions", type=int, default=5_000_000)
     parser.add_argument("--template", type=int, default=100_000, help="scored decisions copied to make the rest")
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--shadow", action="store_true",
+                        help="every decision also scored by a shadow challenger; times /challenger over 7 days")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is in the JSON)")
     parser.add_argument("--reuse", metavar="DATABASE", help="time the reads on a database kept by --keep")
     parser.add_argument("--out", type=Path)
@@ -254,13 +284,15 @@ def main(argv: list[str] | None = None) -> None:
         else:
             end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
             template(dsn, args.template)
-            report["store"] = asyncio.run(generate(dsn, args.decisions, args.template, end))
+            report["store"] = asyncio.run(generate(dsn, args.decisions, args.template, end, args.shadow))
         print(json.dumps(report["store"]), flush=True)
         with ServerProcess(ServerConfig("log-scale"), env={"API_KEY": API_KEY, "DATABASE_URL": dsn,
                                                            "DATA_DIR": tempfile.mkdtemp(prefix="bls-")}) as server:
-            report["reads"] = reads(server, end, args.repeats)
+            report["reads"] = reads(server, end, args.repeats, args.shadow)
             report["dashboard_monitoring"] = dashboard_monitoring(server.url)
         report["drift_report_7d"] = drift_report(dsn, Path(tempfile.mkdtemp(prefix="bls-reports-")))
+        if args.shadow:
+            report["challenger_7d_from_rows"] = asyncio.run(challenger_from_rows(dsn, end - timedelta(days=7)))
     finally:
         if not keep:
             asyncio.run(_database(args.database_url, name, create=False))

@@ -30,12 +30,13 @@ import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
 
 from core.decision import is_denied
-from prediction_log import pg_labelled
+from prediction_log import pg_labelled, pg_shadowed
 from prediction_log.appender import LineAppender
 from prediction_log.file_lines import complete_lines
 from prediction_log.file_store import FileStore, line_request_id
 from prediction_log.labelled_bins import LabelledBins, of_rows
 from prediction_log.pg_ddl import apply_schema
+from prediction_log.pg_shadowed import ShadowedCounts
 from prediction_log.postgres_store import TABLE as LOG_TABLE
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.records import Block
@@ -244,6 +245,12 @@ class PostgresOutcomes:
             parts.append(_binned(await self.labelled(last, until, model_version)))
         return LabelledBins.concat(parts)
 
+    async def shadowed_for_reports(self, since: datetime | None, until: datetime | None) -> ShadowedCounts:
+        """The window's shadowed decisions counted where they are (``pg_shadowed``), not brought here as rows."""
+        async with self.log.reading() as conn:
+            await self._ensure_schema(conn)
+            return await pg_shadowed.shadowed_counts(conn, LOG_TABLE, TABLE, since, until, READ_TIMEOUT_S)
+
     async def shadowed(self, since: datetime | None, until: datetime | None) -> Shadowed:
         async with self.log.reading() as conn:
             await self._ensure_schema(conn)
@@ -325,6 +332,10 @@ class FileOutcomes:
     async def for_reports(self, since: datetime | None, until: datetime | None, model_version: str | None) -> Labelled:
         """The file log keeps no counts: its reports read the labelled rows (exact)."""
         return await self.labelled(since, until, model_version)
+
+    async def shadowed_for_reports(self, since: datetime | None, until: datetime | None) -> Shadowed:
+        """The file log keeps no counts: its comparison reads the shadowed rows."""
+        return await self.shadowed(since, until)
 
     async def shadowed(self, since: datetime | None, until: datetime | None) -> Shadowed:
         """The window's shadowed decisions (a line without a challenger score is not parsed), chunk by chunk."""

@@ -26,10 +26,14 @@ SQL_TYPES = {"day": "timestamptz NOT NULL", "model_version": "text NOT NULL", "p
              "probability_min": "double precision NOT NULL", "probability_max": "double precision NOT NULL"}
 
 
+def bin_sql(probability: str) -> str:
+    """``labelled_bins.bin_of`` in SQL."""
+    return f"least(floor({probability} * {LABELLED_BINS}), {LABELLED_BINS - 1})::smallint"
+
+
 def _upsert(outcomes: str, log_table: str) -> str:
     return (f"INSERT INTO {TABLE} AS a ({', '.join(SQL_TYPES)}) "
-            "SELECT date_trunc('day', p.ts, 'UTC'), p.model_version, "
-            f"least(floor(p.probability_default * {LABELLED_BINS}), {LABELLED_BINS - 1})::smallint, "
+            f"SELECT date_trunc('day', p.ts, 'UTC'), p.model_version, {bin_sql('p.probability_default')}, "
             "p.credit_decision = 'denied', o.defaulted, count(*), sum(p.probability_default), "
             "sum(p.probability_default * p.probability_default), min(p.probability_default), "
             f"max(p.probability_default) FROM {outcomes} o JOIN {log_table} p USING (request_id) "

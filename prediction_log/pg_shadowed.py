@@ -1,0 +1,97 @@
+"""The shadow challenger's window in PostgreSQL as counts: ``GET /challenger`` over millions of decisions without
+bringing them into Python.
+
+Per (champion, challenger) version pair: decisions by both models' decisions (confusion), the correlation of their
+probabilities (``corr``), a sample of at most ``SCATTER_POINTS`` score pairs (the decisions whose request_id hashes
+into one in ``decisions // SCATTER_POINTS``), and the labelled decisions counted per probability bin of each model
+(``labelled_bins``: realized figures from counts). PostgreSQL scans the window (its time grows with the window's
+shadowed decisions); what crosses into Python grows with bins and pairs, not rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from prediction_log.pg_labelled import bin_sql
+
+SCATTER_POINTS = 500
+_SHADOWED = ("p.challenger_probability IS NOT NULL AND ($1::timestamptz IS NULL OR p.ts >= $1) "
+             "AND ($2::timestamptz IS NULL OR p.ts < $2)")
+_COLUMNS = ("p.model_version AS champion, p.challenger_version AS challenger, p.probability_default AS pp, "
+            "p.prediction = 1 AS denied, p.challenger_probability AS cp, p.challenger_decision = 'denied' AS c_denied")
+
+
+@dataclass
+class PairCounts:
+    """One version pair's counts; ``*_bins``: ``models.performance.realized_from_bins``'s arguments."""
+
+    champion: str
+    challenger: str
+    decisions: int = 0
+    confusion: dict[tuple[bool, bool], int] = field(default_factory=dict)
+    """(champion denied, challenger denied) → decisions."""
+    correlation: float | None = None
+    scatter: list[tuple[float, float]] = field(default_factory=list)
+    champion_bins: dict[str, np.ndarray] | None = None
+    challenger_bins: dict[str, np.ndarray] | None = None
+
+    @property
+    def labelled(self) -> int:
+        return int(self.champion_bins["count"].sum()) if self.champion_bins else 0
+
+
+@dataclass
+class ShadowedCounts:
+    shadowed: int
+    pairs: list[PairCounts]
+
+
+def _bins(rows: list[Any]) -> dict[str, np.ndarray]:
+    columns = list(zip(*rows))
+    return {"probability_bin": np.array(columns[0], np.int16), "denied": np.array(columns[1], bool),
+            "defaulted": np.array(columns[2], np.int8), "count": np.array(columns[3], np.int64),
+            "probability_sum": np.array(columns[4], np.float64), "probability_sq_sum": np.array(columns[5], np.float64),
+            "probability_min": np.array(columns[6], np.float64), "probability_max": np.array(columns[7], np.float64)}
+
+
+async def shadowed_counts(conn: asyncpg.Connection, log_table: str, outcomes_table: str, since: datetime | None,
+                          until: datetime | None, timeout_s: float) -> ShadowedCounts:
+    """The window's shadowed decisions, counted (three scans of the window; see the module's docstring)."""
+    pairs: dict[tuple[str, str], PairCounts] = {}
+    for champion, challenger, denied, c_denied, whole, count, correlation in await conn.fetch(
+            f"SELECT champion, challenger, denied, c_denied, GROUPING(denied, c_denied) <> 0, count(*), corr(pp, cp) "
+            f"FROM (SELECT {_COLUMNS} FROM {log_table} p WHERE {_SHADOWED}) s "
+            "GROUP BY GROUPING SETS ((champion, challenger, denied, c_denied), (champion, challenger))",
+            since, until, timeout=timeout_s):
+        pair = pairs.setdefault((champion, challenger), PairCounts(champion, challenger))
+        if whole:
+            pair.decisions, pair.correlation = count, correlation
+        else:
+            pair.confusion[(denied, c_denied)] = count
+    sides: dict[tuple[str, str, bool], list[Any]] = {}
+    for row in await conn.fetch(
+            f"WITH l AS MATERIALIZED (SELECT {_COLUMNS}, o.defaulted FROM {log_table} p JOIN {outcomes_table} o "
+            f"USING (request_id) WHERE {_SHADOWED}) "
+            f"SELECT true, champion, challenger, {bin_sql('pp')}, denied, defaulted, count(*), sum(pp), sum(pp * pp), "
+            "min(pp), max(pp) FROM l GROUP BY 2, 3, 4, 5, 6 UNION ALL "
+            f"SELECT false, champion, challenger, {bin_sql('cp')}, c_denied, defaulted, count(*), sum(cp), sum(cp * cp), "
+            "min(cp), max(cp) FROM l GROUP BY 2, 3, 4, 5, 6", since, until, timeout=timeout_s):
+        sides.setdefault((row[1], row[2], row[0]), []).append(tuple(row[3:]))
+    for (champion, challenger, is_champion), rows in sides.items():
+        pair = pairs[(champion, challenger)]
+        if is_champion:
+            pair.champion_bins = _bins(rows)
+        else:
+            pair.challenger_bins = _bins(rows)
+    for pair in pairs.values():
+        pair.scatter = [tuple(r) for r in await conn.fetch(
+            f"SELECT p.probability_default, p.challenger_probability FROM {log_table} p WHERE {_SHADOWED} "
+            "AND p.model_version = $3 AND p.challenger_version = $4 AND abs(hashtext(p.request_id)::bigint) % $5 = 0 "
+            f"LIMIT {SCATTER_POINTS}", since, until, pair.champion, pair.challenger,
+            max(1, pair.decisions // SCATTER_POINTS), timeout=timeout_s)]
+    return ShadowedCounts(sum(p.decisions for p in pairs.values()), [pairs[k] for k in sorted(pairs)])
