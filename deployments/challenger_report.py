@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from models.performance import realized, realized_from_bins
+from deployments.performance import figures_of
+from models.performance import realized
+from prediction_log.labelled_bins import LabelledBins
 from prediction_log.outcomes import Shadowed
 from prediction_log.pg_shadowed import SCATTER_POINTS, ShadowedCounts
 
@@ -57,6 +59,10 @@ def _pair(s: Shadowed, mask: np.ndarray, champion: str, challenger: str) -> dict
                    realized_pair)
 
 
+def _all_of(bins: LabelledBins) -> dict[str, Any]:
+    return figures_of(bins, np.ones(len(bins), dtype=bool))
+
+
 def _headline(figures: dict[str, Any]) -> dict[str, Any]:
     return {k: figures[k] for k in ("labelled", "auc", "auc_resolution", "brier", "cost", "cost_per_decision",
                                     "default_rate")}
@@ -68,7 +74,7 @@ def comparison(s: Shadowed | ShadowedCounts) -> dict[str, Any]:
         return {"shadowed": s.shadowed, "pairs": [_report(
             p.champion, p.challenger, p.confusion, p.correlation,
             ([a for a, _ in p.scatter], [b for _, b in p.scatter]), p.labelled,
-            (realized_from_bins(**p.champion_bins), realized_from_bins(**p.challenger_bins))
+            (_all_of(p.champion_bins), _all_of(p.challenger_bins))
             if p.champion_bins and p.challenger_bins else None) for p in s.pairs]}
     pairs = sorted(set(zip(s.model_version.tolist(), s.challenger_version.tolist())))
     return {"shadowed": len(s), "pairs": [_pair(s, (s.model_version == a) & (s.challenger_version == b), a, b)

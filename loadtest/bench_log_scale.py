@@ -43,7 +43,7 @@ from core.settings import PROJECT_ROOT, get_settings
 from deployments.challenger_report import comparison
 from loadtest.bench_throughput import _database
 from loadtest.server_process import ServerConfig, ServerProcess
-from prediction_log import groups, model_changes, monitoring_runs, outcomes
+from prediction_log import outcomes, pg_schema
 from prediction_log.postgres_store import SQL_COLUMNS, TABLE, PostgresStore
 
 API_KEY = "bench-" + os.urandom(8).hex()
@@ -56,9 +56,7 @@ _COPIED = [c for c in SQL_COLUMNS if c not in ("request_id", "ts")]
 async def _schema(dsn: str) -> None:
     store = await PostgresStore.connect(dsn)
     try:
-        for tables in (outcomes.PostgresOutcomes, groups.PostgresGroups, model_changes.PostgresModelChanges,
-                       monitoring_runs.PostgresMonitoringRuns):
-            await tables(store).ensure_schema()
+        await pg_schema.ensure_tables(store)
     finally:
         await store.close()
 
@@ -214,12 +212,10 @@ def reads(server: ServerProcess, end: datetime, repeats: int, shadow: bool) -> d
 async def challenger_from_rows(dsn: str, since: datetime) -> dict[str, Any]:
     """The comparison as it was made before the counts: the window's shadowed rows fetched into this process."""
     store = await PostgresStore.connect(dsn)
-    process, started = psutil.Process(), time.perf_counter()
-    before = process.memory_info().rss
-    try:
+    started = time.perf_counter()
+    try:   # its memory is not reported: this process's RSS reuses what earlier steps freed, so it would not show
         report = comparison(await outcomes.PostgresOutcomes(store).shadowed(since, None))
-        return {"seconds": round(time.perf_counter() - started, 2), "shadowed": report["shadowed"],
-                "rss_growth_bytes": process.memory_info().rss - before}
+        return {"seconds": round(time.perf_counter() - started, 2), "shadowed": report["shadowed"]}
     except Exception as error:   # the fetch can outlast the store's read timeout: that is the finding
         return {"seconds": round(time.perf_counter() - started, 2), "error": repr(error)}
     finally:

@@ -10,6 +10,7 @@ the trigger existed are counted once when it is created. ``labelled_bins`` says 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -66,6 +67,11 @@ async def bins_between(conn: asyncpg.Connection, since: datetime | None, until: 
         f"SELECT {', '.join(SQL_TYPES)} FROM {TABLE} WHERE ($1::timestamptz IS NULL OR day >= $1) "
         "AND ($2::timestamptz IS NULL OR day < $2) AND ($3::text IS NULL OR model_version = $3)",
         since, until, model_version, timeout=timeout_s)
+    return bins_of(rows)
+
+
+def bins_of(rows: list[Any]) -> LabelledBins:
+    """Rows of ``SQL_TYPES``' columns, in order, as ``LabelledBins``."""
     if not rows:
         return empty()
     columns = list(zip(*rows))

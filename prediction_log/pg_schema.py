@@ -27,6 +27,14 @@ def log_tables() -> tuple[str, ...]:
     return postgres_store.TABLE, outcomes.TABLE, groups.TABLE, model_changes.TABLE, monitoring_runs.TABLE
 
 
+async def ensure_tables(store: postgres_store.PostgresStore) -> None:
+    """The tables beside the log (the log's own are made when ``store`` connects), with their aggregates."""
+    await outcomes.PostgresOutcomes(store).ensure_schema()
+    await groups.PostgresGroups(store).ensure_schema()
+    await model_changes.PostgresModelChanges(store).ensure_schema()
+    await monitoring_runs.PostgresMonitoringRuns(store).ensure_schema()
+
+
 async def grant(owner_dsn: str, app_dsn: str) -> str:
     """Schema as the owner, then the app's role with its password from ``app_dsn``; returns the role."""
     parts = urlsplit(app_dsn)
@@ -35,10 +43,7 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
         raise SystemExit("the app's DSN must name a role and its password")
     store = await postgres_store.PostgresStore.connect(owner_dsn, statement_timeout_s=None)   # counts a big log once
     try:
-        await outcomes.PostgresOutcomes(store).ensure_schema()
-        await groups.PostgresGroups(store).ensure_schema()
-        await model_changes.PostgresModelChanges(store).ensure_schema()
-        await monitoring_runs.PostgresMonitoringRuns(store).ensure_schema()
+        await ensure_tables(store)
         async with store.pool.acquire() as conn, conn.transaction():
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
             quoted, literal, database = await conn.fetchrow(

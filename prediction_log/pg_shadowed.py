@@ -4,7 +4,7 @@ bringing them into Python.
 Per (champion, challenger) version pair: decisions by both models' decisions (confusion), the correlation of their
 probabilities (``corr``), a sample of at most ``SCATTER_POINTS`` score pairs (the decisions whose request_id hashes
 into one in ``decisions // SCATTER_POINTS``), and the labelled decisions counted per probability bin of each model
-(``labelled_bins``: realized figures from counts). PostgreSQL scans the window (its time grows with the window's
+(``labelled_bins``, per day: realized figures from counts). PostgreSQL scans the window (its time grows with the window's
 shadowed decisions); what crosses into Python grows with bins and pairs, not rows.
 """
 
@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import numpy as np
 
-from prediction_log.pg_labelled import bin_sql
+from prediction_log.labelled_bins import LabelledBins
+from prediction_log.pg_labelled import bin_sql, bins_of
 
 SCATTER_POINTS = 500
 _SHADOWED = ("p.challenger_probability IS NOT NULL AND ($1::timestamptz IS NULL OR p.ts >= $1) "
@@ -37,26 +37,19 @@ class PairCounts:
     """(champion denied, challenger denied) → decisions."""
     correlation: float | None = None
     scatter: list[tuple[float, float]] = field(default_factory=list)
-    champion_bins: dict[str, np.ndarray] | None = None
-    challenger_bins: dict[str, np.ndarray] | None = None
+    champion_bins: LabelledBins | None = None
+    """The pair's labelled decisions by the champion's probability bin and decision; the challenger's below."""
+    challenger_bins: LabelledBins | None = None
 
     @property
     def labelled(self) -> int:
-        return int(self.champion_bins["count"].sum()) if self.champion_bins else 0
+        return self.champion_bins.decisions if self.champion_bins else 0
 
 
 @dataclass
 class ShadowedCounts:
     shadowed: int
     pairs: list[PairCounts]
-
-
-def _bins(rows: list[Any]) -> dict[str, np.ndarray]:
-    columns = list(zip(*rows))
-    return {"probability_bin": np.array(columns[0], np.int16), "denied": np.array(columns[1], bool),
-            "defaulted": np.array(columns[2], np.int8), "count": np.array(columns[3], np.int64),
-            "probability_sum": np.array(columns[4], np.float64), "probability_sq_sum": np.array(columns[5], np.float64),
-            "probability_min": np.array(columns[6], np.float64), "probability_max": np.array(columns[7], np.float64)}
 
 
 async def shadowed_counts(conn: asyncpg.Connection, log_table: str, outcomes_table: str, since: datetime | None,
@@ -75,19 +68,19 @@ async def shadowed_counts(conn: asyncpg.Connection, log_table: str, outcomes_tab
             pair.confusion[(denied, c_denied)] = count
     sides: dict[tuple[str, str, bool], list[Any]] = {}
     for row in await conn.fetch(
-            f"WITH l AS MATERIALIZED (SELECT {_COLUMNS}, o.defaulted FROM {log_table} p JOIN {outcomes_table} o "
-            f"USING (request_id) WHERE {_SHADOWED}) "
-            f"SELECT true, champion, challenger, {bin_sql('pp')}, denied, defaulted, count(*), sum(pp), sum(pp * pp), "
-            "min(pp), max(pp) FROM l GROUP BY 2, 3, 4, 5, 6 UNION ALL "
-            f"SELECT false, champion, challenger, {bin_sql('cp')}, c_denied, defaulted, count(*), sum(cp), sum(cp * cp), "
-            "min(cp), max(cp) FROM l GROUP BY 2, 3, 4, 5, 6", since, until, timeout=timeout_s):
+            f"WITH l AS MATERIALIZED (SELECT {_COLUMNS}, date_trunc('day', p.ts, 'UTC') AS day, o.defaulted "
+            f"FROM {log_table} p JOIN {outcomes_table} o USING (request_id) WHERE {_SHADOWED}) "
+            f"SELECT true, champion, challenger, day, champion, {bin_sql('pp')}, denied, defaulted, count(*), sum(pp), "
+            "sum(pp * pp), min(pp), max(pp) FROM l GROUP BY 2, 3, 4, 6, 7, 8 UNION ALL "
+            f"SELECT false, champion, challenger, day, challenger, {bin_sql('cp')}, c_denied, defaulted, count(*), "
+            "sum(cp), sum(cp * cp), min(cp), max(cp) FROM l GROUP BY 2, 3, 4, 6, 7, 8", since, until, timeout=timeout_s):
         sides.setdefault((row[1], row[2], row[0]), []).append(tuple(row[3:]))
     for (champion, challenger, is_champion), rows in sides.items():
         pair = pairs[(champion, challenger)]
         if is_champion:
-            pair.champion_bins = _bins(rows)
+            pair.champion_bins = bins_of(rows)
         else:
-            pair.challenger_bins = _bins(rows)
+            pair.challenger_bins = bins_of(rows)
     for pair in pairs.values():
         pair.scatter = [tuple(r) for r in await conn.fetch(
             f"SELECT p.probability_default, p.challenger_probability FROM {log_table} p WHERE {_SHADOWED} "
