@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     max_reported_errors: int = Field(20, ge=1, description="A 422 lists at most this many validation errors; "
                                                            "validation of a list stops there")
     reports_dir: Path = Field(PROJECT_ROOT / "reports", description="Benchmark and drift reports")
-    log_retention_days: int = Field(762, ge=1, description="Decisions older than this (with their outcomes, groups "
-                                                           "and aggregates) are archived to Parquet and deleted by "
+    log_retention_days: int = Field(762, ge=1, description="Decisions older than this (in PostgreSQL with their "
+                                                           "outcomes, groups and aggregates; the file log's whole "
+                                                           "days) are archived to Parquet and deleted by "
                                                            "python -m prediction_log.retention; Regulation B keeps "
                                                            "adverse-action records 25 months (762 days)")
     api_url: str = Field("http://127.0.0.1:8000", description="Where tools (dashboard, load test) find the API")

@@ -43,10 +43,10 @@ from prediction_log.records import Block, to_json_lines
 from prediction_log.spool import Spool
 from prediction_log.store import Store
 from prediction_log.stores import (
-    file_log_path,
     groups_beside,
     model_changes_beside,
     monitoring_runs_beside,
+    open_file_log,
     outcomes_beside,
 )
 
@@ -78,8 +78,8 @@ class LogWriter:
         self._down_logged = False
         self._replay_lock = asyncio.Lock()
         if self.dsn is None:
-            self.store = FileStore(file_log_path(settings), self.config.file_reads)
-            logger.info("log writer: DATABASE_URL unset, logging to %s", self.store.path)
+            self.store = open_file_log(settings, self.config.file_reads)
+            logger.info("log writer: DATABASE_URL unset, logging to %s", self.store.directory)
         self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
         self._monitor_now = asyncio.Event()
         self._monitoring = asyncio.get_event_loop().create_task(self._monitor())

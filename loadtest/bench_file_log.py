@@ -3,11 +3,12 @@
     uv run python -m loadtest.bench_file_log [--decisions 1000000] [--outcomes 200000] [--spooled 50000]
 
 Fills a fresh ``DATA_DIR`` through the log's own stores: ``--decisions`` control decisions over 30 days in
-``predictions.jsonl``, outcomes for ``--outcomes`` of them, and a spool of ``--spooled`` records half of which
+the day files of ``DATA_DIR/predictions/``, outcomes for ``--outcomes`` of them, and a spool of ``--spooled`` records half of which
 are already in the log. Then starts the README's server on it (no database) and, sampling the LogWriter
 replica's RSS every 0.1 s, times: the replay at start (until the spool is empty), ``POST /outcomes`` of
 10,000 outcomes, ``GET /performance``, ``/challenger``, ``/predictions/summary`` and ``/fairness`` over the
-whole window. Writes JSON to ``--out`` (``reports/file_log_scale.json``).
+whole window, then the summary of the last 24 hours and ``/performance`` of the last 7 days (a window reads
+its days' files only). Writes JSON to ``--out`` (``reports/file_log_scale.json``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ import pyarrow as pa
 from core.polling import wait_until
 from core.settings import PROJECT_ROOT
 from loadtest.server_process import ServerConfig, ServerProcess
+from prediction_log.file_days import day_files
 from prediction_log.file_lines import complete_lines
 from prediction_log.records import from_json_lines
 from prediction_log.spool import Spool
+from prediction_log.stores import FILE_LOG_NAME
 
 API_KEY = "bench-" + os.urandom(8).hex()
 DAYS = 30
@@ -49,8 +52,8 @@ def fill(data_dir: Path, decisions: int, outcomes: int, spooled: int) -> dict[st
                     "--rows", str(decisions), "--days", str(DAYS), "--outcomes", "--outcome-share",
                     str(outcomes / decisions), "--no-progress"], cwd=PROJECT_ROOT, check=True,
                    env={**os.environ, "DATABASE_URL": "", "DATA_DIR": str(data_dir)})
-    log = data_dir / "predictions.jsonl"
-    lines = list(itertools.islice(complete_lines(log), spooled))
+    days = [path for _, path in day_files(data_dir / FILE_LOG_NAME)]
+    lines = list(itertools.islice((line for path in days for line in complete_lines(path)), spooled))
     known = from_json_lines(lines[:spooled // 2])
     fresh = from_json_lines(lines[spooled // 2:])
     fresh = fresh.set_column(fresh.schema.get_field_index("request_id"), "request_id",
@@ -59,7 +62,7 @@ def fill(data_dir: Path, decisions: int, outcomes: int, spooled: int) -> dict[st
     spool.append_sync(known)
     spool.append_sync(fresh)
     stored_outcomes = sum(1 for _ in complete_lines(data_dir / "outcomes.jsonl"))
-    size = log.stat().st_size
+    size = sum(path.stat().st_size for path in days)
     return {"decisions": decisions, "outcomes": stored_outcomes, "spooled": spooled, "spooled_new": len(fresh),
             "file_bytes": size, "bytes_per_record": round(size / decisions),
             "fill_s": round(time.monotonic() - started, 1)}
@@ -137,11 +140,20 @@ def measure(data_dir: Path, filled: dict[str, Any]) -> dict[str, Any]:
                            ("summary", "/predictions/summary"), ("fairness", "/fairness")):
             def get(path: str = path) -> dict[str, Any]:
                 response = client.get(path, params=window)
+                if response.headers.get("content-type") != "application/json":
+                    return {"status": response.status_code, "body": response.text[:200]}
                 answer = response.json()
                 return {"status": response.status_code,
                         **({"labelled": answer.get("labelled")} if "labelled" in answer else {}),
                         **({"decisions": answer.get("decisions")} if "decisions" in answer else {})}
             results[name] = rss.phase(get)
+        day = {"since": (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()}
+        for name, path in (("summary_24h", "/predictions/summary"), ("performance_7d", "/performance")):
+            params = day if name.endswith("24h") else {"since": (datetime.now(timezone.utc) - timedelta(days=7)).isoformat()}
+            results[name] = rss.phase(lambda path=path, params=params: {
+                "status": (r := client.get(path, params=params)).status_code,
+                **({k: r.json().get(k) for k in ("decisions", "labelled") if k in r.json()}
+                   if r.headers.get("content-type") == "application/json" else {"body": r.text[:200]})})
     return results
 
 

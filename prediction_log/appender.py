@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -21,13 +22,13 @@ class LineAppender:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._torn_tail: bool | None = None
-        """None until the first append looks at the file's last byte."""
+        """None until an append looks at the file's last byte."""
 
     def append(self, data: bytes) -> None:
-        if self._torn_tail is None:
-            self._torn_tail = ends_mid_line(self.path)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+        fd = self._open_locked()
         try:
+            if self._torn_tail is None:
+                self._torn_tail = ends_mid_line(self.path)
             if self._torn_tail:
                 self._cut_torn_tail(fd)
             start = os.lseek(fd, 0, os.SEEK_END)
@@ -44,7 +45,23 @@ class LineAppender:
                     self._torn_tail = True   # cut at the next append
                 raise
         finally:
+            os.close(fd)   # and the lock with it
+
+    def _open_locked(self) -> int:
+        """The file at the path, open for append under an exclusive ``flock``. A retention run renames a
+        file away and locks it before archiving it: an append that finds its file renamed once it holds
+        the lock goes to a new file at the path instead, never into the archived one."""
+        while True:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                held, named = os.fstat(fd), os.stat(self.path)
+                if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                    return fd
+            except FileNotFoundError:
+                pass
             os.close(fd)
+            self._torn_tail = None   # another file now
 
     def _cut_torn_tail(self, fd: int) -> None:
         size = os.lseek(fd, 0, os.SEEK_END)

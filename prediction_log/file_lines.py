@@ -59,12 +59,18 @@ class LineCounter:
         self.path = path
         self._offset = 0
         self._count = 0
+        self._inode = 0
 
     def count(self) -> int:
         """Newline-terminated lines in the file now."""
-        size = self.path.stat().st_size if self.path.exists() else 0
-        if size < self._offset:           # replaced or truncated: start over
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return 0
+        size = stat.st_size
+        if size < self._offset or stat.st_ino != self._inode:   # replaced or truncated: start over
             self._offset = self._count = 0
+            self._inode = stat.st_ino
         if size > self._offset:
             with self.path.open("rb") as f:
                 f.seek(self._offset)

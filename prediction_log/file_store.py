@@ -1,4 +1,4 @@
-"""The embedded default store: an append-only JSONL file (one decision per line)."""
+"""The embedded default store: append-only JSONL day files (one decision per line, one file per UTC day)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from core.private_files import private_dir
 from prediction_log.aggregates import Bucket, bucket_for, of_block, summary, window_start
 from prediction_log.appender import LineAppender
+from prediction_log.file_days import ONE_DAY, UNORDERED, by_day, day_files, day_path, day_start
 from prediction_log.file_lines import LineCounter, complete_lines, lines_backwards
 from prediction_log.query import LogQuery
 from prediction_log.records import (
@@ -43,52 +44,68 @@ T = TypeVar("T")
 _ID_PREFIX = '{"request_id":"'
 CHUNK_RECORDS = 20_000
 """Records parsed at once by a scan of a window (~36 MB of parsed records)."""
+APPENDERS = 8
+"""Day files kept open for appends (today, yesterday around midnight, the days of a replay)."""
 
 
 class FileStore:
-    """Appends whole lines with fsync (``LineAppender``); skips request_ids it has recently written (retried flushes)."""
+    """Appends whole lines with fsync (``LineAppender``) to the file of each record's UTC day
+    (``file_days``); skips request_ids it has recently written (retried flushes)."""
 
     kind = "file"
     spools_on_failure = False
     data_errors: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, path: Path, reads: int = 2) -> None:
-        self.path = path
+    def __init__(self, directory: Path, reads: int = 2) -> None:
+        self.directory = directory
         self._appends = ThreadPoolExecutor(1, "file-log-append")
         """Appends on a thread of their own: a read scanning the file never holds one up."""
         self._reads = ThreadPoolExecutor(reads, "file-log-read")
-        private_dir(path.parent)
+        private_dir(directory.parent)   # DATA_DIR: outcomes and groups lie beside the log
+        private_dir(directory)
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._lock = asyncio.Lock()
-        self._counter = LineCounter(path)
-        self._unordered_marker = path.with_name(path.name + ".unordered")
-        self._newest: datetime | None = None
+        self._counters: dict[Path, LineCounter] = {}
+        self._newest: dict[date, datetime | None] = {}
         self._opened = False
         self._present: set[str] | None = None
-        self._appender = LineAppender(path)
+        self._appenders: OrderedDict[date, LineAppender] = OrderedDict()
 
-    def _note_order(self, fresh: Block) -> None:
-        """Mark the file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
+    def _appender(self, day: date) -> LineAppender:
+        if day not in self._appenders:
+            self._appenders[day] = LineAppender(day_path(self.directory, day))
+            if len(self._appenders) > APPENDERS:
+                self._appenders.popitem(last=False)
+        self._appenders.move_to_end(day)
+        return self._appenders[day]
+
+    def _unordered_marker(self, day: date) -> Path:
+        return self.directory / f"{day.isoformat()}.jsonl{UNORDERED}"
+
+    def _note_order(self, day: date, fresh: Block) -> None:
+        """Mark a day's file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
+        if day not in self._newest:   # first append to this day since the start: its newest line
+            self._newest[day] = next((timestamp_of(r) for line in lines_backwards(day_path(self.directory, day))
+                                      if (r := _parsed(line)) is not None), None)
         bounds = pc.min_max(fresh.column("ts"))
         oldest, newest = bounds["min"].as_py(), bounds["max"].as_py()
-        if self._newest is not None and oldest < self._newest - ORDER_SLACK:
-            self._unordered_marker.touch()
-        self._newest = newest if self._newest is None else max(self._newest, newest)
+        known = self._newest[day]
+        if known is not None and oldest < known - ORDER_SLACK:
+            self._unordered_marker(day).touch()
+        self._newest[day] = newest if known is None else max(known, newest)
 
-    @property
-    def time_ordered(self) -> bool:
-        """Whether lines are in time order (up to ORDER_SLACK): backfills and replays of old records break it."""
-        return not self._unordered_marker.exists()
+    def time_ordered(self, day: date) -> bool:
+        """Whether a day's lines are in time order (up to ORDER_SLACK): a backfill or a replay breaks it."""
+        return not self._unordered_marker(day).exists()
 
     def _remember_tail(self) -> None:
-        """After a start, from the file's last lines: the newest timestamp (time order) and the
-        request_ids, so a batch re-sent after a crash (written, never acknowledged) is not appended twice."""
-        for line in itertools.islice(lines_backwards(self.path), RESTART_IDS):
-            if (r := _parsed(line)) is not None:
-                if self._newest is None:
-                    self._newest = timestamp_of(r)
-                self._recent[r["request_id"]] = None
-                self._recent.move_to_end(r["request_id"], last=False)
+        """After a start, from the newest files' last lines: the request_ids, so a batch re-sent after a
+        crash (written, never acknowledged) is not appended twice."""
+        lines = (line for _, path in reversed(day_files(self.directory)) for line in lines_backwards(path))
+        for line in itertools.islice(lines, RESTART_IDS):
+            if (request_id := line_request_id(line.decode(errors="replace"))) is not None:
+                self._recent[request_id] = None
+                self._recent.move_to_end(request_id, last=False)
 
     def _append_sync(self, block: Block, skip: set[str] | None = None) -> int:
         if not self._opened:   # first append since this store was opened
@@ -97,11 +114,10 @@ class FileStore:
         ids = request_ids(block)
         keep = [i not in self._recent and (skip is None or i not in skip) for i in ids]
         fresh = block if all(keep) else block.filter(pa.array(keep))
-        if len(fresh):
-            self._note_order(fresh)
-            self._appender.append(to_json_lines(fresh))
-        for i, kept in zip(ids, keep):
-            if kept:
+        for day, part in by_day(fresh) if len(fresh) else ():
+            self._note_order(day, part)
+            self._appender(day).append(to_json_lines(part))
+            for i in request_ids(part):   # written: a retry of the block skips these
                 self._recent[i] = None
                 if skip is not None:
                     skip.add(i)
@@ -117,18 +133,20 @@ class FileStore:
     def _ids_sync(self) -> Iterator[str]:
         """Each line's request_id, read off the line's start: no record is parsed, so memory is the ids',
         not the records' (~40 bytes a line, not ~1.8 kB)."""
-        for line in complete_lines(self.path):
-            if (request_id := line_request_id(line)) is not None:
-                yield request_id
+        for _, path in day_files(self.directory):
+            for line in complete_lines(path):
+                if (request_id := line_request_id(line)) is not None:
+                    yield request_id
 
     async def find(self, request_id: str) -> dict[str, Any] | None:
         """The record of ``request_id`` (one streamed pass, newest lines first: a notice is usually recent)."""
         prefix = f'{_ID_PREFIX}{request_id}"'.encode()
 
         def scan() -> dict[str, Any] | None:
-            for line in lines_backwards(self.path):
-                if line.startswith(prefix) and (r := _parsed(line)) is not None:
-                    return {c: r.get(c) for c in COLUMNS}
+            for _, path in reversed(day_files(self.directory)):
+                for line in lines_backwards(path):
+                    if line.startswith(prefix) and (r := _parsed(line)) is not None:
+                        return {c: r.get(c) for c in COLUMNS}
             return None
 
         return await self._on(self._reads, scan)
@@ -160,31 +178,35 @@ class FileStore:
         return None   # an append waits for the disk; a failure goes back to the shipper
 
     def _query_sync(self, q: LogQuery) -> list[dict]:
-        """Newest-first page. A time-ordered file is scanned from its end and the scan stops
-        ``ORDER_SLACK`` past the oldest record the page needs; otherwise the whole file is streamed
-        through a heap of ``offset + limit`` rows (memory bounded by the page, not the file)."""
+        """Newest-first page. The window's day files are read newest day first, each from its end; the
+        read stops at a day older than the oldest record the page needs, and within a time-ordered day
+        ``ORDER_SLACK`` past it (an unordered day is read whole). Memory is the page's ``offset + limit``
+        rows (a heap), not the log's."""
         wanted = q.offset + q.limit
-        ordered = self.time_ordered
         floor: datetime | None = None
         heap: list[tuple[datetime, str, dict[str, Any]]] = []   # the newest ``wanted`` rows seen so far
         after = q.after()
-        for line in lines_backwards(self.path):
-            if (r := _parsed(line)) is None:
-                continue
-            ts = timestamp_of(r)
-            if ordered and ((floor is not None and ts < floor - ORDER_SLACK)
-                            or (q.since is not None and ts < q.since - ORDER_SLACK)):
-                break
-            if ((q.since is None or ts >= q.since) and (q.until is None or ts < q.until)
-                    and (q.decision is None or r["credit_decision"] == q.decision)
-                    and (after is None or (ts, r["request_id"]) < after)):
-                item = (ts, r["request_id"], r)   # the order of the PostgreSQL store: ts, then request_id
-                if len(heap) < wanted:
-                    heapq.heappush(heap, item)
-                elif item[:2] > heap[0][:2]:
-                    heapq.heapreplace(heap, item)
-                if floor is None and len(heap) == wanted:
-                    floor = heap[0][0]
+        for day, path in reversed(day_files(self.directory, q.since, q.until)):
+            if floor is not None and day_start(day) + ONE_DAY <= floor:
+                break   # every record of this day and older ones is older than the page
+            ordered = self.time_ordered(day)
+            for line in lines_backwards(path):
+                if (r := _parsed(line)) is None:
+                    continue
+                ts = timestamp_of(r)
+                if ordered and ((floor is not None and ts < floor - ORDER_SLACK)
+                                or (q.since is not None and ts < q.since - ORDER_SLACK)):
+                    break
+                if ((q.since is None or ts >= q.since) and (q.until is None or ts < q.until)
+                        and (q.decision is None or r["credit_decision"] == q.decision)
+                        and (after is None or (ts, r["request_id"]) < after)):
+                    item = (ts, r["request_id"], r)   # the order of the PostgreSQL store: ts, then request_id
+                    if len(heap) < wanted:
+                        heapq.heappush(heap, item)
+                    elif item[:2] > heap[0][:2]:
+                        heapq.heapreplace(heap, item)
+                    if floor is None and len(heap) == wanted:
+                        floor = heap[0][0]
         page = sorted(heap, key=lambda item: item[:2], reverse=True)[q.offset:wanted]
         return [{c: r.get(c) for c in COLUMNS} for _, _, r in page]
 
@@ -192,16 +214,26 @@ class FileStore:
         """Newest-first page of records matching ``q``."""
         return await self._on(self._reads, self._query_sync, q)
 
+    def _count_sync(self) -> int:
+        paths = [path for _, path in day_files(self.directory)]
+        self._counters = {path: self._counters.get(path) or LineCounter(path) for path in paths}
+        return sum(counter.count() for counter in self._counters.values())
+
     async def count(self) -> int:
-        """Records in the file (newlines counted incrementally, not parsed)."""
-        return await asyncio.to_thread(self._counter.count)
+        """Records in the day files (newlines counted incrementally, not parsed)."""
+        return await asyncio.to_thread(self._count_sync)
+
+    def _lines(self, since: datetime | None, until: datetime | None) -> Iterator[str]:
+        """The complete lines of the days between ``since`` and ``until``, oldest day first."""
+        for _, path in day_files(self.directory, since, until):
+            yield from complete_lines(path)
 
     def _chunks(self, since: datetime | None, until: datetime | None,
                 wanted: Callable[[str], bool] | None) -> Iterator[Block]:
         """The window's records in file order, ``CHUNK_RECORDS`` at a time; a line is parsed only when its
         timestamp (read off the text) is in the window and ``wanted(line)`` says so."""
         rows: list[dict[str, Any]] = []
-        for line in complete_lines(self.path):
+        for line in self._lines(since, until):
             ts = _line_ts(line)
             if (ts is None or (since is not None and ts < since) or (until is not None and ts >= until)
                     or (wanted is not None and not wanted(line))):
@@ -248,7 +280,7 @@ class FileStore:
         rng = random.Random(seed)
         reservoir: list[str] = []
         seen = 0
-        for line in complete_lines(self.path):
+        for line in self._lines(since, until):
             ts = _line_ts(line)
             if ts is None or (since is not None and ts < since) or (until is not None and ts >= until):
                 continue

@@ -1,8 +1,9 @@
-"""Retention of the PostgreSQL log: decisions older than the retention period archived to Parquet, then deleted.
+"""Retention of the log: decisions older than the retention period archived to Parquet, then deleted.
 
     uv run python -m prediction_log.retention [--keep-days 762] [--archive-dir DATA_DIR/archive] [--dry-run]
 
-Run as the tables' owner (the server's least-privilege role may not delete), e.g. daily from cron. The
+Without ``DATABASE_URL`` it expires the file log's day files wholly before the cutoff (``file_retention``).
+With it, run as the tables' owner (the server's least-privilege role may not delete), e.g. daily from cron. The
 cutoff is the start of the UTC hour ``keep-days`` ago, so the decision rows and the hourly and per-minute
 aggregates leave together. Chunk by chunk (oldest first, ``--chunk`` decisions), in one transaction
 each: the chunk's decisions, their outcomes and their group memberships are written to Parquet files
@@ -33,8 +34,10 @@ import pyarrow.parquet as pq
 from core.private_files import PRIVATE_FILE_MODE, private_dir
 from core.settings import Settings
 from prediction_log import groups, outcomes, pg_aggregates, pg_labelled, pg_partitions
+from prediction_log.file_retention import expire_days
 from prediction_log.postgres_store import SQL_COLUMNS, TABLE
 from prediction_log.records import COLUMNS, from_rows
+from prediction_log.stores import file_log_dir
 
 CHUNK = 50_000
 
@@ -110,15 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-days", type=int, default=settings.log_retention_days,
                         help="decisions older than this expire (default LOG_RETENTION_DAYS)")
     parser.add_argument("--archive-dir", type=Path, default=settings.data_dir / "archive")
-    parser.add_argument("--database-url", default=settings.database_url, help="the tables' owner (DATABASE_URL)")
+    parser.add_argument("--database-url", default=settings.database_url, help="the tables' owner (DATABASE_URL); without it, the file log in DATA_DIR")
     parser.add_argument("--chunk", type=int, default=CHUNK, help="decisions archived and deleted per transaction")
     parser.add_argument("--dry-run", action="store_true", help="count what would expire, change nothing")
     args = parser.parse_args(argv)
-    if not args.database_url:
-        parser.error("retention applies to the PostgreSQL log: set DATABASE_URL or --database-url")
     if args.keep_days < 1 or args.chunk < 1:
         parser.error("--keep-days and --chunk must be at least 1")
-    report = asyncio.run(expire(args.database_url, args.keep_days, args.archive_dir, args.chunk, args.dry_run))
+    if args.database_url:
+        report = asyncio.run(expire(args.database_url, args.keep_days, args.archive_dir, args.chunk, args.dry_run))
+    else:
+        cutoff = cutoff_for(args.keep_days)
+        report = {"cutoff": cutoff.isoformat(), "keep_days": args.keep_days, "archive_dir": str(args.archive_dir),
+                  "dry_run": args.dry_run, "log": str(file_log_dir(settings)),
+                  **expire_days(file_log_dir(settings), cutoff, args.archive_dir, args.dry_run)}
     print(json.dumps(report))
     return 0
 

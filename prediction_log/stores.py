@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.settings import Settings
+from prediction_log.file_days import split_single_file
 from prediction_log.file_store import FileStore
 from prediction_log.groups import FileGroups, GroupStore, PostgresGroups
 from prediction_log.model_changes import FileModelChanges, ModelChangeStore, PostgresModelChanges
@@ -14,22 +15,34 @@ from prediction_log.outcomes import FileOutcomes, OutcomeStore, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.store import Store
 
-FILE_LOG_NAME = "predictions.jsonl"
+FILE_LOG_NAME = "predictions"
+"""The file log's folder of day files (``file_days``)."""
+SINGLE_FILE_LOG_NAME = "predictions.jsonl"
+"""The file log as versions before day files wrote it: split into day files when the log writer starts."""
 OUTCOMES_FILE_NAME = "outcomes.jsonl"
 GROUPS_FILE_NAME = "groups.jsonl"
 MODEL_CHANGES_FILE_NAME = "model_changes.jsonl"
 
 
-def file_log_path(settings: Settings) -> Path:
-    """Where the embedded JSONL log lives (``DATA_DIR/predictions.jsonl``)."""
+def file_log_dir(settings: Settings) -> Path:
+    """Where the embedded JSONL log lives (``DATA_DIR/predictions/YYYY-MM-DD.jsonl``)."""
     return settings.data_dir / FILE_LOG_NAME
+
+
+def open_file_log(settings: Settings, reads: int = 2) -> FileStore:
+    """The file log for its one writer (the log writer): a log written as a single file by an earlier
+    version is split into day files first (once)."""
+    single = settings.data_dir / SINGLE_FILE_LOG_NAME
+    if single.exists():
+        split_single_file(single, file_log_dir(settings))
+    return FileStore(file_log_dir(settings), reads)
 
 
 async def open_store(settings: Settings) -> Store:
     """PostgreSQL when ``DATABASE_URL`` is set (schema created if missing), else the JSONL file."""
     if settings.database_url:
         return await PostgresStore.connect(settings.database_url)
-    return FileStore(file_log_path(settings))
+    return FileStore(file_log_dir(settings))
 
 
 def groups_beside(store: Store, settings: Settings) -> GroupStore:

@@ -27,6 +27,7 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 from core.features import FEATURE_NAMES, N_FEATURES
 from core.reference import sample_applicants
 from models.generator import generate
+from tests.file_log import log_lines
 from tests.serving import Load, RunningApp, deploy, send_singles
 from tests.test_resilience import record_figures, replica_pids
 
@@ -64,8 +65,7 @@ def logged(app: RunningApp, ids: set[str], timeout_s: float = 30) -> dict[str, d
     """The file log's records of ``ids`` (waits until all are there)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        lines = (app.data_dir / "predictions.jsonl").read_text().splitlines()
-        records = {r["request_id"]: r for r in map(json.loads, lines) if r["request_id"] in ids}
+        records = {r["request_id"]: r for r in map(json.loads, log_lines(app.data_dir)) if r["request_id"] in ids}
         if len(records) == len(ids) or time.monotonic() > deadline:
             return records
         time.sleep(0.3)

@@ -8,6 +8,7 @@ import math
 from core.features import FEATURE_NAMES
 from core.polling import wait_until
 from core.reference import sample_applicants
+from tests.file_log import log_lines
 from tests.serving import RunningApp
 
 
@@ -57,9 +58,7 @@ def test_batch_with_reason_codes_is_in_order_and_logged_with_them(file_app: Runn
 
 def _logged(app: RunningApp) -> dict[str, dict]:
     """The file log's records by request_id."""
-    path = app.data_dir / "predictions.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return {(row := json.loads(line))["request_id"]: row for line in lines if line}
+    return {(row := json.loads(line))["request_id"]: row for line in log_lines(app.data_dir)}
 
 
 def test_every_denial_is_logged_with_its_reasons_without_asking(local_api) -> None:  # type: ignore[no-untyped-def]

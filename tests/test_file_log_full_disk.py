@@ -3,7 +3,7 @@
 The README's server (``python -m serve_app.run``, no database) with ``DATA_DIR`` on a real tmpfs of
 8 MiB; two clients post 500-row batches until the disk is full and the server refuses (503), then the
 tmpfs is grown (space returns, as when an operator frees the disk). Checked against what the clients
-received: every request_id answered 200 is in ``predictions.jsonl`` exactly once after a graceful
+received: every request_id answered 200 is in the file log (``DATA_DIR/predictions/``) exactly once after a graceful
 stop, no unparseable line is left (a torn tail is truncated, never built on), and scoring answers 200
 again soon after space is back.
 """
@@ -27,6 +27,7 @@ from core.polling import wait_until
 from core.reference import sample_applicants
 from loadtest.server_process import ServerConfig, ServerProcess
 from tests.conftest import API_KEY
+from tests.file_log import log_lines
 from tests.serving import ClientThreads
 from tests.test_resilience import record_figures
 
@@ -70,13 +71,11 @@ class BatchClients(ClientThreads):
         return self
 
 
-def _log_lines(path: Path) -> tuple[Counter[str], int]:
+def _logged_ids(data_dir: Path) -> tuple[Counter[str], int]:
     """request_id counts of the file log, and how many lines do not parse."""
     ids: Counter[str] = Counter()
     bad = 0
-    for line in path.read_bytes().split(b"\n"):
-        if not line.strip():
-            continue
+    for line in log_lines(data_dir):
         try:
             ids[json.loads(line)["request_id"]] += 1
         except (ValueError, KeyError):
@@ -110,7 +109,7 @@ def test_full_file_log_disk_loses_no_answered_decision_and_recovers(tmp_path: Pa
         clients.stop()
         health = httpx.get(f"{server.url}/health").json()
         server.stop()
-        ids, bad = _log_lines(data_dir / "predictions.jsonl")
+        ids, bad = _logged_ids(data_dir)
         answered = Counter(clients.ok_ids)
         missing = [i for i in answered if ids[i] == 0]
         twice = [i for i in answered if ids[i] > 1]

@@ -1,15 +1,17 @@
-"""The file log's newest-first scan and line counter agree with a full read, in and out of time order."""
+"""The file log's newest-first scan of its day files and its line counter agree with a full read, in and out of
+time order."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records
+from prediction_log.file_days import day_files, day_path
 from prediction_log.file_lines import LineCounter, lines_backwards
 from prediction_log.file_store import FileStore
 from prediction_log.query import LogQuery
@@ -34,6 +36,10 @@ def _expected(records: Block, q: LogQuery) -> list[dict]:
     return rows[q.offset:q.offset + q.limit]
 
 
+def _days(store: FileStore) -> list[date]:
+    return [day for day, _ in day_files(store.directory)]
+
+
 def _ids(block: Block) -> list[str]:
     return block.column("request_id").to_pylist()
 
@@ -49,20 +55,21 @@ def _insert(store: FileStore, records: Block, chunk: int = 500) -> None:
 
 
 def test_time_ordered_file_is_scanned_from_its_end(tmp_path: Path, records: Block) -> None:
-    store = FileStore(tmp_path / "predictions.jsonl")
+    store = FileStore(tmp_path / "predictions")
     _insert(store, records)
-    assert store.time_ordered
+    assert len(_days(store)) == 4 and all(store.time_ordered(day) for day in _days(store))
     for q in QUERIES:
         assert asyncio.run(store.query(q)) == _expected(records, q), q
     assert asyncio.run(store.count()) == len(records)
 
 
 def test_backfill_of_older_records_falls_back_to_a_full_read(tmp_path: Path, records: Block) -> None:
-    store = FileStore(tmp_path / "predictions.jsonl")
+    store = FileStore(tmp_path / "predictions")
     newer, older = records.slice(2000), records.slice(0, 2000)
     _insert(store, newer)
-    _insert(FileStore(store.path), older)            # another writer (a backfill tool) appends older records
-    assert not store.time_ordered
+    _insert(FileStore(store.directory), older)       # another writer (a backfill tool) appends older records
+    split_day = newer.column("ts")[0].as_py().date()   # holds older records appended after newer ones
+    assert [day for day in _days(store) if not store.time_ordered(day)] == [split_day]
     for q in QUERIES:
         assert asyncio.run(store.query(q)) == _expected(records, q), q
     assert asyncio.run(store.count()) == len(records)
@@ -89,10 +96,10 @@ def _half_a_line(records: Block) -> bytes:
 
 def test_an_append_in_progress_is_not_read(tmp_path: Path, records: Block) -> None:
     """A reader that sees half of an append (no newline yet) returns the complete records only."""
-    store = FileStore(tmp_path / "predictions.jsonl")
+    store = FileStore(tmp_path / "predictions")
     done, rest = records.slice(0, 1000), records.slice(1000, 10)
     _insert(store, done)
-    with store.path.open("ab") as f:
+    with day_path(store.directory, _days(store)[-1]).open("ab") as f:
         f.write(_half_a_line(rest))          # a write another reader catches half-way
     for q in QUERIES:
         assert asyncio.run(store.query(q)) == _expected(done, q), q
@@ -102,9 +109,10 @@ def test_an_append_in_progress_is_not_read(tmp_path: Path, records: Block) -> No
 
 
 def test_a_line_torn_by_a_crash_is_skipped_and_a_resent_batch_is_not_doubled(tmp_path: Path, records: Block) -> None:
-    path = tmp_path / "predictions.jsonl"
+    path = tmp_path / "predictions"
     _insert(FileStore(path), records.slice(0, 500))
-    with path.open("ab") as f:   # the writer died mid-append: 5 lines written, the 6th torn, never acknowledged
+    day = records.column("ts")[500].as_py().date()
+    with day_path(path, day).open("ab") as f:   # the writer died mid-append: 5 lines written, the 6th torn
         f.write(to_json_lines(records.slice(500, 5)) + _half_a_line(records.slice(505, 5)))
     restarted = FileStore(path)
     _insert(restarted, records.slice(500, 500))   # the shipper re-sends the whole batch, then the rest
@@ -116,7 +124,7 @@ def test_a_line_torn_by_a_crash_is_skipped_and_a_resent_batch_is_not_doubled(tmp
 
 def test_a_bound_before_1970_reads_the_whole_log(tmp_path: Path, records: Block) -> None:
     """Year 1 (from the OpenAPI fuzz test) once overflowed the scan's slack arithmetic: a 503."""
-    store = FileStore(tmp_path / "predictions.jsonl")
+    store = FileStore(tmp_path / "predictions")
     _insert(store, records)
     everything = LogQuery(limit=1000, since=datetime(1, 1, 1, 0, 0, 3))
     assert everything.since == datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -128,7 +136,7 @@ def test_paging_by_cursor_shows_every_record_of_a_block_that_shares_one_timestam
     """A 1,500-row batch is one block with one timestamp: paging by ``until`` would skip 500 of them."""
     import pyarrow as pa
 
-    store = FileStore(tmp_path / "predictions.jsonl")
+    store = FileStore(tmp_path / "predictions")
     block = records.slice(0, 1500)
     one_ts = pa.array([NOW] * len(block), type=block.schema.field("ts").type)
     block = block.set_column(block.schema.get_field_index("ts"), "ts", one_ts)
@@ -147,7 +155,7 @@ def test_paging_by_cursor_shows_every_record_of_a_block_that_shares_one_timestam
 
 def test_a_window_sample_is_uniform_bounded_and_counts_the_whole_window(tmp_path: Path, records: Block) -> None:
     """The drift report reads a sample: memory bounded by its size; the window's true size is reported."""
-    store = FileStore(tmp_path / "predictions.jsonl")
+    store = FileStore(tmp_path / "predictions")
     _insert(store, records)
     since = NOW - timedelta(days=2)
     inside = [r for r in as_dicts(records) if _ts(r) >= since]

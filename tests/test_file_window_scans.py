@@ -45,7 +45,7 @@ def records() -> Block:
 @pytest.fixture()
 def store(tmp_path: Path, records: Block, monkeypatch: pytest.MonkeyPatch) -> FileStore:
     monkeypatch.setattr(file_store, "CHUNK_RECORDS", 256)   # many chunks, a partial last one
-    store = FileStore(tmp_path / "predictions.jsonl")
+    store = FileStore(tmp_path / "predictions")
     asyncio.run(store.insert(records))
     return store
 

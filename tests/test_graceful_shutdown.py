@@ -24,6 +24,7 @@ import pytest
 from loadtest.server_process import ServerConfig, ServerProcess
 from serve_app.run import processes_of
 from tests.conftest import API_KEY
+from tests.file_log import log_lines
 from tests.serving import Load
 from tests.test_resilience import record_figures
 
@@ -32,9 +33,9 @@ pytestmark = pytest.mark.slow   # starts real processes (Ray, PostgreSQL, a brow
 
 def logged_ids(data_dir: Path) -> tuple[set[str], set[str]]:
     """request_ids in the file log, and in the spool (replayed at the next start)."""
-    def ids(paths: list[Path]) -> set[str]:
-        return {json.loads(line)["request_id"] for p in paths for line in p.read_text().splitlines() if line}
-    return ids([data_dir / "predictions.jsonl"]), ids(sorted((data_dir / "spool").glob("*.jsonl*")))
+    spooled = sorted((data_dir / "spool").glob("*.jsonl*"))
+    return ({json.loads(line)["request_id"] for line in log_lines(data_dir)},
+            {json.loads(line)["request_id"] for p in spooled for line in p.read_text().splitlines() if line})
 
 
 def _processes_mentioning(marker: str) -> list[str]:

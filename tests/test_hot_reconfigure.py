@@ -17,6 +17,7 @@ from core import artifacts
 from core.polling import wait_until
 from core.reference import sample_applicants
 from core.settings import PROJECT_ROOT
+from tests.file_log import log_lines
 from tests.serving import Load, RunningApp, deploy
 
 
@@ -70,6 +71,4 @@ def test_new_model_file_is_picked_up_without_failed_request(file_app: RunningApp
 
 def _logged_versions(data_dir: Path) -> dict[str, str]:
     """model_version of every record in the file log, by request_id."""
-    path = data_dir / "predictions.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return {(row := json.loads(line))["request_id"]: row["model_version"] for line in lines if line}
+    return {(row := json.loads(line))["request_id"]: row["model_version"] for line in log_lines(data_dir)}

@@ -13,9 +13,12 @@ import pytest
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records
 from prediction_log.appender import LineAppender
+from prediction_log.file_days import day_files
 from prediction_log.file_store import FileStore
 from prediction_log.records import Block, to_json_lines
 from prediction_log.spool import Spool
+from prediction_log.stores import FILE_LOG_NAME
+from tests.file_log import log_lines
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +29,11 @@ def records() -> Block:
 def _ids(path: Path) -> list[str]:
     import json
     return [json.loads(line)["request_id"] for line in path.read_text().splitlines()]
+
+
+def _logged_ids(data_dir: Path) -> list[str]:
+    import json
+    return [json.loads(line)["request_id"] for line in log_lines(data_dir)]
 
 
 def _failing_after(monkeypatch: pytest.MonkeyPatch, written: int, error: int = errno.ENOSPC) -> None:
@@ -46,14 +54,14 @@ def _failing_after(monkeypatch: pytest.MonkeyPatch, written: int, error: int = e
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO])
 def test_a_failed_append_is_cut_back_and_the_retry_is_written_once(tmp_path: Path, records: Block,
                                                                     monkeypatch: pytest.MonkeyPatch, error: int) -> None:
-    store = FileStore(tmp_path / "predictions.jsonl")
+    store = FileStore(tmp_path / FILE_LOG_NAME)
     asyncio.run(store.insert(records.slice(0, 100)))
     _failing_after(monkeypatch, written=5000, error=error)   # 5000 bytes: some whole lines and a torn one
     with pytest.raises(OSError):
         asyncio.run(store.insert(records.slice(100, 100)))
-    assert _ids(store.path) == records.column("request_id").to_pylist()[:100]   # nothing of it left
+    assert _logged_ids(tmp_path) == records.column("request_id").to_pylist()[:100]   # nothing of it left
     asyncio.run(store.insert(records.slice(100, 200)))   # the shipper's retry, then more
-    assert _ids(store.path) == records.column("request_id").to_pylist()
+    assert _logged_ids(tmp_path) == records.column("request_id").to_pylist()
 
 
 def test_a_torn_tail_is_cut_before_the_next_append(tmp_path: Path, records: Block) -> None:
@@ -67,13 +75,13 @@ def test_a_torn_tail_is_cut_before_the_next_append(tmp_path: Path, records: Bloc
 def test_files_of_personal_data_are_private(tmp_path: Path, records: Block) -> None:
     os.umask(0o022)
     data = tmp_path / "data"
-    store = FileStore(data / "predictions.jsonl")
+    store = FileStore(data / FILE_LOG_NAME)
     asyncio.run(store.insert(records.slice(0, 5)))
     spool = Spool(data / "spool", "t")
     spool.append_sync(records.slice(5, 5))
-    for path in [store.path, *spool.pending_files()]:
+    for path in [*(path for _, path in day_files(store.directory)), *spool.pending_files()]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    for folder in [data, data / "spool"]:
+    for folder in [data, data / FILE_LOG_NAME, data / "spool"]:
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
@@ -93,7 +101,7 @@ def test_outcomes_file_with_a_torn_line_loses_no_outcome_and_still_refuses_a_con
 
     from prediction_log.outcomes import FileOutcomes, Outcomes
 
-    store = FileStore(tmp_path / "predictions.jsonl")
+    store = FileStore(tmp_path / FILE_LOG_NAME)
     asyncio.run(store.insert(records.slice(0, 20)))
     ids = records.column("request_id").to_pylist()[:20]
     now = datetime.now(timezone.utc)

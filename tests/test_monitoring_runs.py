@@ -39,7 +39,7 @@ async def _run(scenario: str, tmp_path: Path) -> dict[str, Any]:
     """A day of the scenario's decisions with every outcome, through the file log's stores; one run over them."""
     frame = applicants(SCENARIOS[scenario], ROWS, seed=3, ramp=False)
     records = backfill_records(frame, days=0.5, end=NOW - timedelta(minutes=1))
-    store = FileStore(tmp_path / f"{scenario}.jsonl")
+    store = FileStore(tmp_path / scenario)
     await store.insert(records)
     outcomes = FileOutcomes(tmp_path / f"{scenario}-outcomes.jsonl", store)
     defaulted = [int(v) for v in true_defaults(SCENARIOS[scenario], frame, 3, ramp=False)]
@@ -95,7 +95,7 @@ def test_monitoring_runs_are_served_with_a_key_only(local_api: tuple[TestClient,
 
 
 def test_no_decisions_no_psi(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "empty.jsonl")
+    store = FileStore(tmp_path / "empty")
     outcomes = FileOutcomes(tmp_path / "outcomes.jsonl", store)
     run = asyncio.run(monitoring_run(NOW, LogWriterConfig(), store.sample_between, outcomes.labelled,
                                      card_of_version))

@@ -12,6 +12,7 @@ import pytest
 from core.features import EXAMPLE_APPLICANT, FEATURE_NAMES
 from core.reference import sample_applicants
 from prediction_log.stores import OUTCOMES_FILE_NAME
+from tests.file_log import log_lines
 from tests.outcome_checks import outcome_round_trip
 from tests.serving import RunningApp, send_singles
 
@@ -90,7 +91,7 @@ def test_query_filters_and_order(file_app: RunningApp) -> None:
 
 
 def test_log_file_is_jsonl_in_data_dir(file_app: RunningApp) -> None:
-    lines = (file_app.data_dir / "predictions.jsonl").read_text().splitlines()
+    lines = log_lines(file_app.data_dir)
     assert lines and all(line.startswith('{"request_id":') for line in lines)
     assert httpx.get(f"{file_app.url}/health").status_code == 200
 
@@ -102,7 +103,7 @@ def test_ten_thousand_row_batch_is_logged_value_for_value(file_app: RunningApp) 
     with file_app.client(timeout=60) as client:
         results = client.post("/predict/batch", json=applicants).json()["results"]
     assert file_app.wait_logged(before + 10_000)["records_in_store"] == before + 10_000
-    lines = (file_app.data_dir / "predictions.jsonl").read_text().splitlines()
+    lines = log_lines(file_app.data_dir)
     rows = {r["request_id"]: r for r in map(json.loads, lines[-10_000:])}
     for applicant, answer in zip(applicants, results):
         row = rows[answer["request_id"]]

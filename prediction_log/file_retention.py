@@ -1,0 +1,90 @@
+"""Retention of the file log: day files wholly older than the cutoff archived to Parquet, then removed.
+
+Run by ``python -m prediction_log.retention`` when there is no ``DATABASE_URL``, while the server runs. A
+day file is first renamed to ``….jsonl.expiring`` and locked (``flock``): an append already under way
+finishes first, and any later one (a replay of an old spool into that day) finds the name free and starts
+a new file, which the next run expires in turn. A run interrupted before the removal leaves the
+``.expiring`` file, and the next run archives it again (the archive may hold a day twice, the log never
+loses one). Outcomes and group memberships of the file log are not expired (``docs/prediction-log.md``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.private_files import PRIVATE_FILE_MODE, private_dir
+from prediction_log.file_days import ONE_DAY, UNORDERED, day_files, day_start
+from prediction_log.file_lines import LineCounter, complete_lines
+from prediction_log.records import SCHEMA, from_rows, parse_line
+
+EXPIRING = ".expiring"
+CHUNK = 50_000
+"""Records parsed and written to the archive at once."""
+
+
+def _expired_days(directory: Path, cutoff: datetime) -> list[tuple[date, Path]]:
+    """Day files whose whole day is before the cutoff, and files a run before this one did not finish."""
+    days = [(day, path) for day, path in day_files(directory, until=cutoff) if day_start(day) + ONE_DAY <= cutoff]
+    unfinished = [(date.fromisoformat(p.name[:10]), p) for p in directory.glob(f"????-??-??.jsonl{EXPIRING}")]
+    return sorted(unfinished + days)
+
+
+def _record_chunks(path: Path) -> Iterator[pa.RecordBatch]:
+    rows: list[dict[str, Any]] = []
+    for line in complete_lines(path):
+        try:
+            rows.append(parse_line(line))
+        except (ValueError, KeyError, TypeError):
+            continue   # a torn line: never acknowledged
+        if len(rows) == CHUNK:
+            yield from_rows(rows)
+            rows = []
+    if rows:
+        yield from_rows(rows)
+
+
+def _archive(path: Path, target: Path) -> int:
+    """The file's records as a Parquet file readable by this user only, on disk (fsync) before returning."""
+    archived = 0
+    with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE), "wb") as f:
+        with pq.ParquetWriter(f, SCHEMA) as writer:
+            for chunk in _record_chunks(path):
+                writer.write_batch(chunk)
+                archived += len(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    return archived
+
+
+def expire_days(directory: Path, cutoff: datetime, archive: Path, dry_run: bool = False,
+                now: datetime | None = None) -> dict[str, Any]:
+    """Archive and remove the day files wholly before ``cutoff``; what was done (or would be)."""
+    expired = _expired_days(directory, cutoff)
+    report: dict[str, Any] = {"expired": sum(LineCounter(path).count() for _, path in expired), "archived": 0,
+                              "days_removed": [day.isoformat() for day, _ in expired]}
+    if dry_run or not expired:
+        return report
+    private_dir(archive)
+    stamp = f"{now or datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    for day, path in expired:
+        expiring = path if path.name.endswith(EXPIRING) else path.with_name(path.name + EXPIRING)
+        if expiring != path:
+            os.rename(path, expiring)
+        fd = os.open(expiring, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)   # an append under way to this file finishes first
+            report["archived"] += _archive(expiring, archive / f"predictions-{day.isoformat()}-{stamp}.parquet")
+            expiring.unlink()
+            if not expiring.with_name(f"{day.isoformat()}.jsonl").exists():   # no replay has started it again
+                expiring.with_name(f"{day.isoformat()}.jsonl{UNORDERED}").unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return report
