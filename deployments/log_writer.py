@@ -249,7 +249,7 @@ class LogWriter:
         """Compute, store and publish one monitoring run now; returns it."""
         store = self._live_store()
         run = asdict(await monitoring_run(datetime.now(timezone.utc), self.config, store.sample_between,
-                                          self._outcome_store().for_reports, card_of_version))
+                                          self._outcome_store().for_reports, card_of_version, store.histograms))
         await self._beside("monitoring_runs", monitoring_runs_beside).record(run)
         self.metrics.monitored(run)
         return run

@@ -1,8 +1,9 @@
 """The monitoring the server runs by itself: feature drift of the last day and realized discrimination.
 
-The log writer (beside the store) computes a run every ``monitoring_interval_s``: the PSI of each feature over a
-uniform sample of the last ``monitoring_window_hours`` of decisions (at most ``monitoring_sample_rows``: the
-cost is the sample's, not the window's) against the model's reference sample, and the realized AUC of the
+The log writer (beside the store) computes a run every ``monitoring_interval_s``: the PSI of each feature over the
+last ``monitoring_window_hours`` of decisions against the model's reference sample, from the histograms the log
+keeps of every decision on the reference's bins (``Store.histograms``: cost in hours, not decisions), or where it
+has not counted the whole window yet, over a uniform sample of it (at most ``monitoring_sample_rows``), and the realized AUC of the
 decisions of the last ``realized_window_days`` that have an outcome, beside the model card's holdout AUC. Each
 run is stored (``prediction_log.monitoring_runs``) and set as gauges for the alert rules
 (``deploy/prometheus/alerts.yml``: PSI > 0.2, AUC more than 0.03 below the card's).
@@ -14,15 +15,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from core.artifacts import resolve_model_dir
 from core.features import FEATURE_NAMES
-from core.reference import reference_applicants
+from core.psi import bin_counts, psi, psi_of_counts
 from core.settings import LogWriterConfig
 from deployments.performance import figures_of
-from models.psi import psi
+from models.baseline import load_baseline
+from prediction_log.histograms import Bins, drift_bins
 from prediction_log.labelled_bins import LabelledBins
 from prediction_log.outcomes import Labelled
 from prediction_log.records import Block
@@ -34,16 +39,27 @@ class MonitoringRun:
     at: str                          # ISO 8601, UTC
     since: str                       # the drift window
     window_decisions: int
-    sampled: int
+    sampled: int                     # 0: PSI from the histograms of every decision
     psi: dict[str, float] | None     # per feature; None without decisions in the window
     labelled_since: str
     labelled: int
     realized_auc: float | None       # None without both outcomes among the labelled
     expected_auc: float | None       # the model card's holdout AUC (the most frequent version labelled)
     model_version: str | None
+    psi_from: str = "sample"         # or "histograms"
 
 
-def feature_psi(sample: Block, reference: np.ndarray) -> dict[str, float] | None:
+_baseline = lru_cache(maxsize=2)(load_baseline)
+"""The reference scored once per model folder (the bins need its scores too)."""
+
+
+def counts_psi(counts: dict[str, np.ndarray], reference: pd.DataFrame, bins: Bins) -> dict[str, float]:
+    """PSI of each feature from the window's counts on the reference's ``bins``."""
+    return {name: round(psi_of_counts(bin_counts(np.asarray(bins.edges[name]), reference[name]), counts[name]), 6)
+            for name in FEATURE_NAMES}
+
+
+def sample_psi(sample: Block, reference: np.ndarray) -> dict[str, float] | None:
     """PSI of each feature of ``sample`` against the reference's columns (``FEATURE_NAMES`` order)."""
     if not len(sample):
         return None
@@ -66,16 +82,24 @@ def realized(labelled: Labelled | LabelledBins, card_of: Callable[[str], dict[st
 
 async def monitoring_run(now: datetime, config: LogWriterConfig,
                          sample_between: Callable[..., Any], labelled_between: Callable[..., Any],
-                         card_of: Callable[[str], dict[str, Any] | None]) -> MonitoringRun:
-    """One run ending at ``now``; ``sample_between`` and ``labelled_between`` are the store's and the outcome
-    store's reads (``Store.sample_between``, ``for_reports``)."""
+                         card_of: Callable[[str], dict[str, Any] | None],
+                         histograms: Callable[..., Any] | None = None) -> MonitoringRun:
+    """One run ending at ``now``; ``sample_between``, ``histograms`` and ``labelled_between`` are the store's and
+    the outcome store's reads (``Store.sample_between``, ``Store.histograms``, ``for_reports``)."""
     since = now - timedelta(hours=config.monitoring_window_hours)
-    sample, total = await sample_between(since, now, config.monitoring_sample_rows)
+    baseline = _baseline(resolve_model_dir(None))
+    bins = drift_bins(baseline.frame)
+    counts = await histograms(bins, since, now) if histograms is not None else None
+    if counts is not None:
+        total, sampled = int(counts[FEATURE_NAMES[0]].sum()), 0
+        feature_psi = counts_psi(counts, baseline.frame, bins) if total else None
+    else:
+        sample, total = await sample_between(since, now, config.monitoring_sample_rows)
+        sampled = len(sample)
+        feature_psi = sample_psi(sample, baseline.frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
     labelled_since = now - timedelta(days=config.realized_window_days)
     labelled = await labelled_between(labelled_since, now, None)
     realized_auc, expected_auc, version = realized(labelled, card_of)
-    reference = reference_applicants().to_numpy(dtype=np.float64)
-    return MonitoringRun(uuid.uuid4().hex, now.isoformat(), since.isoformat(), int(total), len(sample),
-                         feature_psi(sample, reference), labelled_since.isoformat(),
-                         labelled.decisions, realized_auc,
-                         expected_auc, version)
+    return MonitoringRun(uuid.uuid4().hex, now.isoformat(), since.isoformat(), int(total), sampled, feature_psi,
+                         labelled_since.isoformat(), labelled.decisions, realized_auc, expected_auc, version,
+                         "sample" if counts is None else "histograms")

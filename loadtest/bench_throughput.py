@@ -8,7 +8,8 @@
    with ONNX in-process, no micro-batching, no log) started by the README's launcher.
 3. Our server (``serve run`` of serve_config.yaml with serve.env) with the JSONL file log, and with
    PostgreSQL logging when a database URL is given (a fresh database is created and dropped), and then on the
-   table as it was before monthly partitions and the aggregates' trigger (what those cost the writes).
+   table as it was before monthly partitions and the triggers of the aggregates and histograms (what those cost
+   the writes).
 
 Each server gets wrk at 64 connections on ``/predict`` and 4 connections × 1,000-row bodies on
 ``/predict/batch``. During every load the CPU seconds of every process on the machine are summed
@@ -45,7 +46,7 @@ from loadtest.bench_serving import run_wrk
 from loadtest.log_counts import settled_stats
 from loadtest.server_process import ServerConfig, ServerProcess, wait_healthy
 from models.onnx_classifier import OnnxBinaryClassifier
-from prediction_log import pg_aggregates
+from prediction_log import pg_aggregates, pg_histograms
 from prediction_log.pg_ddl import apply_schema
 from prediction_log.postgres_store import SECONDARY_INDEXES, SQL_COLUMNS, TABLE, schema_sql
 
@@ -206,15 +207,17 @@ def drop_secondary_indexes(dsn: str) -> Callable[[], None]:
 
 
 def aggregates_trigger(dsn: str, on: bool) -> Callable[[], None]:
-    """The aggregates' trigger dropped once the server has made it (the writes as they were before it), or made
-    again after the load: it counts the rows already there once, so the log's count is read as usual."""
+    """The triggers of the aggregates and the histograms dropped once the server has made them (the writes as they
+    were before them), or made again after the load: they count the rows already there once, so the log's count is
+    read as usual."""
     async def change() -> None:
         conn = await asyncpg.connect(dsn)
         try:
-            if on:
-                await pg_aggregates.ensure_schema(conn, TABLE)
-            else:
-                await conn.execute(f"DROP TRIGGER IF EXISTS {pg_aggregates.TRIGGER} ON {TABLE}")
+            for module in (pg_aggregates, pg_histograms):
+                if on:
+                    await module.ensure_schema(conn, TABLE)
+                else:
+                    await conn.execute(f"DROP TRIGGER IF EXISTS {module.TRIGGER} ON {TABLE}")
         finally:
             await conn.close()
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from evidently import Report
 from evidently.core.report import Snapshot
@@ -13,8 +14,9 @@ from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
 from core.features import FEATURE_NAMES
-from models.psi import PSI_ALERT, psi
-from monitoring.baseline import Baseline
+from core.psi import PSI_ALERT, bin_counts, psi, psi_of_counts
+from models.baseline import Baseline
+from prediction_log.histograms import drift_bins
 
 PROBABILITY = "probability_default"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -61,8 +63,17 @@ def _daily(window: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def analyse(window: pd.DataFrame, baseline: Baseline, since: datetime | None, until: datetime | None,
-            max_drift_share: float) -> DriftAnalysis:
-    """Run Evidently's DataDriftPreset over the ten features (plus the score's own drift) and add PSI."""
+            max_drift_share: float, counts: dict[str, np.ndarray] | None = None) -> DriftAnalysis:
+    """Run Evidently's DataDriftPreset over the ten features (plus the score's own drift) and add PSI: from
+    ``counts`` (every decision of the window, on ``drift_bins(baseline.frame)``) when given, else from the sample."""
+    bins = drift_bins(baseline.frame)
+
+    def psi_of(name: str) -> float:
+        if counts is None:
+            return psi(reference[name], current[name])
+        edges = np.asarray(bins.edges[name])
+        return psi_of_counts(bin_counts(edges, baseline.frame[name]), counts[name])
+
     columns = [*FEATURE_NAMES, PROBABILITY]
     # Compared at the model's input precision (float32): CSV and JSON round-trips must not split ties.
     current = window[columns].astype("float32").astype("float64")
@@ -71,7 +82,7 @@ def analyse(window: pd.DataFrame, baseline: Baseline, since: datetime | None, un
                     include_tests=True)
     snapshot = report.run(current_data=current, reference_data=reference)
     evidently = _evidently_columns(snapshot.dict())
-    features = [{"feature": name, **evidently[name], "psi": psi(reference[name], current[name]),
+    features = [{"feature": name, **evidently[name], "psi": psi_of(name),
                  "reference_mean": float(reference[name].mean()), "current_mean": float(current[name].mean())}
                 for name in FEATURE_NAMES]
     drifted = sum(f["drifted"] for f in features)
@@ -89,10 +100,12 @@ def analyse(window: pd.DataFrame, baseline: Baseline, since: datetime | None, un
         "max_drift_share": max_drift_share,
         "drift_detected": share > max_drift_share,
         "psi_alert": PSI_ALERT,
+        "psi_from": "sample" if counts is None else "histograms",
+        "psi_decisions": len(window) if counts is None else int(counts[PROBABILITY].sum()),
         "features": features,
         "probability_default": {
             "reference": _distribution(reference[PROBABILITY]), "current": _distribution(current[PROBABILITY]),
-            **evidently[PROBABILITY], "psi": psi(reference[PROBABILITY], current[PROBABILITY])},
+            **evidently[PROBABILITY], "psi": psi_of(PROBABILITY)},
         "approval_rate": {"reference": baseline.approval_rate,
                           "current": float((window["credit_decision"] == "approved").mean())},
         "daily": _daily(window),

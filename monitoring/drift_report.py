@@ -3,8 +3,10 @@
     python -m monitoring.drift_report --days 7
     python -m monitoring.drift_report --since 2026-11-01 --until 2026-11-08 --max-drift-share 0.3
 
-Reads the window from the configured store (``DATABASE_URL`` or the JSONL file log), runs
-Evidently's DataDriftPreset over the ten features, adds PSI per feature, the distribution
+Reads a uniform sample of the window from the configured store (``DATABASE_URL`` or the JSONL file log), runs
+Evidently's DataDriftPreset over it for the ten features, adds PSI per feature from the histograms the log keeps
+of every decision on the baseline's bins (the sample's until the log has counted the whole window:
+``prediction_log.histograms``), the distribution
 of ``probability_default`` and the approval rate per day, prints a table, and writes
 ``drift-<time>.html`` / ``.json`` plus ``latest.html`` / ``latest.json`` (what the dashboard
 shows) under ``--out`` (default ``REPORTS_DIR/drift``).
@@ -25,10 +27,11 @@ from pathlib import Path
 
 from core.artifacts import MODELS_DIR, resolve_model_dir
 from core.settings import get_settings
-from monitoring.baseline import load_baseline
+from models.baseline import load_baseline
 from monitoring.drift_analysis import DriftAnalysis, analyse
-from monitoring.log_window import SAMPLE_ROWS, read_window
+from monitoring.log_window import SAMPLE_ROWS, read_window, window_histograms
 from monitoring.report_window import add_window_arguments, window_since
+from prediction_log.histograms import drift_bins
 
 EXIT_OK, EXIT_DRIFT, EXIT_EMPTY = 0, 1, 3
 LATEST = "latest"
@@ -98,12 +101,16 @@ def run(argv: list[str] | None = None) -> int:
 
     versions = window["model_version"].value_counts().to_dict()
     baseline = load_baseline(_baseline_model(versions, args.model))
-    analysis = analyse(window, baseline, since, until, args.max_drift_share)
+    counts = asyncio.run(window_histograms(settings, drift_bins(baseline.frame), since, until))
+    analysis = analyse(window, baseline, since, until, args.max_drift_share, counts)
     analysis.summary["window"]["decisions_in_window"] = total
     analysis.summary["window"]["sampled"] = len(window) < total
     path = write_report(analysis, args.out or settings.reports_dir / "drift")
     sample = f"a uniform sample of {len(window):,} of {total:,}" if len(window) < total else f"{total:,}"
-    print(f"{sample} decisions from {store}, baseline {baseline.model_version}")
+    psi_from = (f"PSI from the histograms of all {analysis.summary['psi_decisions']:,} decisions of the window's "
+                "whole hours" if counts is not None else "PSI from the sample (the log counts into these bins from "
+                "the next hour on)")
+    print(f"{sample} decisions from {store}, baseline {baseline.model_version}; {psi_from}")
     print(format_table(analysis.summary))
     print(f"report: {path} and {path.with_suffix('.html')}")
     return EXIT_DRIFT if analysis.summary["drift_detected"] else EXIT_OK

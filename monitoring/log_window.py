@@ -1,12 +1,15 @@
-"""Read a time window of the prediction log (PostgreSQL or the JSONL file) as a DataFrame: a bounded sample."""
+"""Read a time window of the prediction log (PostgreSQL or the JSONL file): a bounded sample as a DataFrame, and
+the window's histograms on a baseline's PSI bins."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from core.settings import Settings
+from prediction_log.histograms import Bins
 from prediction_log.stores import open_store
 
 SAMPLE_ROWS = 100_000
@@ -24,3 +27,14 @@ async def read_window(settings: Settings, since: datetime | None, until: datetim
     finally:
         await store.close()
     return records.to_pandas(), total
+
+
+async def window_histograms(settings: Settings, bins: Bins, since: datetime | None,
+                            until: datetime | None) -> dict[str, np.ndarray] | None:
+    """Every decision of the window's whole hours counted in ``bins`` (``Store.histograms``), or None where the
+    store has not counted them all (PostgreSQL, before the bins were first asked for)."""
+    store = await open_store(settings)
+    try:
+        return await store.histograms(bins, since, until)
+    finally:
+        await store.close()

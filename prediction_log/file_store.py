@@ -14,14 +14,17 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.private_files import private_dir
+from prediction_log import histograms
 from prediction_log.aggregates import Bucket, bucket_for, of_block, summary, window_start
 from prediction_log.appender import LineAppender
 from prediction_log.file_days import ONE_DAY, UNORDERED, by_day, day_files, day_path, day_start
 from prediction_log.file_lines import LineCounter, complete_lines, lines_backwards
+from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, Bins
 from prediction_log.query import LogQuery
 from prediction_log.records import (
     COLUMNS,
@@ -268,8 +271,18 @@ class FileStore:
         """``aggregates.summary`` computed chunk by chunk from the window's records (a file log's scale;
         PostgreSQL keeps the aggregates as it writes)."""
         bucket = bucket or bucket_for(since, until)
-        rows = await self.fold_between(window_start(since, bucket), until, lambda chunk: of_block(chunk, bucket))
-        return summary([r for chunk in rows for r in chunk], bucket)
+        parts = await self.fold_between(window_start(since, bucket), until,
+                                        lambda chunk: (of_block(chunk, bucket), histograms.of_block(chunk, LATENCY)))
+        latency = histograms.added([counts for _, counts in parts], LATENCY)[LATENCY_VARIABLE]
+        return {**summary([r for rows, _ in parts for r in rows], bucket),
+                "latency_ms_quantiles": histograms.latency_quantiles(latency)}
+
+    async def histograms(self, bins: Bins, since: datetime | None,
+                         until: datetime | None) -> dict[str, np.ndarray] | None:
+        """The window's counts in ``bins`` (its whole hours, as PostgreSQL's), counted chunk by chunk."""
+        parts = await self.fold_between(window_start(since, "hour"), until,
+                                        lambda chunk: histograms.of_block(chunk, bins))
+        return histograms.added(parts, bins)
 
     @staticmethod
     async def _on(executor: ThreadPoolExecutor, function: Callable[..., T], *args: Any) -> T:

@@ -5,7 +5,7 @@
 creates or migrates the log's tables (``log_tables``) and its aggregates as the owner, then creates (or
 re-passwords) the role named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT``
 on its tables, ``SELECT`` on the aggregates (kept by triggers with the owner's rights, ``pg_aggregates``,
-``pg_labelled``), temporary tables (its staging table). The server's own start then finds the schema in place
+``pg_labelled``, ``pg_histograms``; ``INSERT`` on its bins: monitoring registers the bins it reads), temporary tables (its staging table). The server's own start then finds the schema in place
 and does not need the right to change it (``apply_schema``). Run it before a new version's server on a big
 log: it counts the rows and outcomes older than the aggregates' triggers once, without the server's 30 s
 statement limit.
@@ -19,7 +19,16 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from prediction_log import groups, model_changes, monitoring_runs, outcomes, pg_aggregates, pg_labelled, postgres_store
+from prediction_log import (
+    groups,
+    model_changes,
+    monitoring_runs,
+    outcomes,
+    pg_aggregates,
+    pg_histograms,
+    pg_labelled,
+    postgres_store,
+)
 
 
 def log_tables() -> tuple[str, ...]:
@@ -54,8 +63,9 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
             await conn.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")
             await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {quoted}")
             await conn.execute(f"GRANT SELECT, INSERT ON {', '.join(log_tables())} TO {quoted}")
-            counts = [*pg_aggregates.TABLES.values(), pg_labelled.TABLE]
+            counts = [*pg_aggregates.TABLES.values(), pg_labelled.TABLE, pg_histograms.TABLE]
             await conn.execute(f"GRANT SELECT ON {', '.join(counts)} TO {quoted}")
+            await conn.execute(f"GRANT SELECT, INSERT ON {pg_histograms.BINS_TABLE} TO {quoted}")   # registers bins
     finally:
         await store.close()
     return role

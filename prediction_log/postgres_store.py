@@ -14,11 +14,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
+import numpy as np
 import orjson
 import pyarrow as pa
 
-from prediction_log import pg_aggregates, pg_partitions
+from prediction_log import pg_aggregates, pg_histograms, pg_partitions
 from prediction_log.aggregates import Bucket, bucket_for, summary
+from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, Bins, latency_quantiles
 from prediction_log.pg_ddl import apply_schema
 from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, SCHEMA, SQL_TYPES, Block, from_rows, row_values, to_pg_binary
@@ -71,6 +73,7 @@ async def ensure_schema(conn: asyncpg.Connection, timeout_s: float | None = None
     if partitioned:
         await pg_partitions.ensure_partitions(conn, TABLE, datetime.now(timezone.utc), timeout_s=timeout_s)
     await pg_aggregates.ensure_schema(conn, TABLE, timeout_s)
+    await pg_histograms.ensure_schema(conn, TABLE, timeout_s)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -227,11 +230,26 @@ class PostgresStore:
 
     async def summary(self, since: datetime | None, until: datetime | None,
                       bucket: Bucket | None = None) -> dict[str, Any]:
-        """``aggregates.summary`` of the window, from the aggregate rows (cost: buckets, not decisions)."""
+        """``aggregates.summary`` of the window, from the aggregate rows (cost: buckets, not decisions), and the
+        latency quantiles of its whole hours."""
         bucket = bucket or bucket_for(since, until)
         async with self.reading() as conn:
             rows = await pg_aggregates.rows_between(conn, since, until, bucket, self.read_timeout_s)
-        return summary(rows, bucket)
+            latency = await pg_histograms.counts_between(conn, LATENCY, since, until, self.read_timeout_s)
+        return {**summary(rows, bucket), "latency_ms_quantiles": latency_quantiles(latency[LATENCY_VARIABLE])}
+
+    async def histograms(self, bins: Bins, since: datetime | None,
+                         until: datetime | None) -> dict[str, np.ndarray] | None:
+        """The window's counts in ``bins`` (its whole hours) when the log has counted every decision of it into
+        them; else None, and ``bins`` registered if they were not (the hours after this one will be counted)."""
+        async with self.reading() as conn:
+            covered = await pg_histograms.covers(conn, bins, since, self.read_timeout_s)
+            if covered:
+                return await pg_histograms.counts_between(conn, bins, since, until, self.read_timeout_s)
+        if covered is None:
+            async with self.writing() as conn:
+                await pg_histograms.register(conn, bins, self.read_timeout_s)
+        return None
 
     async def close(self) -> None:
         await self.pool.close()

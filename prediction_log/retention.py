@@ -5,7 +5,7 @@
 Without ``DATABASE_URL`` it expires the file log's day files wholly before the cutoff (``file_retention``).
 With it, run as the tables' owner (the server's least-privilege role may not delete), e.g. daily from cron. The
 cutoff is the start of the UTC hour ``keep-days`` ago, so the decision rows and the hourly and per-minute
-aggregates leave together. Chunk by chunk (oldest first, ``--chunk`` decisions), in one transaction
+aggregates and the hourly histograms leave together. Chunk by chunk (oldest first, ``--chunk`` decisions), in one transaction
 each: the chunk's decisions, their outcomes and their group memberships are written to Parquet files
 (mode 0600, fsync'd) and only then deleted; a chunk interrupted before its commit is archived again by
 the next run (the archive may hold a chunk twice, the log never loses one). The aggregates older than the
@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from core.private_files import PRIVATE_FILE_MODE, private_dir
 from core.settings import Settings
-from prediction_log import groups, outcomes, pg_aggregates, pg_labelled, pg_partitions
+from prediction_log import groups, outcomes, pg_aggregates, pg_histograms, pg_labelled, pg_partitions
 from prediction_log.file_retention import expire_days
 from prediction_log.postgres_store import SQL_COLUMNS, TABLE
 from prediction_log.records import COLUMNS, from_rows
@@ -94,7 +94,7 @@ async def expire(dsn: str, keep_days: int, archive: Path, chunk: int = CHUNK, dr
                    if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", t)]
         while done := await _archive_chunk(conn, cutoff, chunk, archive, related):
             report["archived"] += done
-        for table in pg_aggregates.TABLES.values():
+        for table in (*pg_aggregates.TABLES.values(), pg_histograms.TABLE):
             await conn.execute(f"DELETE FROM {table} WHERE bucket < $1", cutoff)
         if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", pg_labelled.TABLE):   # whole days only
             await conn.execute(f"DELETE FROM {pg_labelled.TABLE} WHERE day + interval '1 day' <= $1", cutoff)

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
+
 from prediction_log.aggregates import Bucket
+from prediction_log.histograms import Bins
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
 
@@ -52,8 +55,15 @@ class Store(Protocol):
         """A uniform sample of at most ``rows`` records with ``since <= ts < until`` (oldest first), and how many
         records the window holds: memory bounded by ``rows``, not by the window."""
 
+    async def histograms(self, bins: Bins, since: datetime | None,
+                         until: datetime | None) -> dict[str, np.ndarray] | None:
+        """Every decision of the window's whole hours counted in each variable's ``bins``, or None where the store
+        has not counted them all (PostgreSQL counts as it writes, from the hour after ``bins`` were first asked
+        for: ``pg_histograms``; the file log counts the window's records)."""
+
     async def summary(self, since: datetime | None, until: datetime | None,
                       bucket: Bucket | None = None) -> dict[str, Any]:
-        """``prediction_log.aggregates.summary`` of the window (``bucket`` by default from its length)."""
+        """``prediction_log.aggregates.summary`` of the window (``bucket`` by default from its length), with
+        ``latency_ms_quantiles`` (``histograms.latency_quantiles``)."""
 
     async def close(self) -> None: ...

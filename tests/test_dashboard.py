@@ -13,7 +13,7 @@ from core.artifacts import resolve_model_dir
 from core.features import FEATURES
 from core.reference import reference_applicants
 from core.settings import Settings
-from monitoring.baseline import load_baseline
+from models.baseline import load_baseline
 from monitoring.drift_analysis import analyse
 from monitoring.drift_report import write_report
 from monitoring.log_window import read_window

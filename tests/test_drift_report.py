@@ -13,12 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.artifacts import resolve_model_dir
+from core.psi import psi
 from core.settings import PROJECT_ROOT, Settings
-from models.psi import psi
+from models.baseline import load_baseline
 from monitoring import drift_report
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
-from prediction_log.records import concat
+from prediction_log import pg_histograms
+from prediction_log.histograms import drift_bins
+from prediction_log.postgres_store import PostgresStore
+from prediction_log.records import Block, concat
 from tests.cli_runner import run_cli
 from tests.pg_cluster import PgCluster
 
@@ -30,12 +35,25 @@ CONTROL_WINDOW = ("--since", (NOW - timedelta(days=13)).isoformat(), "--until", 
 DRIFT_WINDOW = ("--since", (NOW - timedelta(days=3, hours=1)).isoformat())
 
 
-def _backfill(settings: Settings) -> None:
-    """Control traffic 13–10 days ago, fully drifted traffic over the last 3 days."""
+def _backfill(settings: Settings) -> Block:
+    """Control traffic 13–10 days ago, fully drifted traffic over the last 3 days (returned)."""
     control = backfill_records(applicants(SCENARIOS["control"], 3000, seed=11, ramp=False), 3,
                                end=NOW - timedelta(days=10))
     drift = backfill_records(applicants(SCENARIOS["drift"], 3000, seed=12, ramp=False), 3, end=NOW)
     asyncio.run(write_records(concat([control, drift]), settings, progress=False))
+    return drift
+
+
+async def _counting_for_a_month(dsn: str) -> None:
+    """The baseline's bins registered as if a month ago: the log counts what it is sent next."""
+    store = await PostgresStore.connect(dsn)
+    try:
+        bins = drift_bins(load_baseline(resolve_model_dir(None)).frame)
+        async with store.pool.acquire() as conn:
+            await pg_histograms.register(conn, bins, 30)
+            await conn.execute(f"UPDATE {pg_histograms.BINS_TABLE} SET registered_at = now() - interval '30 days'")
+    finally:
+        await store.close()
 
 
 def _cli(env: dict[str, str], out: Path, *window: str) -> subprocess.CompletedProcess:
@@ -68,6 +86,7 @@ def test_control_traffic_raises_no_drift(file_log: dict[str, str], tmp_path: Pat
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "latest.json").read_text())
     assert summary["window"]["rows"] == 3000
+    assert (summary["psi_from"], summary["psi_decisions"]) == ("histograms", 3000)   # the file log counts them all
     assert summary["drifted_count"] == 0 and not summary["drift_detected"]
     assert all(f["psi"] < 0.1 for f in summary["features"])
     assert abs(summary["approval_rate"]["current"] - summary["approval_rate"]["reference"]) < 0.03
@@ -109,14 +128,20 @@ def test_report_reads_the_postgresql_log(tmp_path: Path) -> None:
     cluster = PgCluster()
     cluster.start()
     try:
-        _backfill(Settings(data_dir=tmp_path, database_url=cluster.dsn))
+        asyncio.run(_counting_for_a_month(cluster.dsn))
+        drifted = _backfill(Settings(data_dir=tmp_path, database_url=cluster.dsn))
         env = {"DATA_DIR": str(tmp_path), "DATABASE_URL": cluster.dsn}
         drift = _cli(env, tmp_path / "drift", *DRIFT_WINDOW)
         control = _cli(env, tmp_path / "control", *CONTROL_WINDOW)
     finally:
         cluster.destroy()
     assert (drift.returncode, control.returncode) == (1, 0), drift.stderr + control.stderr
-    assert "PostgreSQL" in drift.stdout
-    flagged = {f["feature"] for f in json.loads((tmp_path / "drift" / "latest.json").read_text())["features"]
-               if f["drifted"]}
-    assert MOVED <= flagged <= MOVED | DERIVED
+    assert "PostgreSQL" in drift.stdout and "PSI from the histograms of all 3,000 decisions" in drift.stdout
+    summary = json.loads((tmp_path / "drift" / "latest.json").read_text())
+    assert MOVED <= {f["feature"] for f in summary["features"] if f["drifted"]} <= MOVED | DERIVED
+    # every drifted decision counted by the log's trigger: PSI equals the one computed from the records
+    frame = load_baseline(resolve_model_dir(None)).frame
+    assert summary["psi_from"] == "histograms"
+    for f in summary["features"]:
+        assert f["psi"] == pytest.approx(psi(frame[f["feature"]].to_numpy(),
+                                             drifted.column(f["feature"]).to_numpy()), abs=1e-12), f["feature"]

@@ -14,9 +14,10 @@ import pytest
 
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records
-from prediction_log import file_store
+from prediction_log import file_store, histograms
 from prediction_log.aggregates import bucket_for, of_block, summary, window_start
 from prediction_log.file_store import FileStore, line_request_id
+from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, latency_quantiles
 from prediction_log.outcomes import FileOutcomes, Outcomes, shadowed_rows
 from prediction_log.records import Block, as_dicts, to_json_lines
 
@@ -69,7 +70,9 @@ def test_window_and_summary_match_a_whole_read(store: FileStore, records: Block)
                                                                             key=lambda r: r["request_id"])
     assert window.column("ts").to_pylist() == sorted(window.column("ts").to_pylist())
     bucket = bucket_for(SINCE, UNTIL)
-    whole = summary(of_block(_window(records, window_start(SINCE, bucket), UNTIL), bucket), bucket)
+    buckets = _window(records, window_start(SINCE, bucket), UNTIL)
+    latency = histograms.of_block(buckets, LATENCY)[LATENCY_VARIABLE]
+    whole = {**summary(of_block(buckets, bucket), bucket), "latency_ms_quantiles": latency_quantiles(latency)}
     assert asyncio.run(store.summary(SINCE, UNTIL)) == whole
 
 

@@ -44,8 +44,10 @@ async def _run(scenario: str, tmp_path: Path) -> dict[str, Any]:
     outcomes = FileOutcomes(tmp_path / f"{scenario}-outcomes.jsonl", store)
     defaulted = [int(v) for v in true_defaults(SCENARIOS[scenario], frame, 3, ramp=False)]
     await outcomes.record(Outcomes(records.column("request_id").to_pylist(), defaulted, [NOW] * ROWS))
-    run = await monitoring_run(NOW, LogWriterConfig(), store.sample_between, outcomes.labelled, card_of_version)
+    run = await monitoring_run(NOW, LogWriterConfig(), store.sample_between, outcomes.labelled, card_of_version,
+                               store.histograms)
     await store.close()
+    assert (run.psi_from, run.window_decisions, run.sampled) == ("histograms", ROWS, 0)
     return asdict(run)
 
 
@@ -98,5 +100,5 @@ def test_no_decisions_no_psi(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "empty")
     outcomes = FileOutcomes(tmp_path / "outcomes.jsonl", store)
     run = asyncio.run(monitoring_run(NOW, LogWriterConfig(), store.sample_between, outcomes.labelled,
-                                     card_of_version))
+                                     card_of_version, store.histograms))
     assert run.psi is None and run.realized_auc is None and run.window_decisions == 0

@@ -5,15 +5,18 @@ role — which can change nothing else."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import numpy as np
 import pytest
 
+from core.artifacts import resolve_model_dir
 from core.features import FEATURE_NAMES
 from core.reference import sample_applicants
 from deployments.decisions import decision_block
+from models.baseline import load_baseline
+from prediction_log.histograms import drift_bins
 from prediction_log.outcomes import Outcomes, PostgresOutcomes
 from prediction_log.pg_schema import grant
 from prediction_log.postgres_store import PostgresStore
@@ -41,7 +44,11 @@ def test_the_app_role_logs_and_reads_but_changes_nothing_else(pg: PgCluster) -> 
             assert await store.insert(first) == 20
             assert await store.replay(first) == 0       # the spool's idempotent merge: SELECT + INSERT only
             assert await store.count() == 20            # the aggregates the owner's trigger keeps
-            assert (await store.summary(None, None))["decisions"] == 20
+            summary = await store.summary(None, None)
+            assert summary["decisions"] == 20 and summary["latency_ms_quantiles"]["p50"] is not None
+            bins = drift_bins(load_baseline(resolve_model_dir(None)).frame)
+            assert await store.histograms(bins, None, None) is None   # registers the bins: counted from now on
+            assert await store.histograms(bins, datetime.now(timezone.utc) + timedelta(hours=2), None) is not None
             logged = await store.query(LogQuery(limit=5))
             assert len(logged) == 5
             outcomes = PostgresOutcomes(store)
@@ -54,7 +61,9 @@ def test_the_app_role_logs_and_reads_but_changes_nothing_else(pg: PgCluster) -> 
                                   "ALTER TABLE predictions ADD COLUMN x int", "DROP TABLE outcomes",
                                   "UPDATE decision_hours SET decisions = 0", "DELETE FROM decision_minutes",
                                   "DELETE FROM model_changes",
-                                  "INSERT INTO decision_hours SELECT * FROM decision_hours"):
+                                  "INSERT INTO decision_hours SELECT * FROM decision_hours",
+                                  "UPDATE histogram_hours SET decisions = 0", "DELETE FROM histogram_bins",
+                                  "UPDATE histogram_bins SET registered_at = '-infinity'"):
                     with pytest.raises(asyncpg.InsufficientPrivilegeError):
                         await conn.execute(statement)
                 assert not await conn.fetchval("SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles "
