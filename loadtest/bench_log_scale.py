@@ -12,7 +12,8 @@ spaced timestamps, through the log's own trigger (so the aggregates are kept exa
 (the README's command) and the reads are timed: ``/predictions`` first page and a deep page (keyset cursor
 half-way through the log), ``/predictions/stats``, ``/predictions/summary`` for 24 h and 7 days (what the
 dashboard's Monitoring page reads, and the page itself rendered signed in), ``/performance`` over 90 days (with the peak RSS of the server's largest
-process), and the drift report over 7 days (wall time and peak RSS of the command). Writes JSON to ``--out``;
+process), and the drift report over 7 days (wall time and peak RSS of the command; the baseline's bins registered
+before the decisions are written, so its PSI reads the histograms of all of them). Writes JSON to ``--out``;
 the database is dropped afterwards unless ``--keep``.
 """
 
@@ -39,11 +40,14 @@ import httpx
 import psutil
 from streamlit.testing.v1 import AppTest
 
+from core.artifacts import resolve_model_dir
 from core.settings import PROJECT_ROOT, get_settings
 from deployments.challenger_report import comparison
 from loadtest.bench_throughput import _database
 from loadtest.server_process import ServerConfig, ServerProcess
-from prediction_log import outcomes, pg_schema
+from models.baseline import load_baseline
+from prediction_log import outcomes, pg_histograms, pg_schema
+from prediction_log.histograms import drift_bins
 from prediction_log.postgres_store import SQL_COLUMNS, TABLE, PostgresStore
 
 API_KEY = "bench-" + os.urandom(8).hex()
@@ -57,6 +61,19 @@ async def _schema(dsn: str) -> None:
     store = await PostgresStore.connect(dsn)
     try:
         await pg_schema.ensure_tables(store)
+    finally:
+        await store.close()
+
+
+async def counting_for(dsn: str, days: int) -> None:
+    """The schema, and the baseline's PSI bins registered ``days`` ago: the log counts every decision the benchmark
+    writes into them, as a server that has been running that long has (``pg_histograms``)."""
+    store = await PostgresStore.connect(dsn)
+    try:
+        async with store.pool.acquire() as conn:
+            await pg_histograms.register(conn, drift_bins(load_baseline(resolve_model_dir(None)).frame), 60)
+            await conn.execute(f"UPDATE {pg_histograms.BINS_TABLE} SET registered_at = now() - $1::interval "
+                               "WHERE registered_at > '-infinity'", timedelta(days=days))
     finally:
         await store.close()
 
@@ -279,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
             end, report["store"] = asyncio.run(kept(dsn))
         else:
             end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+            asyncio.run(counting_for(dsn, DAYS + 1))
             template(dsn, args.template)
             report["store"] = asyncio.run(generate(dsn, args.decisions, args.template, end, args.shadow))
         print(json.dumps(report["store"]), flush=True)

