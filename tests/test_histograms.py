@@ -9,6 +9,7 @@ registered and cover the hours after that one only. The file log counts its wind
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from core.artifacts import resolve_model_dir
 from core.psi import bin_counts, psi, psi_of_counts
+from loadtest import bench_log_triggers
 from models.baseline import load_baseline
 from prediction_log import histograms, pg_histograms
 from prediction_log.file_store import FileStore
@@ -113,3 +115,13 @@ def test_postgres_counts_equal_the_records_whichever_path_wrote_them(pg: PgClust
             await store.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_the_trigger_benchmark_writes_its_json(pg: PgCluster, tmp_path: Path) -> None:
+    """The benchmark runs as documented (two COPYs a way: its figures are not checked here, they are the JSON's)."""
+    out = tmp_path / "triggers.json"
+    bench_log_triggers.main(["--database-url", pg.dsn, "--blocks", "2", "--rounds", "1", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert list(report["ms_per_copy"]) == list(bench_log_triggers.WAYS)
+    assert all(ms > 0 for ms in report["ms_per_copy"].values())
