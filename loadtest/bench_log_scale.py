@@ -99,7 +99,8 @@ async def generate(dsn: str, decisions: int, template_rows: int, end: datetime, 
             "CREATE UNLOGGED TABLE template AS SELECT (row_number() OVER (ORDER BY random()) - 1)::int AS rn, "
             f"{', '.join('p.' + c for c in _COPIED)}, o.defaulted FROM {TABLE} p JOIN {outcomes.TABLE} o "
             "USING (request_id)")
-        await conn.execute(f"TRUNCATE {TABLE}, {outcomes.TABLE}, decision_minutes, decision_hours, labelled_days")
+        await conn.execute(f"TRUNCATE {TABLE}, {outcomes.TABLE}, decision_minutes, decision_hours, labelled_days, "
+                           f"{pg_histograms.TABLE}")
         if shadow:
             await conn.execute(
                 "UPDATE template SET challenger_version = 'shadow-bench', challenger_probability = "
