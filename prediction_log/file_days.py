@@ -34,6 +34,11 @@ def day_path(directory: Path, day: date) -> Path:
     return directory / f"{day.isoformat()}.jsonl"
 
 
+def unordered_marker(directory: Path, day: date) -> Path:
+    """The marker beside a day file whose lines are not in time order."""
+    return day_path(directory, day).with_name(f"{day.isoformat()}.jsonl{UNORDERED}")
+
+
 def day_start(day: date) -> datetime:
     return datetime.combine(day, time(), timezone.utc)
 
@@ -106,7 +111,7 @@ def split_single_file(single: Path, directory: Path) -> int:
     unordered = single.with_name(single.name + UNORDERED)
     if unordered.exists():   # the single file's order was not kept: nor is each day's
         for day in files:
-            day_path(staging, day).with_name(f"{day.isoformat()}.jsonl{UNORDERED}").touch()
+            unordered_marker(staging, day).touch()
     os.rename(staging, directory)
     single.unlink()
     unordered.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.private_files import PRIVATE_FILE_MODE, private_dir
-from prediction_log.file_days import ONE_DAY, UNORDERED, day_files, day_start
+from prediction_log.file_days import ONE_DAY, day_files, day_path, day_start, unordered_marker
 from prediction_log.file_lines import LineCounter, complete_lines
 from prediction_log.records import SCHEMA, from_rows, parse_line
 
@@ -83,8 +83,8 @@ def expire_days(directory: Path, cutoff: datetime, archive: Path, dry_run: bool 
             fcntl.flock(fd, fcntl.LOCK_EX)   # an append under way to this file finishes first
             report["archived"] += _archive(expiring, archive / f"predictions-{day.isoformat()}-{stamp}.parquet")
             expiring.unlink()
-            if not expiring.with_name(f"{day.isoformat()}.jsonl").exists():   # no replay has started it again
-                expiring.with_name(f"{day.isoformat()}.jsonl{UNORDERED}").unlink(missing_ok=True)
+            if not day_path(directory, day).exists():   # no replay has started it again
+                unordered_marker(directory, day).unlink(missing_ok=True)
         finally:
             os.close(fd)
     return report

@@ -22,7 +22,7 @@ from core.private_files import private_dir
 from prediction_log import histograms
 from prediction_log.aggregates import Bucket, bucket_for, of_block, summary, window_start
 from prediction_log.appender import LineAppender
-from prediction_log.file_days import ONE_DAY, UNORDERED, by_day, day_files, day_path, day_start
+from prediction_log.file_days import ONE_DAY, by_day, day_files, day_path, day_start, unordered_marker
 from prediction_log.file_lines import LineCounter, complete_lines, lines_backwards
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, Bins
 from prediction_log.query import LogQuery
@@ -82,9 +82,6 @@ class FileStore:
         self._appenders.move_to_end(day)
         return self._appenders[day]
 
-    def _unordered_marker(self, day: date) -> Path:
-        return self.directory / f"{day.isoformat()}.jsonl{UNORDERED}"
-
     def _note_order(self, day: date, fresh: Block) -> None:
         """Mark a day's file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
         if day not in self._newest:   # first append to this day since the start: its newest line
@@ -94,12 +91,12 @@ class FileStore:
         oldest, newest = bounds["min"].as_py(), bounds["max"].as_py()
         known = self._newest[day]
         if known is not None and oldest < known - ORDER_SLACK:
-            self._unordered_marker(day).touch()
+            unordered_marker(self.directory, day).touch()
         self._newest[day] = newest if known is None else max(known, newest)
 
     def time_ordered(self, day: date) -> bool:
         """Whether a day's lines are in time order (up to ORDER_SLACK): a backfill or a replay breaks it."""
-        return not self._unordered_marker(day).exists()
+        return not unordered_marker(self.directory, day).exists()
 
     def _remember_tail(self) -> None:
         """After a start, from the newest files' last lines: the request_ids, so a batch re-sent after a
