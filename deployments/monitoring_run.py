@@ -19,15 +19,14 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from core.artifacts import resolve_model_dir
 from core.features import FEATURE_NAMES
-from core.psi import bin_counts, psi, psi_of_counts
+from core.psi import psi
 from core.settings import LogWriterConfig
 from deployments.performance import figures_of
 from models.baseline import load_baseline
-from prediction_log.histograms import Bins, drift_bins
+from prediction_log.histograms import counts_psi, drift_bins
 from prediction_log.labelled_bins import LabelledBins
 from prediction_log.outcomes import Labelled
 from prediction_log.records import Block
@@ -51,12 +50,6 @@ class MonitoringRun:
 
 _baseline = lru_cache(maxsize=2)(load_baseline)
 """The reference scored once per model folder (the bins need its scores too)."""
-
-
-def counts_psi(counts: dict[str, np.ndarray], reference: pd.DataFrame, bins: Bins) -> dict[str, float]:
-    """PSI of each feature from the window's counts on the reference's ``bins``."""
-    return {name: round(psi_of_counts(bin_counts(np.asarray(bins.edges[name]), reference[name]), counts[name]), 6)
-            for name in FEATURE_NAMES}
 
 
 def sample_psi(sample: Block, reference: np.ndarray) -> dict[str, float] | None:
@@ -92,7 +85,8 @@ async def monitoring_run(now: datetime, config: LogWriterConfig,
     counts = await histograms(bins, since, now) if histograms is not None else None
     if counts is not None:
         total, sampled = int(counts[FEATURE_NAMES[0]].sum()), 0
-        feature_psi = counts_psi(counts, baseline.frame, bins) if total else None
+        feature_psi = {name: round(counts_psi(bins, baseline.frame, counts, name), 6)
+                       for name in FEATURE_NAMES} if total else None
     else:
         sample, total = await sample_between(since, now, config.monitoring_sample_rows)
         sampled = len(sample)

@@ -14,11 +14,10 @@ from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
 from core.features import FEATURE_NAMES
-from core.psi import PSI_ALERT, bin_counts, psi, psi_of_counts
+from core.psi import PSI_ALERT, psi
 from models.baseline import Baseline
-from prediction_log.histograms import drift_bins
+from prediction_log.histograms import PROBABILITY, counts_psi, drift_bins
 
-PROBABILITY = "probability_default"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
@@ -71,8 +70,7 @@ def analyse(window: pd.DataFrame, baseline: Baseline, since: datetime | None, un
     def psi_of(name: str) -> float:
         if counts is None:
             return psi(reference[name], current[name])
-        edges = np.asarray(bins.edges[name])
-        return psi_of_counts(bin_counts(edges, baseline.frame[name]), counts[name])
+        return counts_psi(bins, baseline.frame, counts, name)
 
     columns = [*FEATURE_NAMES, PROBABILITY]
     # Compared at the model's input precision (float32): CSV and JSON round-trips must not split ties.

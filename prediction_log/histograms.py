@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.features import FEATURE_NAMES
-from core.psi import bin_counts, reference_edges
+from core.psi import bin_counts, psi_of_counts, reference_edges
 
 PROBABILITY = "probability_default"
 DRIFT_VARIABLES: tuple[str, ...] = (*FEATURE_NAMES, PROBABILITY)
@@ -51,6 +51,11 @@ def drift_bins(reference: pd.DataFrame) -> Bins:
     """The PSI bins of a baseline's reference frame (the features and ``probability_default``)."""
     return Bins({name: tuple(float(e) for e in reference_edges(reference[name].to_numpy(dtype=np.float64)))
                  for name in DRIFT_VARIABLES})
+
+
+def counts_psi(bins: Bins, reference: pd.DataFrame, counts: dict[str, np.ndarray], name: str) -> float:
+    """PSI of ``name`` from a window's ``counts`` on ``bins`` against the reference frame the bins came from."""
+    return psi_of_counts(bin_counts(np.asarray(bins.edges[name]), reference[name]), counts[name])
 
 
 def quantiles(counts: np.ndarray, edges: tuple[float, ...], qs: tuple[float, ...]) -> list[float | None]:
