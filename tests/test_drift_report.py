@@ -16,13 +16,11 @@ import pytest
 from core.artifacts import resolve_model_dir
 from core.psi import psi
 from core.settings import PROJECT_ROOT, Settings
+from loadtest.bench_log_scale import counting_for
 from models.baseline import load_baseline
 from monitoring import drift_report
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
-from prediction_log import pg_histograms
-from prediction_log.histograms import drift_bins
-from prediction_log.postgres_store import PostgresStore
 from prediction_log.records import Block, concat
 from tests.cli_runner import run_cli
 from tests.pg_cluster import PgCluster
@@ -42,18 +40,6 @@ def _backfill(settings: Settings) -> Block:
     drift = backfill_records(applicants(SCENARIOS["drift"], 3000, seed=12, ramp=False), 3, end=NOW)
     asyncio.run(write_records(concat([control, drift]), settings, progress=False))
     return drift
-
-
-async def _counting_for_a_month(dsn: str) -> None:
-    """The baseline's bins registered as if a month ago: the log counts what it is sent next."""
-    store = await PostgresStore.connect(dsn)
-    try:
-        bins = drift_bins(load_baseline(resolve_model_dir(None)).frame)
-        async with store.pool.acquire() as conn:
-            await pg_histograms.register(conn, bins, 30)
-            await conn.execute(f"UPDATE {pg_histograms.BINS_TABLE} SET registered_at = now() - interval '30 days'")
-    finally:
-        await store.close()
 
 
 def _cli(env: dict[str, str], out: Path, *window: str) -> subprocess.CompletedProcess:
@@ -128,7 +114,7 @@ def test_report_reads_the_postgresql_log(tmp_path: Path) -> None:
     cluster = PgCluster()
     cluster.start()
     try:
-        asyncio.run(_counting_for_a_month(cluster.dsn))
+        asyncio.run(counting_for(cluster.dsn, 30))   # as a server counting for a month has
         drifted = _backfill(Settings(data_dir=tmp_path, database_url=cluster.dsn))
         env = {"DATA_DIR": str(tmp_path), "DATABASE_URL": cluster.dsn}
         drift = _cli(env, tmp_path / "drift", *DRIFT_WINDOW)
