@@ -74,8 +74,9 @@ def test_score_an_applicant_then_see_the_monitoring_charts(dashboard_url: str, f
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_text("Decisions over time")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Approval rate").first).to_be_visible()
+        # Streamlit draws the charts one after another: wait for all four (the last needs the newest decisions)
+        expect(page.locator(".js-plotly-plot")).to_have_count(4, timeout=60_000)
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
-        assert page.locator(".js-plotly-plot").count() == 4
         page.screenshot(path=str(ARTIFACTS / "dashboard-monitoring.png"), full_page=True)
 
         page.get_by_role("link", name="Performance").click()   # still signed in
