@@ -207,9 +207,9 @@ def drop_secondary_indexes(dsn: str) -> Callable[[], None]:
 
 
 def aggregates_trigger(dsn: str, on: bool) -> Callable[[], None]:
-    """The triggers of the aggregates and the histograms dropped once the server has made them (the writes as they
-    were before them), or made again after the load: they count the rows already there once, so the log's count is
-    read as usual."""
+    """The counting of the aggregates and the histograms (their triggers, the writer's function) dropped once the
+    server has made them (the writes as they were before them), or made again after the load: they count the rows
+    already there once, so the log's count is read as usual."""
     async def change() -> None:
         conn = await asyncpg.connect(dsn)
         try:
@@ -218,6 +218,8 @@ def aggregates_trigger(dsn: str, on: bool) -> Callable[[], None]:
                     await module.ensure_schema(conn, TABLE)
                 else:
                     await conn.execute(f"DROP TRIGGER IF EXISTS {module.TRIGGER} ON {TABLE}")
+                    if module is pg_histograms:   # the writer's own counting stops with it
+                        await conn.execute(f"DROP FUNCTION IF EXISTS {pg_histograms.ADD_SIGNATURE}")
         finally:
             await conn.close()
 

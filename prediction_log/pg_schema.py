@@ -66,6 +66,7 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
             counts = [*pg_aggregates.TABLES.values(), pg_labelled.TABLE, pg_histograms.TABLE]
             await conn.execute(f"GRANT SELECT ON {', '.join(counts)} TO {quoted}")
             await conn.execute(f"GRANT SELECT, INSERT ON {pg_histograms.BINS_TABLE} TO {quoted}")   # registers bins
+            await conn.execute(f"GRANT EXECUTE ON FUNCTION {pg_histograms.ADD_SIGNATURE} TO {quoted}")   # adds counts
     finally:
         await store.close()
     return role

@@ -105,6 +105,8 @@ class PostgresStore:
         """Reads (log pages, counts, monitoring windows, performance joins)."""
         self.timeout_s = timeout_s
         self.read_timeout_s = read_timeout_s
+        self._counts_histograms: bool | None = None
+        """Whether live COPYs count their own histograms (asked at the first write)."""
 
     @classmethod
     async def connect(cls, dsn: str, timeout: float = 5.0, statement_timeout_s: float | None = 30.0,
@@ -136,15 +138,30 @@ class PostgresStore:
         return self.read_pool.acquire(timeout=self.read_timeout_s)
 
     async def insert(self, block: Block) -> int:
-        """Binary COPY into the table; if any request_id is already there, merge through staging instead."""
+        """Binary COPY into the table, the block's histograms counted here in the same transaction (where this
+        role may: ``pg_histograms``); if any request_id is already there, merge through staging instead."""
         data = to_pg_binary(block)
         try:
             async with self.writing() as conn:
-                await conn.copy_to_table(TABLE, source=io.BytesIO(data), columns=SQL_COLUMNS, format="binary",
-                                         timeout=self.timeout_s)
+                if self._counts_histograms is None:
+                    self._counts_histograms = await pg_histograms.may_add(conn, self.timeout_s)
+                if self._counts_histograms:
+                    try:
+                        async with conn.transaction():
+                            registered = await pg_histograms.counting(conn, self.timeout_s)
+                            await self._copy(conn, data)
+                            await pg_histograms.add_block(conn, block, registered, self.timeout_s)
+                        return len(block)
+                    except (asyncpg.UndefinedFunctionError, asyncpg.InsufficientPrivilegeError):
+                        self._counts_histograms = False   # taken away since: nothing stored, the trigger counts
+                await self._copy(conn, data)
             return len(block)
         except asyncpg.UniqueViolationError:
             return await self._merge(data)
+
+    async def _copy(self, conn: asyncpg.Connection, data: bytes) -> None:
+        await conn.copy_to_table(TABLE, source=io.BytesIO(data), columns=SQL_COLUMNS, format="binary",
+                                 timeout=self.timeout_s)
 
     async def replay(self, block: Block) -> int:
         """Spooled records: merged, duplicates (by request_id) skipped."""

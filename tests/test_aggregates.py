@@ -31,11 +31,11 @@ from tests.pg_cluster import PgCluster
 START = datetime(2026, 11, 30, 10, 58, 30, tzinfo=timezone.utc)
 
 
-def spread_block(n: int, seed: int, endpoint: str = "batch") -> Block:
+def spread_block(n: int, seed: int, endpoint: str = "batch", version: str = "v-agg") -> Block:
     """``n`` decisions of varied scores and latencies, 7 s apart from START: several minutes and two hours."""
     rng = np.random.default_rng(seed)
     rows = np.array([[a[name] for name in FEATURE_NAMES] for a in sample_applicants(n, seed=seed)], dtype=np.float64)
-    block = decision_block(rows, rng.uniform(0, 1, n), "v-agg", 0.3, rng.uniform(1, 50, n), endpoint)
+    block = decision_block(rows, rng.uniform(0, 1, n), version, 0.3, rng.uniform(1, 50, n), endpoint)
     ts = pa.array([START + timedelta(seconds=7 * i + seed) for i in range(n)], pa.timestamp("us", tz="UTC"))
     index = block.schema.get_field_index("ts")
     return block.set_column(index, block.schema.field(index), ts)

@@ -1,8 +1,9 @@
 """The histograms the log keeps (``prediction_log.histograms``): PSI and latency quantiles from counts, equal to the
 same figures computed from the records.
 
-PostgreSQL (a throwaway cluster): the trigger's counts equal ``histograms.of_block`` of the stored records after
-live COPYs, a conflicting COPY, a spool replay and a single-row insert; bins asked for the first time are
+PostgreSQL (a throwaway cluster): the counts equal ``histograms.of_block`` of the stored records after live COPYs
+(counted by the writer), a conflicting COPY, a spool replay and a single-row insert (by the trigger), and the
+trigger's count of the whole log row for row; bins asked for the first time are
 registered and cover the hours after that one only. The file log counts its window's records the same way.
 """
 
@@ -89,14 +90,15 @@ def test_postgres_counts_equal_the_records_whichever_path_wrote_them(pg: PgClust
             assert await store.histograms(bins, now, None) is None                          # this hour: not covered
             covered_from = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
             before = at(spread_block(60, 5), now - timedelta(hours=2))   # written after registering, yet too early
-            a, b, single = (at(spread_block(120, 1), covered_from), at(spread_block(80, 2, "predict"), covered_from),
+            a, b, single = (at(spread_block(120, 1), covered_from), at(spread_block(80, 2, "predict", "v-b"), covered_from),
                             at(spread_block(1, 4, "predict"), covered_from + timedelta(hours=5)))
-            assert await store.insert(concat([before, a])) == 180
+            extra = at(spread_block(40, 3, version="v-b"), covered_from)       # a live COPY of two model versions
+            assert await store.insert(concat([before, a, extra])) == 220
             assert await store.replay(a) == 0                                  # a spool replay of what is stored
             assert await store.insert(concat([a, b])) == 80                    # a COPY refused by one id: merged
             assert await store.insert_one(single) == 1 and await store.insert_one(single) == 0
             counts = await store.histograms(bins, covered_from, None)
-            assert counts is not None and equal(counts, histograms.of_block(concat([a, b, single]), bins))
+            assert counts is not None and equal(counts, histograms.of_block(concat([a, extra, b, single]), bins))
             later = await store.histograms(bins, covered_from + timedelta(hours=1), None)
             assert later is not None and equal(later, histograms.of_block(single, bins))
 
@@ -105,12 +107,23 @@ def test_postgres_counts_equal_the_records_whichever_path_wrote_them(pg: PgClust
             assert summary["latency_ms_quantiles"] == latency_quantiles(
                 histograms.of_block(stored, LATENCY)[LATENCY_VARIABLE])
             async with store.pool.acquire() as conn:   # a log older than its trigger: counted once at creation
+                counted = await conn.fetch(f"SELECT * FROM {pg_histograms.TABLE} ORDER BY 1, 2, 3, 4, 5")
                 await conn.execute(f"DROP TRIGGER {pg_histograms.TRIGGER} ON predictions")
                 await conn.execute(f"TRUNCATE {pg_histograms.TABLE}")
                 await pg_histograms.ensure_schema(conn, "predictions")
+                # the SQL's count of every row equals what the writer's live COPYs and the trigger's merges counted,
+                # hour by hour, per set, variable, model version and bin
+                assert await conn.fetch(f"SELECT * FROM {pg_histograms.TABLE} ORDER BY 1, 2, 3, 4, 5") == counted
             again = await store.histograms(bins, covered_from, None)
-            assert again is not None and equal(again, histograms.of_block(concat([a, b, single]), bins))
+            assert again is not None and equal(again, histograms.of_block(concat([a, extra, b, single]), bins))
             assert (await store.summary(None, None))["latency_ms_quantiles"] == summary["latency_ms_quantiles"]
+
+            async with store.pool.acquire() as conn:   # the writer's function taken away: the trigger counts instead
+                await conn.execute(f"DROP FUNCTION {pg_histograms.ADD_SIGNATURE}")
+            late = at(spread_block(30, 6), covered_from + timedelta(hours=2))
+            assert await store.insert(late) == 30
+            counts = await store.histograms(bins, covered_from, None)
+            assert counts is not None and equal(counts, histograms.of_block(concat([a, extra, b, single, late]), bins))
         finally:
             await store.close()
 

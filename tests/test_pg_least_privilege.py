@@ -16,7 +16,8 @@ from core.features import FEATURE_NAMES
 from core.reference import sample_applicants
 from deployments.decisions import decision_block
 from models.baseline import load_baseline
-from prediction_log.histograms import drift_bins
+from prediction_log import pg_histograms
+from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, drift_bins
 from prediction_log.outcomes import Outcomes, PostgresOutcomes
 from prediction_log.pg_schema import grant
 from prediction_log.postgres_store import PostgresStore
@@ -49,6 +50,12 @@ def test_the_app_role_logs_and_reads_but_changes_nothing_else(pg: PgCluster) -> 
             bins = drift_bins(load_baseline(resolve_model_dir(None)).frame)
             assert await store.histograms(bins, None, None) is None   # registers the bins: counted from now on
             assert await store.histograms(bins, datetime.now(timezone.utc) + timedelta(hours=2), None) is not None
+            async with store.pool.acquire() as conn:   # adds its blocks' counts through the owner's function only
+                assert await pg_histograms.may_add(conn, 5)
+                total = await conn.fetchval(f"SELECT sum(decisions) FROM {pg_histograms.TABLE}")
+                await conn.execute(f"SELECT {pg_histograms.ADD}($1, $2, $3, $4, $5, $6)", [datetime.now(timezone.utc)],
+                                   [LATENCY.id], [LATENCY_VARIABLE], ["test-version"], [1], [-total])
+                assert await conn.fetchval(f"SELECT sum(decisions) FROM {pg_histograms.TABLE}") == total  # never less
             logged = await store.query(LogQuery(limit=5))
             assert len(logged) == 5
             outcomes = PostgresOutcomes(store)
