@@ -138,14 +138,14 @@ class PostgresStore:
         return self.read_pool.acquire(timeout=self.read_timeout_s)
 
     async def insert(self, block: Block) -> int:
-        """Binary COPY into the table, the block's histograms counted here in the same transaction (where this
+        """Binary COPY into the table, a big block's histograms counted here in the same transaction (where this
         role may: ``pg_histograms``); if any request_id is already there, merge through staging instead."""
         data = to_pg_binary(block)
         try:
             async with self.writing() as conn:
                 if self._counts_histograms is None:
                     self._counts_histograms = await pg_histograms.may_add(conn, self.timeout_s)
-                if self._counts_histograms:
+                if self._counts_histograms and len(block) >= pg_histograms.WRITER_COUNTS_FROM:
                     try:
                         async with conn.transaction():
                             registered = await pg_histograms.counting(conn, self.timeout_s)

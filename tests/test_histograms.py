@@ -1,8 +1,8 @@
 """The histograms the log keeps (``prediction_log.histograms``): PSI and latency quantiles from counts, equal to the
 same figures computed from the records.
 
-PostgreSQL (a throwaway cluster): the counts equal ``histograms.of_block`` of the stored records after live COPYs
-(counted by the writer), a conflicting COPY, a spool replay and a single-row insert (by the trigger), and the
+PostgreSQL (a throwaway cluster): the counts equal ``histograms.of_block`` of the stored records after a big live
+COPY (counted by the writer), a conflicting COPY, a spool replay and a single-row insert (by the trigger), and the
 trigger's count of the whole log row for row; bins asked for the first time are
 registered and cover the hours after that one only. The file log counts its window's records the same way.
 """
@@ -92,8 +92,9 @@ def test_postgres_counts_equal_the_records_whichever_path_wrote_them(pg: PgClust
             before = at(spread_block(60, 5), now - timedelta(hours=2))   # written after registering, yet too early
             a, b, single = (at(spread_block(120, 1), covered_from), at(spread_block(80, 2, "predict", "v-b"), covered_from),
                             at(spread_block(1, 4, "predict"), covered_from + timedelta(hours=5)))
-            extra = at(spread_block(40, 3, version="v-b"), covered_from)       # a live COPY of two model versions
-            assert await store.insert(concat([before, a, extra])) == 220
+            extra = at(spread_block(500, 3, version="v-b"), covered_from)   # a big live COPY of two model versions:
+            assert len(concat([before, a, extra])) >= pg_histograms.WRITER_COUNTS_FROM   # counted by the writer
+            assert await store.insert(concat([before, a, extra])) == 680
             assert await store.replay(a) == 0                                  # a spool replay of what is stored
             assert await store.insert(concat([a, b])) == 80                    # a COPY refused by one id: merged
             assert await store.insert_one(single) == 1 and await store.insert_one(single) == 0
@@ -102,7 +103,7 @@ def test_postgres_counts_equal_the_records_whichever_path_wrote_them(pg: PgClust
             later = await store.histograms(bins, covered_from + timedelta(hours=1), None)
             assert later is not None and equal(later, histograms.of_block(single, bins))
 
-            stored = concat([before, a, b, single])                  # latency counts the whole log (and older rows)
+            stored = concat([before, a, extra, b, single])                  # latency counts the whole log (and older rows)
             summary = await store.summary(None, None)
             assert summary["latency_ms_quantiles"] == latency_quantiles(
                 histograms.of_block(stored, LATENCY)[LATENCY_VARIABLE])
@@ -120,8 +121,8 @@ def test_postgres_counts_equal_the_records_whichever_path_wrote_them(pg: PgClust
 
             async with store.pool.acquire() as conn:   # the writer's function taken away: the trigger counts instead
                 await conn.execute(f"DROP FUNCTION {pg_histograms.ADD_SIGNATURE}")
-            late = at(spread_block(30, 6), covered_from + timedelta(hours=2))
-            assert await store.insert(late) == 30
+            late = at(spread_block(pg_histograms.WRITER_COUNTS_FROM, 6), covered_from + timedelta(hours=2))
+            assert await store.insert(late) == len(late)
             counts = await store.histograms(bins, covered_from, None)
             assert counts is not None and equal(counts, histograms.of_block(concat([a, extra, b, single, late]), bins))
         finally:
