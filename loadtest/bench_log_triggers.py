@@ -69,9 +69,8 @@ async def per_copy_ms(server_dsn: str, way: str, data: list[Block]) -> float:
         async with store.pool.acquire() as conn:
             await pg_histograms.register(conn, drift_bins(load_baseline(resolve_model_dir(None)).frame), 60)
             for module in DROPPED[way]:
-                await conn.execute(f"DROP TRIGGER {module.TRIGGER} ON {TABLE}")
-                if module is pg_histograms:   # the writer counts only where it may add counts
-                    await conn.execute(f"DROP FUNCTION {pg_histograms.ADD_SIGNATURE}")
+                for statement in module.stop_counting_sql(TABLE):
+                    await conn.execute(statement)
         times = []
         for block in data:
             started = time.perf_counter()

@@ -217,9 +217,8 @@ def aggregates_trigger(dsn: str, on: bool) -> Callable[[], None]:
                 if on:
                     await module.ensure_schema(conn, TABLE)
                 else:
-                    await conn.execute(f"DROP TRIGGER IF EXISTS {module.TRIGGER} ON {TABLE}")
-                    if module is pg_histograms:   # the writer's own counting stops with it
-                        await conn.execute(f"DROP FUNCTION IF EXISTS {pg_histograms.ADD_SIGNATURE}")
+                    for statement in module.stop_counting_sql(TABLE):
+                        await conn.execute(statement)
         finally:
             await conn.close()
 

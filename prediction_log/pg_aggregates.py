@@ -55,6 +55,11 @@ async def ensure_schema(conn: asyncpg.Connection, log_table: str, timeout_s: flo
     await apply_schema(conn, schema_sql(log_table), TABLES["hour"], tuple(SQL_TYPES), timeout_s)
 
 
+def stop_counting_sql(log_table: str) -> list[str]:
+    """What stops the counting (the benchmarks' writes without it); ``ensure_schema`` makes it again."""
+    return [f"DROP TRIGGER IF EXISTS {TRIGGER} ON {log_table}"]
+
+
 async def rows_between(conn: asyncpg.Connection, since: datetime | None, until: datetime | None, bucket: Bucket,
                        timeout_s: float) -> list[AggregateRow]:
     """The aggregate rows of the buckets that start in [``window_start(since)``, until)."""

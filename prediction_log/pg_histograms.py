@@ -94,6 +94,12 @@ async def ensure_schema(conn: asyncpg.Connection, log_table: str, timeout_s: flo
     await apply_schema(conn, schema_sql(log_table), TABLE, tuple(SQL_TYPES), timeout_s)
 
 
+def stop_counting_sql(log_table: str) -> list[str]:
+    """What stops the counting (the benchmarks' writes without it): the trigger, and the writer's function (a
+    writer that finds it gone leaves its blocks to the trigger); ``ensure_schema`` makes both again."""
+    return [f"DROP TRIGGER IF EXISTS {TRIGGER} ON {log_table}", f"DROP FUNCTION IF EXISTS {ADD_SIGNATURE}"]
+
+
 async def may_add(conn: asyncpg.Connection, timeout_s: float | None) -> bool:
     """Whether this role may add a block's counts (``ADD``); where not (a schema set up by an earlier version's
     owner), the trigger counts every insert."""
