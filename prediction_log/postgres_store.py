@@ -143,21 +143,28 @@ class PostgresStore:
         data = to_pg_binary(block)
         try:
             async with self.writing() as conn:
-                if self._counts_histograms is None:
-                    self._counts_histograms = await pg_histograms.may_add(conn, self.timeout_s)
-                if self._counts_histograms and len(block) >= pg_histograms.WRITER_COUNTS_FROM:
-                    try:
-                        async with conn.transaction():
-                            registered = await pg_histograms.counting(conn, self.timeout_s)
-                            await self._copy(conn, data)
-                            await pg_histograms.add_block(conn, block, registered, self.timeout_s)
-                        return len(block)
-                    except (asyncpg.UndefinedFunctionError, asyncpg.InsufficientPrivilegeError):
-                        self._counts_histograms = False   # taken away since: nothing stored, the trigger counts
-                await self._copy(conn, data)
+                if not await self._copy_counted(conn, block, data):
+                    await self._copy(conn, data)
             return len(block)
         except asyncpg.UniqueViolationError:
             return await self._merge(data)
+
+    async def _copy_counted(self, conn: asyncpg.Connection, block: Block, data: bytes) -> bool:
+        """The COPY with the block's histograms counted here, in one transaction; False (nothing stored) when the
+        trigger counts it instead: a small block, or a role that may not add counts (or no longer may)."""
+        if self._counts_histograms is None:
+            self._counts_histograms = await pg_histograms.may_add(conn, self.timeout_s)
+        if not self._counts_histograms or len(block) < pg_histograms.WRITER_COUNTS_FROM:
+            return False
+        try:
+            async with conn.transaction():
+                registered = await pg_histograms.counting(conn, self.timeout_s)
+                await self._copy(conn, data)
+                await pg_histograms.add_block(conn, block, registered, self.timeout_s)
+            return True
+        except (asyncpg.UndefinedFunctionError, asyncpg.InsufficientPrivilegeError):
+            self._counts_histograms = False   # taken away since: the transaction stored nothing
+            return False
 
     async def _copy(self, conn: asyncpg.Connection, data: bytes) -> None:
         await conn.copy_to_table(TABLE, source=io.BytesIO(data), columns=SQL_COLUMNS, format="binary",
