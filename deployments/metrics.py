@@ -79,6 +79,9 @@ class ScorerMetrics:
         self.change_refused = Gauge("credit_model_change_refused",
                                     description="1 while the last model or scorer change was refused (the model in "
                                                 "force kept answering; GET /health says why), else 0.")
+        self.reasons_fallback = Gauge("credit_reasons_fallback",
+                                      description="1 while the active model's reasons come from LightGBM's "
+                                                  "pred_contrib because its trees cannot be tabulated, else 0.")
 
     def run(self, rows: int, calls: int) -> None:
         self.scored.inc(rows)

@@ -87,12 +87,17 @@ class Scorer:
             self._audit("refused", (asked.get("model"), asked.get("threshold")), self.refused,
                         asked.get("change_note"))
             return
+        fallback = None if active is None or active.reasons is None else active.reasons.fallback
         if active is not self._active:
             logger.info("%s: model %s active (was %s)", self._name,
                         f"{active.version} threshold {active.threshold:.6f}" if active else "none", self._describe())
+            if fallback is not None:
+                logger.warning("%s: reasons from LightGBM's pred_contrib, not tables (slower): %s", self._name,
+                               fallback)
             self._audit("started" if self._config is None else "applied",
                         None if active is None else (active.version, active.threshold), None, config.change_note)
         self._active = active   # atomic swap: a block is scored by one model
+        self.metrics.reasons_fallback.set(0 if fallback is None else 1)
         self._score_batch.set_max_batch_size(config.max_batch_size)
         self._score_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self._config = config

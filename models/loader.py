@@ -22,7 +22,7 @@ import numpy as np
 from core.artifacts import CARD_FILE, LIGHTGBM_FILE, ONNX_FILE, REFERENCE_FILE, resolve_model_dir
 from core.features import FEATURE_NAMES
 from models.onnx_classifier import OnnxBinaryClassifier
-from models.reasons import ReasonCoder
+from models.reasons import EXACT_TOLERANCE, ReasonCoder
 
 PARITY_TOLERANCE = 1e-4
 """Largest |ONNX − LightGBM| probability accepted on the check rows (export measures ~5e-7)."""
@@ -102,6 +102,10 @@ def _check_answers(folder: Path, classifier: OnnxBinaryClassifier, reasons: Reas
         if gap > PARITY_TOLERANCE:
             raise ModelRefused(f"{folder}: ONNX and LightGBM differ by {gap:.2e} > {PARITY_TOLERANCE:g} "
                                "on the reference applicants")
+        gap = reasons.tables_gap(rows)
+        if not gap <= EXACT_TOLERANCE:
+            raise ModelRefused(f"{folder}: reason tables and LightGBM's TreeSHAP differ by {gap:.2e} > "
+                               f"{EXACT_TOLERANCE:g} on the reference applicants")
 
 
 def _check_monotonicity(folder: Path, card: dict[str, Any]) -> None:

@@ -1,9 +1,10 @@
 """Reason codes for decisions: TreeSHAP contributions from the LightGBM model saved with the ONNX artifact.
 
-For each applicant, LightGBM's ``pred_contrib`` gives one contribution per feature (log-odds)
-plus the base value; they add up to the model's raw score. The principal reasons for a
-denial are the features that pushed the default risk up the most, with the texts of
-``core.features`` (adverse-action notices).
+For each applicant, one contribution per feature (log-odds) plus the base value, adding up to the
+model's raw score: LightGBM's ``pred_contrib``, read from tables built once per model
+(``models.tree_tables``, exact and an order of magnitude cheaper), or ``pred_contrib`` itself for a model
+the tables cannot represent. The principal reasons for a denial are the features that pushed the default
+risk up the most, with the texts of ``core.features`` (adverse-action notices).
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import logging
+
 import lightgbm as lgb
 import numpy as np
 
 from core.artifacts import LIGHTGBM_FILE
 from core.features import AGE_FEATURE, FEATURE_NAMES, FEATURES, is_elderly
+from models.tree_tables import TreeTables, UnsupportedModel
+
+logger = logging.getLogger(__name__)
+EXACT_TOLERANCE = 1e-9
+"""Largest |tables − pred_contrib| per contribution accepted when a model loads (measured ~1e-14)."""
 
 _AGE = FEATURE_NAMES.index(AGE_FEATURE)
 _TEXTS = [f.reason for f in FEATURES]
@@ -45,12 +53,31 @@ class ReasonCoder:
     def __init__(self, model_dir: Path, top: int = 4) -> None:
         self.booster = lgb.Booster(model_file=str(model_dir / LIGHTGBM_FILE))
         self.top = top
+        self.tables: TreeTables | None = None
+        self.fallback: str | None = None
+        """Why contributions come from ``pred_contrib`` rather than the tables (None when they do not)."""
+        try:
+            self.tables = TreeTables(self.booster)
+        except UnsupportedModel as exc:
+            self.fallback = str(exc)
+            logger.warning("%s: reasons from LightGBM's pred_contrib, not tables: %s", model_dir.name, exc)
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
-        """``(n, 11)``: per-feature contributions then the base value (float32 inputs, as ONNX sees them). One
-        thread per call: the scorer explains several callers' blocks at once, and 2 cores hold no more."""
-        return self.booster.predict(np.asarray(rows, dtype=np.float32).astype(np.float64), pred_contrib=True,
-                                    num_threads=1)
+        """``(n, 11)``: per-feature contributions then the base value (float32 inputs, as ONNX sees them)."""
+        values = np.asarray(rows, dtype=np.float32).astype(np.float64)
+        return self.tables.contributions(values) if self.tables is not None else self.tree_shap(values)
+
+    def tree_shap(self, rows: np.ndarray) -> np.ndarray:
+        """LightGBM's own ``pred_contrib``. One thread per call: the scorer explains several callers' blocks at
+        once, and 2 cores hold no more."""
+        return self.booster.predict(rows, pred_contrib=True, num_threads=1)
+
+    def tables_gap(self, rows: np.ndarray) -> float:
+        """Largest |tables − pred_contrib| over ``rows`` (0 without tables): the load-time exactness check."""
+        if self.tables is None:
+            return 0.0
+        values = np.asarray(rows, dtype=np.float32).astype(np.float64)
+        return float(np.max(np.abs(self.tables.contributions(values) - self.tree_shap(values)), initial=0.0))
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """P(default) by LightGBM itself (float32 inputs, as ONNX sees them): the parity check at load."""
