@@ -126,10 +126,14 @@ class IngressConfig(BaseModel):
     log_flush_max_bytes: int = Field(2 << 20, ge=64 << 10, le=3 << 20,
                                      description="Arrow bytes per log-writer call at most (denials carry their "
                                                  "reasons; a call must stay under gRPC's 4 MiB message limit)")
-    log_write_timeout_s: float = Field(5.0, gt=0, description="A log-writer call slower than this counts as failed")
+    log_write_timeout_s: float = Field(1.0, gt=0, description="A log-writer call slower than this counts as failed "
+                                                              "(the writer is away)")
     log_buffer_max_records: int = Field(
-        20_000, ge=1, description="Decisions held in memory while the log writer fails or hangs; beyond it they "
-                                  "are spilled to the local spool (a SIGKILL of the replica loses at most these)")
+        2_000, ge=1, description="Decisions held in memory while the log writer fails or hangs; beyond it they "
+                                 "are spilled to the local spool, and if the spool cannot take them scoring answers "
+                                 "503 (the answered-but-not-durable window; a SIGKILL of the replica loses at most "
+                                 "these)")
+    log_buffer_max_age_s: float = Field(1.0, gt=0, le=60, description="... or held this long while the writer fails")
     log_buffer_max_bytes: int = Field(
         64 << 20, ge=1 << 20, description="... or this many bytes of them (explained decisions carry reason codes)")
     spool_quota_bytes: int = Field(1 << 30, ge=1 << 20, description="Disk this replica's spool may use; when it is "

@@ -217,6 +217,9 @@ class Ingress:
         return await self.scorer.score_explained.remote(rows)
 
     def record(self, block: Block, endpoint: str, shadow: Any = None) -> None:
+        if not self.shipper.accepts(len(block)):   # the log cannot keep it durable: not answered, so not lost
+            self.metrics.shed.inc(tags={"reason": "log_refusing"})
+            raise Unavailable("prediction log unavailable (nowhere to record decisions), retry later")
         if shadow is None:
             self.shipper.add(block)
         else:

@@ -3,21 +3,23 @@
 Requests only append a block to an in-memory list; a background task ships it every
 ``interval_s`` (or sooner once ``max_records`` wait), at most ``max_records`` per remote call (a
 message must stay under gRPC's limits). Records leave the buffer only when the writer acknowledges
-them. A call that fails **or takes longer than** ``write_timeout_s`` counts as failed; once the
-buffer holds ``max_buffer_records`` or ``max_buffer_bytes`` (explained decisions carry their reason
-codes: bytes, not only records, bound the memory) while the writer is failing, the buffer is spilled to the local
-spool (fsync'd; the writer replays it). If the spool cannot take them either (quota, full disk),
-``accepting`` turns false and the ingress answers 503 instead of deciding what it cannot record.
+them. A call that fails **or takes longer than** ``write_timeout_s`` counts as failed; while the writer is
+failing, the buffer is spilled to the local spool (fsync'd; the writer replays it) once it holds
+``max_buffer_records`` or ``max_buffer_bytes`` (explained decisions carry their reason codes) or
+``max_buffer_age_s`` after the failure or the last spill, whichever comes first. If the spool cannot take them
+either (quota, full disk), ``accepting`` turns false and the ingress answers 503 instead of deciding what it
+cannot record. While writes succeed, none of these bounds applies: the buffer is the normal batching.
 
-A SIGKILL of the replica therefore loses at most ``max_buffer_records`` plus the decisions of one
-``write_timeout_s`` (the call in flight), or one flush interval of traffic while the writer is healthy. ``close`` stops the task, waits for it, ships what it can and
-spools the rest.
+Answered but not yet durable (what a SIGKILL of the replica, or a stop with the disk still full, loses): at most
+``max_buffer_records`` plus the decisions of one ``write_timeout_s`` (the call in flight), or one flush interval of
+traffic while the writer is healthy. ``close`` stops the task, waits for it, ships what it can and spools the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from core.settings import IngressConfig
@@ -43,8 +45,12 @@ class LogShipper:
         self.shipped = 0
         self.spilled = 0
         self.failing = False
-        self.accepting = True
-        """False while the writer fails and the spool refuses: the ingress must not answer decisions."""
+        self._spilled_at = 0.0
+        """When the writer began failing or the buffer was last spilled (``time.monotonic``)."""
+        self._spill_due = False
+        """A block was turned away for want of room: spill now rather than at the bound."""
+        self._spool_takes = True
+        """False once a spill failed (quota, full disk), until a spill or a call succeeds."""
         self._wake = asyncio.Event()
         self._closing = False
         self._task = asyncio.get_event_loop().create_task(self._run())
@@ -57,7 +63,30 @@ class LogShipper:
         self.write_timeout_s = config.log_write_timeout_s
         self.max_buffer_records = config.log_buffer_max_records
         self.max_buffer_bytes = config.log_buffer_max_bytes
+        self.max_buffer_age_s = config.log_buffer_max_age_s
         self.spool.quota_bytes = config.spool_quota_bytes
+
+    @property
+    def accepting(self) -> bool:
+        """Whether the ingress may admit scoring requests (``accepts`` decides for each block of decisions)."""
+        return self.accepts(0)
+
+    def accepts(self, records: int) -> bool:
+        """Whether ``records`` more decisions may be answered: not while the writer fails and the spool refuses,
+        nor beyond ``max_buffer_records`` in memory while a failing writer leaves them there (a spill is then due
+        at once)."""
+        if not self._spool_takes:
+            return False
+        if self.failing and self.held + records > self.max_buffer_records and self.held:
+            self._spill_due = True
+            self._wake.set()
+            return False
+        return True
+
+    @property
+    def spool_refuses(self) -> bool:
+        """The last spill failed (quota, full disk)."""
+        return not self._spool_takes
 
     @property
     def held(self) -> int:
@@ -78,7 +107,9 @@ class LogShipper:
             self._wake.set()
 
     def _over_bound(self) -> bool:
-        return self.buffered >= self.max_buffer_records or self.buffered_bytes >= self.max_buffer_bytes
+        """What a failing writer leaves in memory has reached a bound: time to spill."""
+        return (self._spill_due or self.buffered >= self.max_buffer_records or self.buffered_bytes >= self.max_buffer_bytes
+                or time.monotonic() - self._spilled_at >= self.max_buffer_age_s)
 
     def _take(self, limit: int, max_bytes: int | None = None) -> Block:
         """Remove up to ``limit`` records (and about ``max_bytes``) from the head of the buffer as one block.
@@ -130,9 +161,9 @@ class LogShipper:
         if self.buffer_gauge is not None:
             self.buffer_gauge.set(self.held)
         while self.buffer and not self._closing:
-            if self.failing and self._over_bound():
-                await self._spill()
-            if not self.buffer or not await self._ship():
+            if self.failing and self._over_bound() and await self._spill():
+                continue
+            if not await self._ship():
                 break
         if self.failing and self._over_bound():
             await self._spill()
@@ -149,22 +180,24 @@ class LogShipper:
                 logger.error("log shipper: log writer unavailable (%s: %s); holding records",
                              type(exc).__name__, exc)
                 self.failing = True
+                self._spilled_at = time.monotonic()
         finally:
             if not shipped:
                 self._put_back(block)
-        if not shipped:   # back off, but wake at once if the buffer reaches its bound
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), min(1.0, self.interval_s * 10))
-            except asyncio.TimeoutError:
-                pass
+        if not shipped:
+            if not (self._spool_takes and self._over_bound()):   # back off, unless a spill is due now
+                self._wake.clear()   # (woken at once when the buffer reaches its bound)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), min(self.max_buffer_age_s / 2, self.interval_s * 10))
+                except asyncio.TimeoutError:
+                    pass
             return False
         self._moving = 0
         self.shipped += len(block)
         if self.failing:
             logger.warning("log shipper: log writer reachable again")
             self.failing = False
-            self.accepting = True
+            self._spool_takes = True
         return True
 
     async def _spill(self) -> bool:
@@ -174,14 +207,16 @@ class LogShipper:
             await self.spool.append(block)
         except OSError as exc:
             self._put_back(block)
-            if self.accepting:
+            if self._spool_takes:
                 logger.error("log shipper: cannot spool (%s); refusing new decisions until the log writer "
                              "or the spool can take them", exc)
-            self.accepting = False
+            self._spool_takes = False
             return False
         self._moving = 0
+        self._spill_due = False
+        self._spilled_at = time.monotonic()
         self.spilled += len(block)
-        self.accepting = True
+        self._spool_takes = True
         logger.warning("log shipper: spooled %d records while the log writer is unavailable", len(block))
         return True
 

@@ -29,6 +29,17 @@ AUDIT_RETRY_S = 1.0
 """How often undelivered model-change entries are offered to the log writer again."""
 
 
+def _refusal(exc: Exception) -> str:
+    """What ``/health`` (public) says of a refused change: the loader's and the settings' own messages, which name
+    the folder or field; for anything else only the exception's type (its text may hold paths)."""
+    if isinstance(exc, ValidationError):
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+        return f"ValidationError: invalid {fields or 'configuration'}"
+    if isinstance(exc, ModelRefused):
+        return f"ModelRefused: {exc}"
+    return f"{type(exc).__name__} while applying the change (see the scorer's log)"
+
+
 @serve.deployment
 class Scorer:
     """Holds one ONNX session; ``score`` concatenates the blocks of many callers into one run.
@@ -77,12 +88,13 @@ class Scorer:
         try:
             config = (ChallengerConfig if self.challenger else ScorerConfig).model_validate(user_config or {})
             active = self._model_for(config)
-        except (ValidationError, ModelRefused) as exc:
+        except Exception as exc:   # every failure of a change is a refusal: a replica that raised here would stop
             if self._config is None:
                 raise   # the first configuration: there is nothing to keep serving
-            self.refused = f"{type(exc).__name__}: {exc}"
+            self.refused = _refusal(exc)
             self.metrics.change_refused.set(1)
-            logger.error("%s: change refused, %s keeps answering: %s", self._name, self._describe(), self.refused)
+            logger.error("%s: change refused, %s keeps answering: %s: %s", self._name, self._describe(),
+                         type(exc).__name__, exc)
             asked = user_config or {}
             self._audit("refused", (asked.get("model"), asked.get("threshold")), self.refused,
                         asked.get("change_note"))

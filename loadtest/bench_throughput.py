@@ -2,10 +2,13 @@
 
     uv run python -m loadtest.bench_throughput [--duration 15] [--database-url postgresql://...]
 
-1. ONNX Runtime alone on the same rows (one thread, blocks of 1,000): the model's own ceiling.
+1. ONNX Runtime alone on the same rows (one thread, blocks of 1,000): the model's own ceiling; beside it, per
+   row on one thread, the reasons' attribution (``models/tree_tables.py``) and LightGBM's ``pred_contrib``.
 2. A plain FastAPI + ONNX Runtime process without any logging (``loadtest/plain_server.py``), and the
    minimal Ray Serve app for the job (``loadtest/minimal_serve_app.py``: one FastAPI ingress deployment ×2
-   with ONNX in-process, no micro-batching, no log) started by the README's launcher.
+   with ONNX in-process, no micro-batching, no log) and the same shape as ours as Ray's docs teach it
+   (``loadtest/minimal_split_app.py``: ingress ×2 → ``@serve.batch`` scorer, a handle call per request, no log),
+   each started by the README's launcher.
 3. Our server (``serve run`` of serve_config.yaml with serve.env) with the JSONL file log, and with
    PostgreSQL logging when a database URL is given (a fresh database is created and dropped), and then on the
    table as it was before monthly partitions and the triggers of the aggregates and histograms (what those cost
@@ -45,6 +48,7 @@ from core.settings import PROJECT_ROOT
 from loadtest.bench_serving import run_wrk
 from loadtest.log_counts import settled_stats
 from loadtest.server_process import ServerConfig, ServerProcess, wait_healthy
+from models.loader import load_model
 from models.onnx_classifier import OnnxBinaryClassifier
 from prediction_log import pg_aggregates, pg_histograms
 from prediction_log.pg_ddl import apply_schema
@@ -108,6 +112,27 @@ def onnx_alone(seconds: float = 5.0, block: int = 1000) -> dict[str, Any]:
     return {"rows_per_s": round(done / (time.perf_counter() - started)), "block_rows": block, "threads": 1}
 
 
+def attribution_cost(rows_n: int = 4000, repeats: int = 5) -> dict[str, Any]:
+    """µs per row on one thread: ONNX scoring, the reasons' tables, LightGBM's pred_contrib (the same rows)."""
+    model = load_model(None)
+    assert model.reasons is not None and model.reasons.tables is not None
+    rows = reference_applicants().to_numpy(dtype=np.float64)[:rows_n]
+    exact = rows.astype(np.float32).astype(np.float64)
+    costs = {}
+    for name, call, times in (("onnx_runtime", lambda: model.classifier.predict_proba(rows), repeats),
+                              ("reason_tables", lambda: model.reasons.tables.contributions(exact), repeats),
+                              ("lightgbm_pred_contrib", lambda: model.reasons.tree_shap(exact), 1)):
+        call()
+        started = time.perf_counter()
+        for _ in range(times):
+            call()
+        costs[f"{name}_us_per_row"] = round((time.perf_counter() - started) / times / len(rows) * 1e6, 2)
+    costs["tables_x_onnx"] = round(costs["reason_tables_us_per_row"] / costs["onnx_runtime_us_per_row"], 2)
+    costs["pred_contrib_x_onnx"] = round(costs["lightgbm_pred_contrib_us_per_row"] / costs["onnx_runtime_us_per_row"],
+                                         1)
+    return costs
+
+
 def load_runs(url: str, duration: int, batch_rows: int) -> dict[str, Any]:
     singles = [json.dumps(a) for a in sample_applicants(500, seed=1)]
     batches = [json.dumps(sample_applicants(batch_rows, seed=s)) for s in range(4)]
@@ -142,7 +167,7 @@ VARIANTS: dict[str, tuple[dict[str, str], dict[str, dict[str, Any]]]] = {
     "1 ingress replica": ({}, {"Ingress": {"num_replicas": 1}}),
     "shadow challenger (the same model)": ({}, {"Challenger": {"user_config": {"mode": "shadow",
                                                                               "model": "latest"}}}),
-    "reasons for denials off (TreeSHAP)": ({}, {"Scorer": {"user_config": {"reasons_for_denials": False}}}),
+    "reasons for denials off": ({}, {"Scorer": {"user_config": {"reasons_for_denials": False}}}),
     "ingress micro-batching off (batch size 1)": ({}, {"Ingress": {"user_config": {"max_batch_size": 1}}}),
 }
 """Run one at a time against the file-log baseline (``--variants``): env overrides, deployment overrides.
@@ -153,6 +178,13 @@ scoring costs."""
 def minimal_serve_app(duration: int, batch_rows: int, log: Path) -> dict[str, Any]:
     """The simplest Ray Serve app for the job (``loadtest/minimal_serve_app.py``), run by the README's launcher."""
     config = ServerConfig("minimal Ray Serve app", import_path="loadtest.minimal_serve_app:app")
+    with ServerProcess(config, env={"DATABASE_URL": ""}, log=log) as server:
+        return load_runs(server.url, duration, batch_rows)
+
+
+def minimal_split_app(duration: int, batch_rows: int, log: Path) -> dict[str, Any]:
+    """Our shape as Ray's docs teach it (``loadtest/minimal_split_app.py``), run by the README's launcher."""
+    config = ServerConfig("minimal split Ray Serve app", import_path="loadtest.minimal_split_app:app")
     with ServerProcess(config, env={"DATABASE_URL": ""}, log=log) as server:
         return load_runs(server.url, duration, batch_rows)
 
@@ -240,12 +272,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def summary(report: dict[str, Any]) -> str:
     plain, ort_rows = report["plain_fastapi_onnx_no_log"], report["onnx_runtime_alone"]["rows_per_s"]
-    minimal = report["minimal_ray_serve_app_no_log"]
-    lines = ["| server | /predict req/s | p99 ms | × minimal Serve app | × plain | /predict/batch rows/s | p99 ms | "
-             "× ONNX alone | metrics agent % core | non-2xx | logged = answered |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    minimal, split = report["minimal_ray_serve_app_no_log"], report["minimal_split_serve_app_no_log"]
+    lines = ["| server | /predict req/s | p99 ms | × minimal Serve app | × minimal split app | × plain | "
+             "/predict/batch rows/s | p99 ms | × ONNX alone | metrics agent % core | non-2xx | logged = answered |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, run in [("plain FastAPI + ONNX Runtime, no log", plain),
                       ("minimal Ray Serve app (2 replicas, ONNX in-process), no log", minimal),
+                      ("minimal split Serve app (ingress ×2 → @serve.batch scorer), no log", split),
                       *report["ours"].items()]:
         single, batch = run["single"], run["batch"]
         agent = batch["cpu_percent_of_a_core"].get("metrics agent (ray::DashboardAgent)", 0.0)
@@ -253,6 +286,7 @@ def summary(report: dict[str, Any]) -> str:
         check = "—" if log is None else f"{log['records_logged']} / {log['rows_answered_2xx_counted_by_wrk']}"
         lines.append(f"| {name} | {single['req_per_s']:,.0f} | {single['p99_ms']:.0f} | "
                      f"{_ratio(single['req_per_s'], minimal['single']['req_per_s'])} | "
+                     f"{_ratio(single['req_per_s'], split['single']['req_per_s'])} | "
                      f"{_ratio(single['req_per_s'], plain['single']['req_per_s'])} | {batch['rows_per_s']:,.0f} | "
                      f"{batch['p99_ms']:.0f} | {_ratio(batch['rows_per_s'], ort_rows)} | {agent} | "
                      f"{single['non_2xx'] + batch['non_2xx']} | {check} |")
@@ -276,9 +310,11 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     report: dict[str, Any] = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
-                              "duration_s": args.duration, "onnx_runtime_alone": onnx_alone()}
+                              "duration_s": args.duration, "onnx_runtime_alone": onnx_alone(),
+                              "attribution_one_thread": attribution_cost()}
     report["plain_fastapi_onnx_no_log"] = plain_server(args.duration, args.batch_rows)
     report["minimal_ray_serve_app_no_log"] = minimal_serve_app(args.duration, args.batch_rows, work / "minimal.log")
+    report["minimal_split_serve_app_no_log"] = minimal_split_app(args.duration, args.batch_rows, work / "split.log")
     report["ours"] = {}
     base = {"API_KEY": API_KEY}
     report["ours"]["ours, file log"] = our_server(

@@ -1,17 +1,23 @@
 """The one model loader: a model folder checked before it may answer (scorer, challenger, fast tests, yardstick).
 
 Checked, in order, each failure a ``ModelRefused`` naming the problem: the folder exists; the card
-parses; the threshold in force is a finite number in (0, 1); every artifact the card lists has the
-SHA-256 the card records (a replaced ``model.onnx`` would otherwise be logged under the old
-version); the ONNX file loads, takes the ten features and answers the reference applicants with
-finite probabilities in [0, 1]; where the LightGBM file is present, ONNX and LightGBM agree on them
-within ``PARITY_TOLERANCE``; unless told otherwise, the card records a passing monotonicity sweep.
+parses; the threshold in force is a finite number in (0, 1); every artifact the card lists is a file with
+the SHA-256 the card records (a replaced ``model.onnx`` would otherwise be logged under the old
+version, a missing ``model.txt`` would serve denials without reasons); the ONNX file loads, takes the
+ten features and answers the reference applicants with finite probabilities in [0, 1]; where the
+LightGBM file is present, ONNX and LightGBM agree on them within ``PARITY_TOLERANCE`` and the reason
+tables equal LightGBM's TreeSHAP; unless told otherwise, the card records a passing monotonicity sweep.
+
+Any other exception raised while checking (a card field of the wrong type, a model of another width or
+output type) is a refusal too: a running replica keeps its model. Messages name the folder, never its
+absolute path (they are shown by the public ``/health``); the full cause goes to the log.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +30,7 @@ from core.features import FEATURE_NAMES
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.reasons import EXACT_TOLERANCE, ReasonCoder
 
+logger = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-4
 """Largest |ONNX − LightGBM| probability accepted on the check rows (export measures ~5e-7)."""
 CHECK_ROWS = 256
@@ -54,13 +61,13 @@ def sha256_of(path: Path) -> str:
 def _card(folder: Path, threshold: float | None) -> dict[str, Any]:
     if not (folder / CARD_FILE).exists():
         if threshold is None:
-            raise ModelRefused(f"{folder} has no {CARD_FILE}: set a threshold for it in the config")
+            raise ModelRefused(f"{folder.name} has no {CARD_FILE}: set a threshold for it in the config")
         return {"version": folder.name, "threshold": {"value": threshold}, "card": None}
     try:
         card = json.loads((folder / CARD_FILE).read_text())
         card["version"], card["threshold"]["value"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ModelRefused(f"{folder / CARD_FILE}: not a model card ({type(exc).__name__}: {exc})") from None
+        raise ModelRefused(f"{folder.name}/{CARD_FILE}: not a model card ({type(exc).__name__}: {exc})") from None
     return card
 
 
@@ -69,17 +76,20 @@ def _threshold(folder: Path, card: dict[str, Any], override: float | None) -> fl
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ModelRefused(f"{folder}: threshold {value!r} is not a number") from None
+        raise ModelRefused(f"{folder.name}: threshold {value!r} is not a number") from None
     if not (math.isfinite(number) and 0 < number < 1):
-        raise ModelRefused(f"{folder}: threshold {value!r} is not in (0, 1)")
+        raise ModelRefused(f"{folder.name}: threshold {value!r} is not in (0, 1)")
     return number
 
 
 def _check_artifacts(folder: Path, card: dict[str, Any]) -> None:
     for name, expected in (card.get("artifacts") or {}).items():
         path = folder / name
-        if path.exists() and sha256_of(path) != expected:
-            raise ModelRefused(f"{path}: SHA-256 differs from the model card's (replaced after training?)")
+        if not path.is_file():
+            raise ModelRefused(f"{folder.name}/{name}: listed on the model card but "
+                               + ("not a file" if path.exists() else "missing"))
+        if sha256_of(path) != expected:
+            raise ModelRefused(f"{folder.name}/{name}: SHA-256 differs from the model card's (replaced after training?)")
 
 
 def _check_rows(folder: Path) -> np.ndarray:
@@ -96,15 +106,15 @@ def _check_answers(folder: Path, classifier: OnnxBinaryClassifier, reasons: Reas
     rows = _check_rows(folder)
     p = classifier.predict_proba(rows)
     if p.shape != (len(rows),) or not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
-        raise ModelRefused(f"{folder / ONNX_FILE}: answers are not probabilities on the reference applicants")
+        raise ModelRefused(f"{folder.name}/{ONNX_FILE}: answers are not probabilities on the reference applicants")
     if reasons is not None:
         gap = float(np.max(np.abs(p - reasons.probabilities(rows))))
         if gap > PARITY_TOLERANCE:
-            raise ModelRefused(f"{folder}: ONNX and LightGBM differ by {gap:.2e} > {PARITY_TOLERANCE:g} "
+            raise ModelRefused(f"{folder.name}: ONNX and LightGBM differ by {gap:.2e} > {PARITY_TOLERANCE:g} "
                                "on the reference applicants")
         gap = reasons.tables_gap(rows)
         if not gap <= EXACT_TOLERANCE:
-            raise ModelRefused(f"{folder}: reason tables and LightGBM's TreeSHAP differ by {gap:.2e} > "
+            raise ModelRefused(f"{folder.name}: reason tables and LightGBM's TreeSHAP differ by {gap:.2e} > "
                                f"{EXACT_TOLERANCE:g} on the reference applicants")
 
 
@@ -112,7 +122,7 @@ def _check_monotonicity(folder: Path, card: dict[str, Any]) -> None:
     sweep = card.get("monotonicity") or {}
     if not sweep.get("passed"):
         failing = [n for n, f in (sweep.get("features") or {}).items() if not f.get("passed")]
-        raise ModelRefused(f"{folder}: no passing monotonicity sweep on its card"
+        raise ModelRefused(f"{folder.name}: no passing monotonicity sweep on its card"
                            + (f" (against the policy's direction: {', '.join(failing)})" if failing else "")
                            + "; set require_monotonicity: false to serve it anyway")
 
@@ -123,7 +133,19 @@ def load_model(model: str | Path | None, threshold: float | None = None, intra_o
     try:
         folder = resolve_model_dir(model)
     except (FileNotFoundError, OSError) as exc:
-        raise ModelRefused(str(exc)) from None
+        raise ModelRefused(str(exc).split(" (looked in")[0]) from None
+    try:
+        return _checked(folder, threshold, intra_op_threads, require_monotonicity)
+    except ModelRefused:
+        raise
+    except Exception as exc:   # whatever a malformed card or model makes a check raise is a refusal
+        logger.error("model folder %s refused: %s: %s", folder, type(exc).__name__, exc)
+        raise ModelRefused(f"{folder.name}: not a servable model folder ({type(exc).__name__} while checking it)") \
+            from None
+
+
+def _checked(folder: Path, threshold: float | None, intra_op_threads: int,
+             require_monotonicity: bool) -> LoadedModel:
     card = _card(folder, threshold)
     value = _threshold(folder, card, threshold)
     _check_artifacts(folder, card)
@@ -133,6 +155,7 @@ def load_model(model: str | Path | None, threshold: float | None = None, intra_o
         classifier = OnnxBinaryClassifier(folder / ONNX_FILE, intra_op_threads)
         reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
     except Exception as exc:   # onnxruntime and LightGBM raise their own types
-        raise ModelRefused(f"{folder}: cannot load ({type(exc).__name__}: {exc})") from None
+        logger.error("model folder %s: cannot load: %s: %s", folder, type(exc).__name__, exc)
+        raise ModelRefused(f"{folder.name}: cannot load its model ({type(exc).__name__})") from None
     _check_answers(folder, classifier, reasons)
     return LoadedModel(classifier, str(card["version"]), value, card, reasons)

@@ -27,5 +27,13 @@ if [ -n "$config" ] && [ -f "$config" ]; then
     sed -i -E "0,/^([[:space:]]*)(mode http)[[:space:]]*\$/s//\1\2\n\1timeout http-request ${CREDIT_HAPROXY_HTTP_REQUEST_TIMEOUT_S:-10}s/" \
       "$config"
   fi
+  # The API frontend waits for the request body (up to tune.bufsize) within that same "timeout http-request"
+  # before a replica sees the request: a client trickling a body is answered 408 by HAProxy instead of holding
+  # the replica's admission. Ray honours the client's own x-request-timeout-seconds and
+  # x-request-disconnect-disabled headers (no timeout, no cancel on disconnect): they are not the client's to set.
+  if ! grep -q "option http-buffer-request" "$config"; then
+    sed -i -E "s/^([[:space:]]*)(frontend http_frontend)[[:space:]]*\$/\1\2\n    option http-buffer-request\n    http-request del-header x-request-timeout-seconds\n    http-request del-header x-request-disconnect-disabled/" \
+      "$config"
+  fi
 fi
 exec "${CREDIT_HAPROXY_BINARY:?set by serve_app/run.py}" "$@"

@@ -49,3 +49,17 @@ def test_a_request_must_arrive_within_the_http_request_timeout(tmp_path: Path) -
     assert out.count("timeout http-request 10s") == 1
     assert out.index("timeout http-request") < out.index("backend b")
     assert _wrapped(out, tmp_path).count("timeout http-request") == 1   # already there: left alone
+
+
+def test_bodies_are_buffered_and_client_timeout_headers_stripped_in_both_configs(tmp_path: Path) -> None:
+    """A trickled body is 408 within ``timeout http-request`` at HAProxy, not an admitted request at a replica; the
+    client cannot lift Ray's request timeout or cancellation (both headers deleted) — loopback and gateway alike."""
+    out = _wrapped(RAY_TEMPLATE_BINDS, tmp_path)
+    gateway = (Path(__file__).parents[1] / "deploy" / "gateway.cfg").read_text()
+    for config, frontend in ((out, "frontend http_frontend"), (gateway, "frontend api")):
+        section = config[config.index(frontend):]
+        section = section[:section.find("\nbackend ") if "\nbackend " in section else len(section)]
+        for line in ("option http-buffer-request", "http-request del-header x-request-timeout-seconds",
+                     "http-request del-header x-request-disconnect-disabled"):
+            assert line in section, (frontend, line)
+    assert _wrapped(out, tmp_path).count("option http-buffer-request") == 1   # already there: left alone

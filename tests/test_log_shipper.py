@@ -136,7 +136,8 @@ def test_full_spool_refuses_decisions_until_the_writer_is_back(tmp_path: Path) -
         shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=500,
                                                    log_buffer_max_records=2000, spool_quota_bytes=spool.quota_bytes))
         shipper.add(_records(6000))          # ~3.6 MB of JSON lines: more than the quota
-        await eventually(lambda: not shipper.accepting, "the shipper to refuse")
+        await eventually(lambda: shipper.spool_refuses, "the spool to refuse")
+        assert not shipper.accepting
         assert shipper.state == "refusing"
         assert shipper.held == 6000          # kept in memory, not dropped
         writer.write.up = True
@@ -185,7 +186,8 @@ def test_a_full_disk_refuses_decisions_loses_none_and_recovers(tiny_disk: Path) 
                                                    log_buffer_max_records=2000, spool_quota_bytes=spool.quota_bytes))
         records = _records(6000)             # ~3.6 MB of JSON lines on a 1 MiB disk
         shipper.add(records)
-        await eventually(lambda: not shipper.accepting, "the shipper to refuse on the full disk")
+        await eventually(lambda: shipper.spool_refuses, "the spool to refuse on the full disk")
+        assert not shipper.accepting
         assert shipper.state == "refusing"
         assert not list(spool.directory.glob("*.tmp")), "a failed spool write must not leave a torn file"
         spooled = _spooled_ids(spool)        # complete files only, every line parses
@@ -245,3 +247,36 @@ def test_a_large_block_is_shipped_in_compact_calls_under_the_message_limit(tmp_p
     sizes = [len(pickle.dumps(block)) for block in writer.write.calls]
     assert max(sizes) < records.nbytes / 4, sizes
     assert [i for block in writer.write.calls for i in request_ids(block)] == request_ids(records)
+
+
+def test_a_log_that_cannot_persist_refuses_within_the_window(tmp_path: Path) -> None:
+    """The answered-but-not-durable window at the defaults: once writes fail (a full disk) and the spool cannot take
+    the records either, the ingress stops accepting within ``log_buffer_max_records`` decisions or
+    ``log_buffer_max_age_s``, whichever comes first; with space back, nothing was lost."""
+    config = IngressConfig()
+    spool = Spool(tmp_path, "ingress", quota_bytes=1)   # takes nothing, as on a disk that stays full
+
+    async def scenario(rows_per_block: int, pause_s: float) -> tuple[int, float, list[str], Block]:
+        writer = _Writer()
+        shipper = LogShipper(writer, spool, bounds(spool_quota_bytes=1))
+        records = _records(40_000)
+        answered, start = 0, 0
+        while start < len(records) and shipper.accepts(rows_per_block):   # as the ingress records a block
+            if start == 2_000:
+                writer.write.up = False                      # the store stops persisting here
+                failed_at = asyncio.get_running_loop().time()
+            shipper.add(records.slice(start, rows_per_block))
+            start += rows_per_block
+            await asyncio.sleep(pause_s)
+        refused_after = asyncio.get_running_loop().time() - failed_at
+        undurable = shipper.held
+        writer.write.up = True
+        await eventually(lambda: shipper.held == 0, "the held records shipped once the store is back")
+        await shipper.close()
+        return undurable, refused_after, [i for b in writer.write.calls for i in request_ids(b)], records.slice(0, start)
+
+    for rows_per_block, pause_s in ((500, 0.005), (10, 0.05)):   # a fast stream: the count bounds; a slow one: time
+        undurable, refused_after, written, answered = asyncio.run(scenario(rows_per_block, pause_s))
+        assert undurable <= config.log_buffer_max_records
+        assert refused_after <= config.log_write_timeout_s + config.log_buffer_max_age_s + 0.5, refused_after
+        assert sorted(written) == sorted(request_ids(answered)), "every answered decision written once"

@@ -10,6 +10,7 @@ import pytest
 
 from core.artifacts import CARD_FILE, ONNX_FILE, resolve_model_dir
 from models.loader import ModelRefused, load_model
+from tests.malformed_models import malformed_folders
 
 
 @pytest.fixture
@@ -85,3 +86,13 @@ def test_the_served_model_moves_risk_as_policy_expects_and_never_raises_it_for_a
     assert len(elderly) > 100
     age = model.reasons.contributions(elderly)[:, FEATURE_NAMES.index(AGE_FEATURE)]
     assert float(age.max()) <= 0, "age raises the risk of an applicant aged 62+"
+
+
+def test_every_malformed_folder_is_a_refusal_naming_the_folder_never_its_path(tmp_path: Path) -> None:
+    """Whatever a malformed card or model makes a check raise is a ModelRefused (a replica turns it into a refusal
+    and keeps its model), and the message, shown by the public /health, holds no absolute path."""
+    for name, folder in malformed_folders(tmp_path).items():
+        with pytest.raises(ModelRefused) as refused:
+            load_model(folder)
+        message = str(refused.value)
+        assert folder.name in message and str(tmp_path) not in message, (name, message)

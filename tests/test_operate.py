@@ -3,8 +3,8 @@
 A model folder the project never trained (LightGBM converted with onnxmltools' default zipmap output,
 with its own card) is swapped in with no failed request and each block decided by one version; bad
 changes (a missing folder, a card threshold of NaN / 0 / 1.5, a ``model.onnx`` whose SHA-256 differs
-from its card, an out-of-range batching value) are refused while the running model keeps answering
-200; the challenger goes disabled → shadow → canary → disabled; Prometheus text from the fixed
+from its card, the malformed folders of ``tests/malformed_models.py``, an out-of-range batching value) are
+refused while the running model keeps answering 200, each named in ``/health`` without a path; the challenger goes disabled → shadow → canary → disabled; Prometheus text from the fixed
 metrics port shows ``ray_credit_decisions_total`` moving with the traffic. Each applied and refused change is
 in the audit record (``GET /model/changes``) with what it changed from and to.
 """
@@ -36,6 +36,7 @@ from loadtest.server_process import ServerConfig, ServerProcess
 from models.generator import generate
 from models.loader import sha256_of
 from tests.conftest import API_KEY
+from tests.malformed_models import malformed_folders
 from tests.serving import Load
 from tests.test_alert_rules import rule_metrics
 from tests.test_resilience import record_figures
@@ -78,7 +79,7 @@ def bad_folders(root: Path) -> dict[str, Path | str]:
     data[-1] ^= 1
     (tampered / ONNX_FILE).write_bytes(bytes(data))
     bad["model.onnx SHA-256 differs"] = tampered
-    return bad
+    return bad | malformed_folders(root)
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,7 @@ def test_bad_changes_are_refused_and_the_model_keeps_answering(server: ServerPro
         statuses = Counter(load.statuses)
         figures[name] = {"statuses": dict(statuses), "refused": health["change_refused"]}
         assert set(statuses) == {200}, (name, statuses)
+        assert "/" + tmp_path.parts[1] not in (health["change_refused"] or ""), health["change_refused"]
         assert health["model_version"] == before["model_version"] and health["threshold"] == before["threshold"]
         assert {b["model_version"] for b in load.bodies} == {before["model_version"]}
         entry = _audit_entry(server, lambda e: e["event"] == "refused" and e["to_version"] == str(model))

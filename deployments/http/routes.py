@@ -58,7 +58,10 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
     except Exception as exc:
         raise unavailable(f"scorer ({type(exc).__name__})") from exc
     assert isinstance(scored, Scored)
-    return decide(rows, scored, (time.perf_counter() - started) * 1000, endpoint, b.record, explanations)
+    try:
+        return decide(rows, scored, (time.perf_counter() - started) * 1000, endpoint, b.record, explanations)
+    except Unavailable as exc:   # the log turned away after admission: the decision is not answered
+        raise HTTPException(503, exc.what, headers=RETRY_AFTER) from exc
 
 
 @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
@@ -74,6 +77,8 @@ async def predict(request: Request, explain: ExplainQuery = False, x_applicant_k
             return _json((await _decide(b, row, started, "predict", explain=True))[0])
         try:
             return _json(await b.decide_single(row, started, x_applicant_key))
+        except Unavailable as exc:
+            raise HTTPException(503, exc.what, headers=RETRY_AFTER) from exc
         except Exception as exc:
             raise unavailable(f"scorer ({type(exc).__name__})") from exc
 
