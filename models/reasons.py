@@ -9,11 +9,10 @@ risk up the most, with the texts of ``core.features`` (adverse-action notices).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import logging
 
 import lightgbm as lgb
 import numpy as np

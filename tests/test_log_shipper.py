@@ -260,9 +260,9 @@ def test_a_log_that_cannot_persist_refuses_within_the_window(tmp_path: Path) -> 
         writer = _Writer()
         shipper = LogShipper(writer, spool, bounds(spool_quota_bytes=1))
         records = _records(40_000)
-        answered, start = 0, 0
+        start = 0
         while start < len(records) and shipper.accepts(rows_per_block):   # as the ingress records a block
-            if start == 2_000:
+            if start == 4 * rows_per_block:
                 writer.write.up = False                      # the store stops persisting here
                 failed_at = asyncio.get_running_loop().time()
             shipper.add(records.slice(start, rows_per_block))
