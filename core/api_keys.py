@@ -58,11 +58,11 @@ def parse_scoped_keys(text: str) -> list[ApiKey]:
     """``scope[+scope]:secret`` entries (spaces or commas between them); a bad entry is an error naming it,
     never a key silently dropped or a short secret accepted."""
     keys = []
-    for entry in (e for e in re.split(r"[\s,]+", text.strip()) if e):
+    for number, entry in enumerate((e for e in re.split(r"[\s,]+", text.strip()) if e), start=1):
         scopes, sep, secret = entry.partition(":")
         named = set(scopes.split("+"))
-        if not sep or not named or not named <= set(SCOPES):
-            raise ValueError(f"API_KEYS entry {entry[:12]}…: write scope[+scope]:secret with scopes from {SCOPES}")
+        if not sep or not named or not named <= set(SCOPES):   # named by position: the entry may be a bare secret
+            raise ValueError(f"API_KEYS entry {number}: write scope[+scope]:secret with scopes from {SCOPES}")
         if len(secret) < MIN_SCOPED_KEY_CHARS:
             raise ValueError(f"API_KEYS entry for {scopes}: the secret needs at least {MIN_SCOPED_KEY_CHARS} characters")
         keys.append(ApiKey(secret, frozenset(named)))

@@ -27,6 +27,8 @@ REASON_THREADS = 2
 """Callers whose denial reasons are computed at once (TreeSHAP releases the GIL; each runs on one thread)."""
 AUDIT_RETRY_S = 1.0
 """How often undelivered model-change entries are offered to the log writer again."""
+MAX_UNDELIVERED = 1_000
+"""Audit entries a replica keeps while the log writer is away (a change a second for a quarter of an hour)."""
 
 
 def _refusal(exc: Exception) -> str:
@@ -135,19 +137,41 @@ class Scorer:
     async def _deliver_changes(self) -> None:
         """Hand audit entries to the log writer until it has stored them (it may start after this replica,
         or its database may be down): retried, and stored once by their id."""
-        assert self._log_writer is not None
         while True:
             await asyncio.sleep(AUDIT_RETRY_S)
-            if not self._undelivered:
-                continue
-            entries = list(self._undelivered)
-            try:
-                await self._log_writer.record_model_changes.remote(entries)
-            except Exception as exc:
-                logger.warning("%s: %d model-change entries not yet in the audit record (%s: %s)", self._name,
-                               len(entries), type(exc).__name__, exc)
-                continue
+            if self._undelivered:
+                await self._deliver_once()
+
+    async def _deliver_once(self) -> None:
+        """One delivery of every waiting entry. When it fails, each is offered alone: an entry the store refuses
+        while the others store (one it cannot hold) is written whole to this replica's log and dropped, so it
+        cannot hold back the entries after it; while the writer is away they all wait, the oldest beyond
+        ``MAX_UNDELIVERED`` dropped with an error."""
+        assert self._log_writer is not None
+        entries = list(self._undelivered)
+        try:
+            await self._log_writer.record_model_changes.remote(entries)
             del self._undelivered[:len(entries)]
+            return
+        except Exception as exc:
+            logger.warning("%s: %d model-change entries not yet in the audit record (%s: %s)", self._name,
+                           len(entries), type(exc).__name__, exc)
+        refused: list[ModelChange] = []
+        for entry in entries if len(entries) > 1 else []:
+            try:
+                await self._log_writer.record_model_changes.remote([entry])
+                self._undelivered.remove(entry)
+            except Exception:
+                refused.append(entry)
+        if refused and len(refused) < len(entries):
+            for entry in refused:
+                logger.error("%s: model-change entry the audit store refuses, kept here only: %r", self._name, entry)
+                self._undelivered.remove(entry)
+        if len(self._undelivered) > MAX_UNDELIVERED:
+            dropped = self._undelivered[:-MAX_UNDELIVERED]
+            del self._undelivered[:-MAX_UNDELIVERED]
+            logger.error("%s: %d model-change entries dropped undelivered (the log writer is away): %r",
+                         self._name, len(dropped), dropped)
 
     async def __del__(self) -> None:
         """At shutdown, one last delivery of what is still undelivered (bounded: the replica must stop)."""

@@ -52,7 +52,11 @@ class ModelChange:
 
 
 def _text(value: Any, limit: int) -> str | None:
-    return None if value is None else str(value)[:limit]
+    """Bounded text either store takes: NUL (PostgreSQL text refuses it) and lone surrogates (not UTF-8) replaced."""
+    if value is None:
+        return None
+    text = str(value)[:limit].replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _number(value: Any) -> float | None:

@@ -63,7 +63,7 @@ def test_the_route_needs_scope_read_and_lists_newest_first(local_api: tuple[Test
 
 
 @pytest.mark.slow
-def test_postgres_store_keeps_each_entry_once(pg: PgCluster) -> None:
+def test_postgres_store_keeps_each_entry_once_and_stores_hostile_text(pg: PgCluster) -> None:
     async def run() -> list[dict]:
         log = await PostgresStore.connect(pg.dsn)
         try:
@@ -71,6 +71,7 @@ def test_postgres_store_keeps_each_entry_once(pg: PgCluster) -> None:
             entry = model_change("refused", "Challenger", "r2", ("v1", 0.08), ("missing", float("nan")), "gone")
             await store.record([entry])
             await store.record([entry])
+            await store.record([model_change("refused", "Scorer", "r2", None, ("nul\x00\ud800", 0.1), None, "\x00")])
             return [e for e in await store.newest(1_000) if e["id"] == entry.id]
         finally:
             await log.close()
@@ -96,3 +97,49 @@ def test_a_deployed_threshold_change_is_in_the_audit_with_who_and_from_what(pg_a
         assert entry["deployment"] == "Scorer" and entry["os_user"] == getpass.getuser() and entry["host"]
     finally:
         deploy(serve_url, pg_app.env, log_writer={"retry_interval_s": 0.5})
+
+
+def test_a_note_or_model_with_nul_or_a_lone_surrogate_still_stores(tmp_path: Path) -> None:
+    """Anyone who can deploy could once blind the audit: an entry neither store could hold was resent for ever,
+    ahead of every later one. The text is made storable (NUL and lone surrogates replaced)."""
+    entry = model_change("refused", "Scorer", "r1", ("v1", 0.08), ("bad\x00model\ud800", 0.1), "x\x00",
+                         "note \ud83d with NUL \x00")
+    for text in (entry.to_version, entry.note, entry.reason):
+        assert text is not None and "\x00" not in text
+        text.encode("utf-8")   # no lone surrogate left
+    store = FileModelChanges(tmp_path / "model_changes.jsonl")
+    asyncio.run(store.record([entry]))
+    assert asyncio.run(store.newest(1))[0]["id"] == entry.id
+
+
+def test_an_entry_the_store_refuses_does_not_hold_back_the_ones_after_it() -> None:
+    """The scorer's delivery: a batch that fails is offered entry by entry; the one the store refuses alone is
+    logged and dropped, the others stored; while the writer is away every entry waits."""
+    from types import SimpleNamespace
+
+    from deployments.scorer import Scorer
+
+    class Writer:
+        def __init__(self) -> None:
+            self.stored: list[str] = []
+            self.away = False
+
+        async def _record(self, entries: list) -> None:
+            if self.away or any(e.note == "poison" for e in entries):
+                raise ValueError("cannot store")
+            self.stored += [e.id for e in entries]
+
+    writer = Writer()
+    replica = SimpleNamespace(_log_writer=SimpleNamespace(record_model_changes=SimpleNamespace(remote=writer._record)),
+                              _undelivered=[], _name="scorer")
+    deliver = Scorer.func_or_class._deliver_once
+    good = [model_change("applied", "Scorer", "r1", None, ("v", 0.1), note=str(i)) for i in range(3)]
+    poison = model_change("refused", "Scorer", "r1", None, ("v", 0.1), note="poison")
+    writer.away = True
+    replica._undelivered = [good[0], poison, good[1]]
+    asyncio.run(deliver(replica))
+    assert replica._undelivered == [good[0], poison, good[1]]   # the writer is away: everything waits
+    writer.away = False
+    replica._undelivered.append(good[2])
+    asyncio.run(deliver(replica))
+    assert replica._undelivered == [] and writer.stored == [good[0].id, good[1].id, good[2].id]

@@ -56,7 +56,7 @@ def _loads(body: bytes) -> Any:
     except orjson.JSONDecodeError:
         try:
             return json.loads(body, parse_constant=_refuse_constant)   # NaN/Infinity are not JSON
-        except ValueError:
+        except (ValueError, RecursionError):   # nested deeper than orjson's 1,024 levels: not an applicant either
             return _INVALID
 
 
