@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from core.private_files import private_dir
+from core.private_files import check_private_file, private_dir
 from core.settings import Settings
 
 KEY_FILE = "api_key"
@@ -103,6 +103,7 @@ def resolve_api_key(settings: Settings) -> str:
             pass
         finally:
             temporary.unlink()
+    check_private_file(path)   # a key file planted by another user is not adopted
     key = path.read_text().strip()
     if not key:
         raise RuntimeError(f"{path} is empty: delete it or set API_KEY")

@@ -52,7 +52,7 @@ class LineAppender:
         file away and locks it before archiving it: an append that finds its file renamed once it holds
         the lock goes to a new file at the path instead, never into the archived one."""
         while True:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 held, named = os.fstat(fd), os.stat(self.path)
