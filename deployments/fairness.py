@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from core.features import AGE_FEATURE
 from deployments.performance import Window
@@ -14,12 +15,28 @@ from prediction_log.groups import Memberships
 from prediction_log.records import Block
 
 
+MAX_FAIRNESS_WINDOW = timedelta(days=92)
+"""The longest window ``/fairness`` reads (a quarter: the monitoring period of a fair-lending review)."""
+
+
 class FairnessQuery(Window):
     """The window, and the alert rule: a group with at least ``min_decisions`` whose adverse-impact ratio is
     below ``min_ratio``."""
 
     min_ratio: float = Field(MIN_RATIO, gt=0, le=1)
     min_decisions: int = Field(MIN_DECISIONS, ge=1, le=1_000_000_000)   # JSON answers hold 64-bit integers only
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "FairnessQuery":
+        """The figures are computed from the window's rows: without ``since`` the last ``MAX_FAIRNESS_WINDOW``, and
+        never a longer one (a key with scope fairness must not make the log writer read the whole log)."""
+        until = self.until = self.until or datetime.now(timezone.utc)
+        if self.since is None:
+            self.since = until - MAX_FAIRNESS_WINDOW if until - datetime.min.replace(tzinfo=until.tzinfo) > \
+                MAX_FAIRNESS_WINDOW else datetime.min.replace(tzinfo=until.tzinfo)
+        elif until - self.since > MAX_FAIRNESS_WINDOW:
+            raise ValueError(f"since must be within {MAX_FAIRNESS_WINDOW.days} days of until")
+        return self
 
 
 FAIRNESS_COLUMNS = ("request_id", AGE_FEATURE, "prediction", "probability_default")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from core.artifacts import CARD_FILE, MODELS_DIR, load_card
 from core.decision import is_denied
@@ -30,10 +30,23 @@ class Window(BaseModel):
     _aware = field_validator("since", "until")(LogQuery._aware.__func__)  # type: ignore[attr-defined]
 
 
+MAX_MINUTE_SERIES = timedelta(days=7)
+"""The longest window a per-minute series covers (10,080 points): past it, ask for hours."""
+
+
 class SummaryQuery(Window):
     """A window's aggregates (``GET /predictions/summary``); ``bucket`` of its series, by default from its length."""
 
     bucket: Bucket | None = None
+
+    @model_validator(mode="after")
+    def _minutes_bounded(self) -> "SummaryQuery":
+        """A per-minute series of an open or long window would read every minute row the log has."""
+        if self.bucket == "minute" and (self.since is None or (self.until or datetime.now(self.since.tzinfo))
+                                        - self.since > MAX_MINUTE_SERIES):
+            raise ValueError(f"bucket=minute needs since within {MAX_MINUTE_SERIES.days} days of until "
+                             "(or bucket=hour)")
+        return self
 
 
 class PerformanceQuery(Window):

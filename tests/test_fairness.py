@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,21 @@ def test_a_huge_min_decisions_is_a_422_not_a_500(client: TestClient) -> None:
     response = client.get("/fairness", params={"min_decisions": 131253000825779072794624},
                           headers={"X-API-Key": FAIRNESS})
     assert response.status_code == 422
+
+
+def test_reads_are_bounded_by_their_window(client: TestClient) -> None:
+    """A fairness key cannot make the log writer read the whole log, nor a read key every minute row of it."""
+    key = {"X-API-Key": FAIRNESS}
+    open_window = client.get("/fairness", headers=key).json()
+    assert datetime.fromisoformat(open_window["until"]) - datetime.fromisoformat(open_window["since"]) \
+        <= timedelta(days=92, seconds=1)
+    too_long = client.get("/fairness", params={"since": "2025-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+                          headers=key)
+    assert too_long.status_code == 422 and "since" in too_long.text
+    for year in ("0001-01-01T00:00:00Z", "0001-02-01T00:00:00Z"):
+        assert client.get("/fairness", params={"until": year}, headers=key).status_code == 200
+    read = {"X-API-Key": READER}
+    for params in ({"bucket": "minute"}, {"bucket": "minute", "since": "2026-01-01T00:00:00Z"}):
+        response = client.get("/predictions/summary", params=params, headers=read)
+        assert response.status_code == 422 and "bucket=minute" in response.text, params
+    assert client.get("/predictions/summary", params={"bucket": "hour"}, headers=read).status_code == 200
