@@ -14,7 +14,6 @@ from models.fairness import MIN_DECISIONS, MIN_RATIO, fairness
 from prediction_log.groups import Memberships
 from prediction_log.records import Block
 
-
 MAX_FAIRNESS_WINDOW = timedelta(days=92)
 """The longest window ``/fairness`` reads (a quarter: the monitoring period of a fair-lending review)."""
 
