@@ -48,6 +48,14 @@ _UPSERT_TAIL = (f"ORDER BY 1, 2, 3, 4, 5 ON CONFLICT ({_KEY}) "
 """Groups upserted in key order, so concurrent writers take row locks in the same order."""
 VARIABLES: tuple[str, ...] = (*DRIFT_VARIABLES, LATENCY_VARIABLE)
 """What a registered set may count (log columns)."""
+EDGES_OK = "histogram_edges_ok"
+MAX_BIN_SETS = 32
+"""Sets of bins the bins table holds at most (a baseline's set per model version in use is a handful)."""
+ADD_HOURS_BACK = 2
+ADD_MAX_DECISIONS = 100_000
+"""What ``ADD`` accepts: hours from ``ADD_HOURS_BACK`` before the database's now to one after, and at most this many
+decisions per group (a live block holds at most 10,000 decisions), so no role can pre-fill hours with counts that
+would make every later upsert overflow."""
 _BUCKET = "date_bin('1 hour', s.ts, timestamptz '2000-01-01 00:00+00')"
 
 
@@ -82,10 +90,55 @@ def schema_sql(log_table: str) -> list[str]:
         f"'{LATENCY_VARIABLE}', ARRAY{list(LATENCY.edges[LATENCY_VARIABLE])}::float8[], '-infinity') "
         "ON CONFLICT DO NOTHING",
         *counting_trigger(TRIGGER, log_table, lambda source: [_upsert(source)]),
-        f"CREATE OR REPLACE FUNCTION {ADD_SIGNATURE} RETURNS void LANGUAGE sql SECURITY DEFINER "
-        f"SET search_path = public, pg_temp AS $$ INSERT INTO {TABLE} AS a ({_COLUMNS}) "
-        f"SELECT * FROM unnest($1, $2, $3, $4, $5, $6) AS c({_COLUMNS}) WHERE c.decisions > 0 {_UPSERT_TAIL} $$",
+        *_bins_checked(),
+        f"""CREATE OR REPLACE FUNCTION {ADD_SIGNATURE} RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public, pg_temp AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM unnest($1, $2, $3, $4, $5, $6) AS c({_COLUMNS})
+             LEFT JOIN {BINS_TABLE} b ON b.bins_id = c.bins_id AND b.variable = c.variable
+             WHERE b.bins_id IS NULL OR c.bucket IS NULL OR c.bin IS NULL OR c.decisions IS NULL
+                OR c.bucket < now() - interval '{ADD_HOURS_BACK} hours' OR c.bucket > now() + interval '1 hour'
+                OR c.bin NOT BETWEEN 0 AND cardinality(b.edges) OR c.decisions > {ADD_MAX_DECISIONS}
+                OR c.model_version IS NULL OR length(c.model_version) > 200) THEN
+    RAISE EXCEPTION '{ADD}: counts no live block can have' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO {TABLE} AS a ({_COLUMNS})
+  SELECT * FROM unnest($1, $2, $3, $4, $5, $6) AS c({_COLUMNS}) WHERE c.decisions > 0 {_UPSERT_TAIL};
+END $$""",
         f"REVOKE EXECUTE ON FUNCTION {ADD_SIGNATURE} FROM PUBLIC",
+    ]
+
+
+def _bins_checked() -> list[str]:
+    """What the app's role may register (it holds INSERT on the bins table to register a baseline's sets): edges the
+    trigger can count with (sorted, distinct, no NULL or NaN), a known variable, at most ``MAX_BIN_SETS`` sets (each
+    one is counted by every insert). Rows registered before the check are left as they are (``NOT VALID``)."""
+    variables = ", ".join(f"'{v}'" for v in VARIABLES)
+    return [
+        f"""CREATE OR REPLACE FUNCTION {EDGES_OK}(edges float8[]) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT edges IS NOT NULL AND cardinality(edges) BETWEEN 1 AND 1000 AND array_position(edges, NULL) IS NULL
+     AND NOT 'NaN'::float8 = ANY(edges) AND edges = ARRAY(SELECT DISTINCT e FROM unnest(edges) e ORDER BY e) $$""",
+        f"""DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '{BINS_TABLE}_valid') THEN
+    ALTER TABLE {BINS_TABLE} ADD CONSTRAINT {BINS_TABLE}_valid CHECK ({EDGES_OK}(edges) AND variable IN ({variables})
+      AND length(bins_id) <= 64) NOT VALID;
+  END IF;
+END $$""",
+        f"""CREATE OR REPLACE FUNCTION {BINS_TABLE}_bounded() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM {BINS_TABLE} WHERE bins_id = NEW.bins_id)
+     AND (SELECT count(DISTINCT bins_id) FROM {BINS_TABLE}) >= {MAX_BIN_SETS} THEN
+    RAISE EXCEPTION '{BINS_TABLE}: at most {MAX_BIN_SETS} sets of bins' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN NEW;
+END $$""",
+        f"""DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '{BINS_TABLE}_bounded') THEN
+    CREATE TRIGGER {BINS_TABLE}_bounded BEFORE INSERT ON {BINS_TABLE} FOR EACH ROW
+      EXECUTE FUNCTION {BINS_TABLE}_bounded();
+  END IF;
+END $$""",
     ]
 
 
@@ -188,3 +241,13 @@ async def counts_between(conn: asyncpg.Connection, bins: Bins, since: datetime |
     for variable, index, n in rows:
         counts[variable][index] = n
     return counts
+
+
+def live(block: Block) -> bool:
+    """Whether ``ADD`` takes the block's hours: decided within the last hour (a live COPY; older blocks, held while
+    the database was away, are counted by the trigger)."""
+    ts = pc.min_max(block.column("ts").cast(pa.timestamp("us", tz="UTC")))
+    now = datetime.now(timezone.utc)
+    earliest, latest = ts["min"].as_py(), ts["max"].as_py()
+    return earliest is not None and now - timedelta(hours=ADD_HOURS_BACK - 1) <= earliest and latest <= now \
+        + timedelta(minutes=30)

@@ -154,7 +154,8 @@ class PostgresStore:
         trigger counts it instead: a small block, or a role that may not add counts (or no longer may)."""
         if self._counts_histograms is None:
             self._counts_histograms = await pg_histograms.may_add(conn, self.timeout_s)
-        if not self._counts_histograms or len(block) < pg_histograms.WRITER_COUNTS_FROM:
+        if not self._counts_histograms or len(block) < pg_histograms.WRITER_COUNTS_FROM \
+                or not pg_histograms.live(block):
             return False
         try:
             async with conn.transaction():
@@ -164,6 +165,8 @@ class PostgresStore:
             return True
         except (asyncpg.UndefinedFunctionError, asyncpg.InsufficientPrivilegeError):
             self._counts_histograms = False   # taken away since: the transaction stored nothing
+            return False
+        except asyncpg.InvalidParameterValueError:   # counts the function refuses (clocks apart): the trigger counts
             return False
 
     async def _copy(self, conn: asyncpg.Connection, data: bytes) -> None:

@@ -79,3 +79,55 @@ def test_the_app_role_logs_and_reads_but_changes_nothing_else(pg: PgCluster) -> 
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_the_app_role_cannot_spoil_the_histograms_for_later_decisions(pg: PgCluster) -> None:
+    """The issue's attacks with the app role's own rights: counts of the bigint maximum pre-filled for future hours,
+    counts under a set that does not exist, bins with a NULL edge, unsorted or of an unknown variable, more sets
+    than the trigger can afford. Each is refused; then a live block big enough for the writer's counting and a
+    small one for the trigger's both store, and each decision can be found."""
+    owner = pg.dsn
+    app = owner.replace("postgres@", f"{APP_ROLE}:{APP_PASSWORD}@", 1)
+    now = datetime.now(timezone.utc)
+    biggest = 2**63 - 1
+
+    async def scenario() -> None:
+        await grant(owner, app)
+        store = await PostgresStore.connect(app)
+        try:
+            async with store.pool.acquire() as conn:
+                add = f"SELECT {pg_histograms.ADD}($1, $2, $3, $4, $5, $6)"
+                for hour, bins_id, count in ((now + timedelta(hours=h), LATENCY.id, biggest) for h in range(2, 5)):
+                    with pytest.raises(asyncpg.InvalidParameterValueError):
+                        await conn.execute(add, [hour], [bins_id], [LATENCY_VARIABLE], ["test-version"], [3], [count])
+                for args in (([now], ["no-such-set"], [LATENCY_VARIABLE], ["v"], [1], [1]),
+                             ([now], [LATENCY.id], [LATENCY_VARIABLE], ["v"], [30_000], [1]),
+                             ([now], [LATENCY.id], [LATENCY_VARIABLE], ["v"], [1], [biggest])):
+                    with pytest.raises(asyncpg.InvalidParameterValueError):
+                        await conn.execute(add, *args)
+                register = f"INSERT INTO {pg_histograms.BINS_TABLE} (bins_id, variable, edges) VALUES ($1, $2, $3)"
+                for bins_id, variable, edges in (("nulls", FEATURE_NAMES[0], [0.1, None, 0.5]),
+                                                 ("unsorted", FEATURE_NAMES[0], [0.5, 0.1]),
+                                                 ("nan", FEATURE_NAMES[0], [0.1, float("nan")]),
+                                                 ("unknown", "request_id", [0.1, 0.5])):
+                    with pytest.raises(asyncpg.CheckViolationError):
+                        await conn.execute(register, bins_id, variable, edges)
+                registered = await conn.fetchval(f"SELECT count(DISTINCT bins_id) FROM {pg_histograms.BINS_TABLE}")
+                with pytest.raises(asyncpg.InvalidParameterValueError):
+                    for i in range(pg_histograms.MAX_BIN_SETS + 1 - registered):
+                        await conn.execute(register, f"set-{i}", FEATURE_NAMES[0], [0.1, 0.5])
+            counted_sql = (f"SELECT coalesce(sum(decisions), 0) FROM {pg_histograms.TABLE} WHERE bins_id = $1 "
+                           "AND model_version = 'test-version'")
+            async with store.pool.acquire() as conn:
+                before = await conn.fetchval(counted_sql, LATENCY.id)
+            big, small = _block(pg_histograms.WRITER_COUNTS_FROM + 10, 7), _block(5, 8)
+            assert await store.insert(big) == len(big) and await store.insert(small) == len(small)
+            for block in (big, small):
+                for request_id in block.column("request_id").to_pylist()[:3]:
+                    assert await store.find(request_id) is not None
+            async with store.pool.acquire() as conn:   # counted: by the writer (big) and by the trigger (small)
+                assert await conn.fetchval(counted_sql, LATENCY.id) - before == len(big) + len(small)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
