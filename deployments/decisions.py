@@ -33,9 +33,20 @@ def new_request_ids(n: int) -> pa.StringArray:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
+Explanations = list[dict[str, Any] | None] | pa.StringArray
+"""Per row of a block: explanations as dicts (``?explain=true``) or as the scorer's JSON texts; None = no reasons."""
+
+
+def _explanation_column(n: int, explanations: Explanations | None) -> pa.Array:
+    if explanations is None:
+        return pa.nulls(n, pa.string())
+    if isinstance(explanations, pa.Array):
+        return explanations
+    return pa.array([None if e is None else orjson.dumps(e).decode() for e in explanations], pa.string())
+
+
 def decision_block(rows: np.ndarray, probabilities: np.ndarray, version: str, threshold: float,
-                   latency_ms: float | np.ndarray, endpoint: str,
-                   explanations: list[dict[str, Any] | None] | None = None) -> Block:
+                   latency_ms: float | np.ndarray, endpoint: str, explanations: Explanations | None = None) -> Block:
     """Apply the rule to a block of scored rows; the log records in row order.
 
     ``latency_ms``: one figure for the block, or one per row (a micro-batch of single-row requests)."""
@@ -53,8 +64,7 @@ def decision_block(rows: np.ndarray, probabilities: np.ndarray, version: str, th
         _LABELS.take(pa.array(denied)),
         pa.array(np.full(n, threshold, dtype=np.float64)),
         pa.array(np.broadcast_to(np.asarray(latency_ms, dtype=np.float32), (n,)).copy()),
-        pa.nulls(n, pa.string()) if explanations is None
-        else pa.array([None if e is None else orjson.dumps(e).decode() for e in explanations], pa.string()),
+        _explanation_column(n, explanations),
         *(pa.nulls(n, SCHEMA.field(name).type) for name in CHALLENGER_COLUMNS),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
@@ -114,10 +124,12 @@ def decide(rows: np.ndarray, scored: Scored, latency_ms: float | np.ndarray, end
 
 
 def denial_reasons(coder: ReasonCoder, rows: np.ndarray, probabilities: np.ndarray,
-                   threshold: float) -> list[dict[str, Any] | None]:
-    """Per row: the explanation of a denied row (TreeSHAP over the denied rows only), None for an approved one."""
+                   threshold: float) -> pa.StringArray:
+    """Per row: the JSON text of a denied row's explanation (TreeSHAP over the denied rows only), null for an
+    approved one. Text, made where it is computed: an Arrow string column crosses to the ingress as two buffers
+    and goes into the log as it is, where a list of dicts was pickled, unpickled and encoded again per row."""
     denied = np.flatnonzero(is_denied(probabilities, threshold))
-    out: list[dict[str, Any] | None] = [None] * len(rows)
+    out: list[str | None] = [None] * len(rows)
     for i, explanation in zip(denied.tolist(), coder.explain_dicts(rows[denied]) if len(denied) else []):
-        out[i] = explanation
-    return out
+        out[i] = orjson.dumps(explanation).decode()
+    return pa.array(out, pa.string())

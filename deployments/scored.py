@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,9 @@ class Scored:
     probabilities: np.ndarray
     model_version: str
     threshold: float
-    reasons: list[dict[str, Any] | None] | None = field(default=None, compare=False, repr=False)
-    """Per row: the explanation (principal reasons) of a denied row, None for an approved one; None when the
-    model has no LightGBM file or the scorer was told not to compute them."""
+    reasons: pa.StringArray | None = field(default=None, compare=False, repr=False)
+    """Per row: the JSON text of a denied row's explanation (principal reasons), null for an approved one; None when
+    the model has no LightGBM file or the scorer was told not to compute them."""
     shadow: Any = field(default=None, compare=False, repr=False)
     """The shadow challenger's scoring of the same rows (an ``asyncio.Task`` of ``Scored``) when one runs; for
     ``record``, which completes the records with it off the response path."""

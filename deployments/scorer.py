@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -209,7 +210,7 @@ class Scorer:
         return [(Scored(p, active.version, active.threshold), active) for p in parts]
 
     async def _denial_reasons(self, active: LoadedModel, rows: np.ndarray,
-                              probabilities: np.ndarray) -> list[dict[str, Any] | None] | None:
+                              probabilities: np.ndarray) -> pa.StringArray | None:
         """TreeSHAP over the denied rows only, by the model that scored them (in a thread: the replica keeps
         scoring), None for approved ones."""
         config = self._config

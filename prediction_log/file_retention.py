@@ -4,8 +4,8 @@ Run by ``python -m prediction_log.retention`` when there is no ``DATABASE_URL``,
 day file is first renamed to ``….jsonl.expiring`` and locked (``flock``): an append already under way
 finishes first, and any later one (a replay of an old spool into that day) finds the name free and starts
 a new file, which the next run expires in turn. A run interrupted before the removal leaves the
-``.expiring`` file, and the next run archives it again (the archive may hold a day twice, the log never
-loses one). Outcomes and group memberships of the file log are not expired (``docs/prediction-log.md``).
+``.expiring`` file, and the next run archives it again, before a new file of that day (the archive may hold a
+day twice, the log never loses one; each archive file of a run is numbered). Outcomes and group memberships of the file log are not expired (``docs/prediction-log.md``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def _expired_days(directory: Path, cutoff: datetime) -> list[tuple[date, Path]]:
     """Day files whose whole day is before the cutoff, and files a run before this one did not finish."""
     days = [(day, path) for day, path in day_files(directory, until=cutoff) if day_start(day) + ONE_DAY <= cutoff]
     unfinished = [(date.fromisoformat(p.name[:10]), p) for p in directory.glob(f"????-??-??.jsonl{EXPIRING}")]
-    return sorted(unfinished + days)
+    # a day's unfinished copy first: the day file of that day is renamed to the same name once it is gone
+    return sorted(unfinished + days, key=lambda item: (item[0], not item[1].name.endswith(EXPIRING)))
 
 
 def _record_chunks(path: Path) -> Iterator[pa.RecordBatch]:
@@ -61,6 +62,11 @@ def _archive(path: Path, target: Path) -> int:
                 archived += len(chunk)
         f.flush()
         os.fsync(f.fileno())
+    directory = os.open(target.parent, os.O_RDONLY)   # the archive's name on disk too, before the day is removed
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return archived
 
 
@@ -74,14 +80,14 @@ def expire_days(directory: Path, cutoff: datetime, archive: Path, dry_run: bool 
         return report
     private_dir(archive)
     stamp = f"{now or datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-    for day, path in expired:
+    for part, (day, path) in enumerate(expired):
         expiring = path if path.name.endswith(EXPIRING) else path.with_name(path.name + EXPIRING)
         if expiring != path:
-            os.rename(path, expiring)
+            os.rename(path, expiring)   # never over an unfinished copy: that was archived and removed just before
         fd = os.open(expiring, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)   # an append under way to this file finishes first
-            report["archived"] += _archive(expiring, archive / f"predictions-{day.isoformat()}-{stamp}.parquet")
+            report["archived"] += _archive(expiring, archive / f"predictions-{day.isoformat()}-{stamp}-{part}.parquet")
             expiring.unlink()
             if not day_path(directory, day).exists():   # no replay has started it again
                 unordered_marker(directory, day).unlink(missing_ok=True)

@@ -66,6 +66,9 @@ async def ensure_partitions(conn: asyncpg.Connection, table: str, now: datetime,
     return created
 
 
+DROP_LOCK_TIMEOUT = "10s"
+
+
 async def drop_expired(conn: asyncpg.Connection, table: str, cutoff: datetime) -> list[str]:
     """Drop the monthly partitions whose whole month is before ``cutoff`` and that hold no row (the retention
     command archives and deletes expired rows first); the names dropped."""
@@ -79,7 +82,22 @@ async def drop_expired(conn: asyncpg.Connection, table: str, cutoff: datetime) -
             continue   # the default partition, or not one of ours
         year, month = suffix.split("m")
         end = add_months(datetime(int(year), int(month), 1, tzinfo=timezone.utc), 1)
-        if end <= cutoff and not await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name})"):
-            await conn.execute(f"DROP TABLE {name}")
+        if end <= cutoff and await _drop_if_empty(conn, table, name):
             dropped.append(name)
     return dropped
+
+
+async def _drop_if_empty(conn: asyncpg.Connection, table: str, name: str) -> bool:
+    """Check and drop under one lock of the parent: a row committed between the check and the drop (a replay into
+    that month) would be dropped unarchived. Inserts wait the moment it takes; a lock not had within
+    ``DROP_LOCK_TIMEOUT`` leaves the partition to the next run."""
+    try:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+            await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name})"):
+                return False
+            await conn.execute(f"DROP TABLE {name}")
+            return True
+    except asyncpg.LockNotAvailableError:
+        return False

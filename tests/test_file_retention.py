@@ -90,3 +90,20 @@ def test_an_append_racing_a_run_is_archived_or_kept_never_lost(tmp_path: Path) -
     assert report["archived"] == 11
     assert sorted(_archived_ids(tmp_path / "a")) == sorted(request_ids(old) + request_ids(racing)[:1])
     assert [json.loads(line)["request_id"] for line in path.read_text().splitlines()] == request_ids(racing)[1:]
+
+
+def test_a_run_after_an_interrupted_one_archives_both_copies_of_a_day(tmp_path: Path) -> None:
+    """An interrupted run left ``D.jsonl.expiring`` (unarchived) and a replay then started ``D.jsonl`` again: the next
+    run once renamed the new file over the unarchived one (a day lost) and then failed on the missing copy."""
+    folder = tmp_path / FILE_LOG_NAME
+    store = FileStore(folder)
+    old_day = NOW - timedelta(days=20)
+    first, second = at(spread_block(30, 3), old_day, timedelta(minutes=1)), at(spread_block(20, 4), old_day,
+                                                                              timedelta(minutes=1))
+    asyncio.run(store.insert(first))
+    (path,) = [p for _, p in day_files(folder)]
+    os.rename(path, path.with_name(path.name + ".expiring"))   # the interrupted run
+    asyncio.run(FileStore(folder).insert(second))              # a replay into the expired day
+    report = expire_days(folder, cutoff_for(7, NOW), tmp_path / "archive")
+    assert sorted(_archived_ids(tmp_path / "archive")) == sorted(request_ids(first) + request_ids(second))
+    assert report["archived"] == len(first) + len(second) and not list(folder.glob("*.jsonl*"))

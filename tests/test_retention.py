@@ -5,6 +5,7 @@ touched, the aggregates still equal the rows, a second run finds nothing, and th
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import stat
 import subprocess
@@ -12,6 +13,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -19,8 +21,8 @@ from core.settings import PROJECT_ROOT
 from prediction_log import pg_partitions
 from prediction_log.groups import GroupPost, PostgresGroups
 from prediction_log.outcomes import Outcomes, PostgresOutcomes
-from prediction_log.postgres_store import PostgresStore
-from prediction_log.records import Block, request_ids
+from prediction_log.postgres_store import SQL_COLUMNS, PostgresStore
+from prediction_log.records import Block, request_ids, to_pg_binary
 from prediction_log.retention import cutoff_for, expire
 from tests.pg_cluster import PgCluster
 from tests.test_aggregates import spread_block
@@ -126,6 +128,36 @@ def test_expired_months_are_dropped_and_a_late_replay_still_expires(pg: PgCluste
             again = await expire(dsn, 40, tmp_path / "archive", chunk=7)
             assert (again["expired"], again["archived"]) == (3, 3)
             assert await store.count() == len(young) == (await store.summary(None, None))["decisions"]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_row_committed_while_retention_drops_its_month_is_kept(pg: PgCluster) -> None:
+    """The check that a month's partition is empty and its drop were two statements: a replay committing a row into
+    that month between them lost it unarchived. An insert in progress now holds the drop back, and the month stays."""
+    async def scenario() -> None:
+        dsn = await pg.fresh_database("retention_race")
+        store = await PostgresStore.connect(dsn)
+        try:
+            old_month = (NOW - timedelta(days=200)).replace(day=1, hour=12)
+            conn = await asyncpg.connect(dsn)
+            await pg_partitions.ensure_partitions(conn, "predictions", old_month, back=0)
+            replaying = await asyncpg.connect(dsn)
+            transaction = replaying.transaction()
+            await transaction.start()
+            await replaying.copy_to_table("predictions", source=io.BytesIO(to_pg_binary(at(spread_block(3, 9), old_month))),
+                                          columns=SQL_COLUMNS, format="binary")   # not yet committed
+            dropping = asyncio.ensure_future(pg_partitions.drop_expired(conn, "predictions", cutoff_for(7, NOW)))
+            await asyncio.sleep(1.0)
+            await transaction.commit()
+            dropped = await dropping
+            name = pg_partitions.partition_name("predictions", old_month)
+            assert name not in dropped
+            assert await conn.fetchval(f"SELECT count(*) FROM {name}") == 3
+            await replaying.close()
+            await conn.close()
         finally:
             await store.close()
 
