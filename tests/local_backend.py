@@ -30,6 +30,10 @@ from prediction_log.outcomes import Labelled, Outcomes, Receipt, reconcile, shad
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, as_dicts, concat
 
+CONTRACT_REJECTION_DELAY_S = 0.05
+"""The fast tier's pacing delay: what a rejection past the budget waits is ``test_pacing``'s to check; here it would
+only make the contract tests wait a second each."""
+
 
 class LocalBackend:
     """Scores with the active model in this process and keeps every recorded block."""
@@ -41,8 +45,8 @@ class LocalBackend:
             model.threshold
         self.keys = KeyRing((ApiKey(api_key, frozenset(SCOPES)), *parse_scoped_keys(scoped_keys)))
         self.scoring_requires_key = scoring_requires_key
-        defaults = IngressConfig()
-        self.rejections = rejections or RejectionPacer(defaults.rejections_per_s, defaults.rejection_delay_s,
+        defaults = IngressConfig()   # the contract's rejections paced like the ingress's, waiting a moment, not 1 s
+        self.rejections = rejections or RejectionPacer(defaults.rejections_per_s, CONTRACT_REJECTION_DELAY_S,
                                                        defaults.max_delayed_rejections)
         self.blocks: list[Block] = []
         self.outcomes: dict[str, int] = {}

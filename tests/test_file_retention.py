@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from core.settings import PROJECT_ROOT
 from prediction_log.appender import LineAppender
@@ -43,6 +44,7 @@ def _archived_ids(archive: Path) -> list[str]:
     return [i for path in sorted(archive.glob("predictions-*.parquet")) for i in pq.read_table(path)["request_id"].to_pylist()]
 
 
+@pytest.mark.slow   # two runs of the command in processes of their own: seconds the everyday loop can spare
 def test_the_documented_command_archives_and_removes_whole_days_older_than_kept(tmp_path: Path) -> None:
     folder = tmp_path / FILE_LOG_NAME
     store = FileStore(folder)
