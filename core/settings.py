@@ -139,12 +139,12 @@ class IngressConfig(BaseModel):
     spool_quota_bytes: int = Field(1 << 30, ge=1 << 20, description="Disk this replica's spool may use; when it is "
                                                                     "full and the buffer too, scoring answers 503")
     rejections_per_s: float = Field(10.0, gt=0, description="Rejected keyless requests (401, 403, 415, 422) one "
-                                                            "replica answers at once each second; beyond it each "
-                                                            "answer waits rejection_delay_s (deployments.http.pacing)")
-    rejection_delay_s: float = Field(1.0, ge=0, le=30, description="How long an answer past that budget waits (no "
-                                                                   "CPU: a client looping on bad input slows down)")
-    max_delayed_rejections: int = Field(64, ge=0, description="Answers waiting at once; beyond it they are sent "
-                                                              "at once (each waiting one holds its request)")
+                                                            "replica answers a second; past a second's worth at once, "
+                                                            "each waits its turn (deployments.http.pacing)")
+    rejection_delay_s: float = Field(1.0, ge=0, le=30, description="... and at least this long (no CPU: a client "
+                                                                   "looping on bad input slows down)")
+    max_delayed_rejections: int = Field(2048, ge=0, description="Answers waiting at once; beyond it they are sent "
+                                                                "at once (each waiting one holds its request)")
 
 
 class LogWriterConfig(BaseModel):

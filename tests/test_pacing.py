@@ -32,14 +32,30 @@ def test_budget_then_delay_then_crowded() -> None:
     async def run() -> None:
         assert [await pacer.pace(), await pacer.pace()] == ["free", "free"]   # a second's worth of burst
         assert set(await asyncio.gather(pacer.pace(), pacer.pace())) == {"delayed", "crowded"}
-        clock.now += 0.5   # refills one token
-        assert await pacer.pace() == "free"
+        clock.now += 0.5   # the delayed one took the schedule's next place: one more place only after a second
         assert await pacer.pace() == "delayed"
+        clock.now += 1.5
+        assert await pacer.pace() == "free"
 
     asyncio.run(run())
     assert seen[:2] == ["free", "free"] and sorted(seen[2:4]) == ["crowded", "delayed"]
-    assert seen[4:] == ["free", "delayed"]
+    assert seen[4:] == ["delayed", "free"]
     assert pacer.waiting == 0
+
+
+def test_however_many_wait_they_are_answered_at_the_budgets_rate() -> None:
+    """200 keyless clients once got most answers at once ("crowded") and the parses they sent next took the cores:
+    now they wait their turn, and the answers, so the next parses, come at ``per_s`` a second."""
+    pacer = RejectionPacer(per_s=50, delay_s=0.001, max_delayed=1_000)
+
+    async def run() -> tuple[list[Pace], float]:
+        started = asyncio.get_running_loop().time()
+        paces = await asyncio.gather(*(pacer.pace() for _ in range(150)))
+        return list(paces), asyncio.get_running_loop().time() - started
+
+    paces, took = asyncio.run(run())
+    assert paces.count("free") == 50 and paces.count("delayed") == 100 and "crowded" not in paces
+    assert took >= 100 / 50 * 0.95   # the last of the 100 waited for its turn, two seconds on
 
 
 def test_new_bounds_apply_in_place() -> None:
