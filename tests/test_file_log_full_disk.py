@@ -19,6 +19,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -98,32 +100,45 @@ def _spooled_ids(data_dir: Path) -> Counter[str]:
                    for i in request_ids(chunk))
 
 
-def _tiny_data_dir(tmp_path: Path) -> Path:
+@contextmanager
+def _server_on_a_tiny_disk(tmp_path: Path, name: str,
+                           before_start: Callable[[Path], None] = lambda _: None) -> Iterator[tuple[ServerProcess, Path,
+                                                                                                     BatchClients]]:
+    """The README's server with ``DATA_DIR`` on an 8 MiB tmpfs and two batch clients started; everything stopped,
+    unmounted and removed afterwards (the tests stop the clients and the server themselves to read the log)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(data_dir)]).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
-    return data_dir
+    short_tmp = Path(tempfile.mkdtemp(prefix="fd-", dir="/tmp"))
+    env = {"DATA_DIR": str(data_dir), "API_KEY": API_KEY, "DATABASE_URL": "", "TMPDIR": str(short_tmp)}
+    server = ServerProcess(ServerConfig(name), env=env, log=tmp_path / "serve.log")
+    clients: BatchClients | None = None
+    try:
+        before_start(data_dir)
+        server.start()
+        clients = BatchClients(server.url).start()
+        yield server, data_dir, clients
+    finally:
+        if clients is not None:
+            clients.stop()
+        server.stop()
+        subprocess.run(["umount", "-l", str(data_dir)])
+        shutil.rmtree(short_tmp, ignore_errors=True)
 
 
 def test_a_disk_still_full_at_the_stop_loses_at_most_the_window(tmp_path: Path) -> None:
     """The issue's run: the disk fills, 5.5 MB are freed, traffic goes on until it fills again, and the server is
     stopped with the disk still full. What the clients saw answered 200 but no file holds is at most
     ``log_buffer_max_records`` per ingress replica (it was up to 20,000 each before the window was cut)."""
-    data_dir = _tiny_data_dir(tmp_path)
-    short_tmp = Path(tempfile.mkdtemp(prefix="fd-", dir="/tmp"))
-    env = {"DATA_DIR": str(data_dir), "API_KEY": API_KEY, "DATABASE_URL": "", "TMPDIR": str(short_tmp)}
-    server = ServerProcess(ServerConfig("full-file-log-disk-at-stop"), env=env, log=tmp_path / "serve.log")
-    clients: BatchClients | None = None
-    ballast = data_dir / "ballast"
-    try:
-        ballast.write_bytes(b"\0" * (5 << 20) + b"\0" * (512 << 10))   # freed later, as an operator would
-        server.start()
-        clients = BatchClients(server.url).start()
+    def ballast(data_dir: Path) -> None:   # freed later, as an operator would
+        (data_dir / "ballast").write_bytes(b"\0" * ((5 << 20) + (512 << 10)))
+
+    with _server_on_a_tiny_disk(tmp_path, "full-file-log-disk-at-stop", ballast) as (server, data_dir, clients):
         wait_until(lambda: clients.statuses[503] > 0, timeout_s=180, what="the disk to fill and the server to refuse")
-        ballast.unlink()
+        (data_dir / "ballast").unlink()
         refused = clients.statuses[503]
         wait_until(lambda: clients.statuses[503] > refused + 20, timeout_s=180, what="the disk to fill again")
         clients.stop()
@@ -135,26 +150,14 @@ def test_a_disk_still_full_at_the_stop_loses_at_most_the_window(tmp_path: Path) 
         window = IngressConfig().log_buffer_max_records * INGRESS_REPLICAS
         record_figures("file_log_full_disk_at_stop", {
             "answered_200_rows": len(answered), "statuses": dict(clients.statuses), "missing": len(missing),
-            "in_the_spool": sum(1 for i in answered if spooled[i]), "window": window, "written_twice": sum(1 for i in answered if ids[i] > 1), "unparseable_lines": bad})
+            "in_the_spool": sum(1 for i in answered if spooled[i]), "window": window,
+            "written_twice": sum(1 for i in answered if ids[i] > 1), "unparseable_lines": bad})
         assert len(missing) <= window, f"{len(missing)} of {len(answered)} answered decisions are in no file"
         assert not [i for i in answered if ids[i] + spooled[i] > 1]
-    finally:
-        if clients is not None:
-            clients.stop()
-        server.stop()
-        subprocess.run(["umount", "-l", str(data_dir)])
-        shutil.rmtree(short_tmp, ignore_errors=True)
 
 
 def test_full_file_log_disk_loses_no_answered_decision_and_recovers(tmp_path: Path) -> None:
-    data_dir = _tiny_data_dir(tmp_path)
-    short_tmp = Path(tempfile.mkdtemp(prefix="fd-", dir="/tmp"))
-    env = {"DATA_DIR": str(data_dir), "API_KEY": API_KEY, "DATABASE_URL": "", "TMPDIR": str(short_tmp)}
-    server = ServerProcess(ServerConfig("full-file-log-disk"), env=env, log=tmp_path / "serve.log")
-    clients: BatchClients | None = None
-    try:
-        server.start()
-        clients = BatchClients(server.url).start()
+    with _server_on_a_tiny_disk(tmp_path, "full-file-log-disk") as (server, data_dir, clients):
         wait_until(lambda: clients.statuses[503] > 0, timeout_s=180, what="the disk to fill and the server to refuse")
         refused_at = time.monotonic()
         time.sleep(5)   # stay full a while: retries, spills and replays all hit ENOSPC
@@ -181,9 +184,3 @@ def test_full_file_log_disk_loses_no_answered_decision_and_recovers(tmp_path: Pa
         assert not twice, f"{len(twice)} decisions written twice"
         assert bad <= 1, f"{bad} unparseable lines in the file log"
         assert health["log"] == "ok", health
-    finally:
-        if clients is not None:
-            clients.stop()
-        server.stop()
-        subprocess.run(["umount", "-l", str(data_dir)])
-        shutil.rmtree(short_tmp, ignore_errors=True)
