@@ -163,10 +163,8 @@ class LogShipper:
         while self.buffer and not self._closing:
             if self.failing and self._over_bound() and await self._spill():
                 continue
-            if not await self._ship():
+            if not await self._ship():   # a failed spill is retried after the ship's back-off, not at once
                 break
-        if self.failing and self._over_bound():
-            await self._spill()
 
     async def _ship(self) -> bool:
         """Send up to ``max_records`` in one call; on failure, timeout or cancellation put them back."""
