@@ -31,8 +31,10 @@ class FairnessQuery(Window):
         never a longer one (a key with scope fairness must not make the log writer read the whole log)."""
         until = self.until = self.until or datetime.now(timezone.utc)
         if self.since is None:
-            self.since = until - MAX_FAIRNESS_WINDOW if until - datetime.min.replace(tzinfo=until.tzinfo) > \
-                MAX_FAIRNESS_WINDOW else datetime.min.replace(tzinfo=until.tzinfo)
+            try:
+                self.since = until - MAX_FAIRNESS_WINDOW
+            except OverflowError:   # an until in the first 92 days of year 1
+                self.since = datetime.min.replace(tzinfo=timezone.utc)
         elif until - self.since > MAX_FAIRNESS_WINDOW:
             raise ValueError(f"since must be within {MAX_FAIRNESS_WINDOW.days} days of until")
         return self

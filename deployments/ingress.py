@@ -105,8 +105,7 @@ class Ingress:
         """Shed load past ``max_in_flight_requests`` or ``max_in_flight_body_bytes`` (taken before a body is
         read, so neither parsing nor bodies held can outgrow them); refuse while decisions cannot be recorded."""
         if not self.shipper.accepting:
-            self.metrics.shed.inc(tags={"reason": "log_refusing"})
-            raise Unavailable("prediction log unavailable (nowhere to record decisions), retry later")
+            raise self._log_refusing()
         if self.in_flight >= self.config.max_in_flight_requests or (
                 self.in_flight and self.body_bytes + body_bytes > self.config.max_in_flight_body_bytes):
             self.metrics.shed.inc(tags={"reason": "overload"})
@@ -118,6 +117,11 @@ class Ingress:
         finally:
             self.in_flight -= 1
             self.body_bytes -= body_bytes
+
+    def _log_refusing(self) -> Unavailable:
+        """The 503 of a decision the log cannot record (counted as shed)."""
+        self.metrics.shed.inc(tags={"reason": "log_refusing"})
+        return Unavailable("prediction log unavailable (nowhere to record decisions), retry later")
 
     @serve.batch(max_concurrent_batches=4)  # batch size and wait come from IngressConfig (reconfigure)
     async def _decide_rows(self, rows: list[np.ndarray], started: list[float]) -> list[dict[str, Any]]:
@@ -218,8 +222,7 @@ class Ingress:
 
     def record(self, block: Block, endpoint: str, shadow: Any = None) -> None:
         if not self.shipper.accepts(len(block)):   # the log cannot keep it durable: not answered, so not lost
-            self.metrics.shed.inc(tags={"reason": "log_refusing"})
-            raise Unavailable("prediction log unavailable (nowhere to record decisions), retry later")
+            raise self._log_refusing()
         if shadow is None:
             self.shipper.add(block)
         else:

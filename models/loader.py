@@ -132,16 +132,16 @@ def load_model(model: str | Path | None, threshold: float | None = None, intra_o
     """A checked model folder (a version under models/, a path, or None/'latest'), ready to answer."""
     try:
         folder = resolve_model_dir(model)
-    except (FileNotFoundError, OSError) as exc:
-        raise ModelRefused(str(exc).split(" (looked in")[0]) from None
+    except OSError:   # its message names the models folder's path
+        raise ModelRefused(f"no model folder {str(model)!r}") from None
     try:
         return _checked(folder, threshold, intra_op_threads, require_monotonicity)
     except ModelRefused:
         raise
-    except Exception as exc:   # whatever a malformed card or model makes a check raise is a refusal
+    except Exception as exc:   # onnxruntime's, LightGBM's, or what a malformed card makes a check raise: refused
         logger.error("model folder %s refused: %s: %s", folder, type(exc).__name__, exc)
-        raise ModelRefused(f"{folder.name}: not a servable model folder ({type(exc).__name__} while checking it)") \
-            from None
+        raise ModelRefused(f"{folder.name}: not a servable model folder ({type(exc).__name__} while loading or "
+                           "checking it)") from None
 
 
 def _checked(folder: Path, threshold: float | None, intra_op_threads: int,
@@ -151,11 +151,7 @@ def _checked(folder: Path, threshold: float | None, intra_op_threads: int,
     _check_artifacts(folder, card)
     if require_monotonicity:
         _check_monotonicity(folder, card)
-    try:
-        classifier = OnnxBinaryClassifier(folder / ONNX_FILE, intra_op_threads)
-        reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
-    except Exception as exc:   # onnxruntime and LightGBM raise their own types
-        logger.error("model folder %s: cannot load: %s: %s", folder, type(exc).__name__, exc)
-        raise ModelRefused(f"{folder.name}: cannot load its model ({type(exc).__name__})") from None
+    classifier = OnnxBinaryClassifier(folder / ONNX_FILE, intra_op_threads)
+    reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
     _check_answers(folder, classifier, reasons)
     return LoadedModel(classifier, str(card["version"]), value, card, reasons)

@@ -9,7 +9,6 @@ risk up the most, with the texts of ``core.features`` (adverse-action notices).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from core.artifacts import LIGHTGBM_FILE
 from core.features import AGE_FEATURE, FEATURE_NAMES, FEATURES, is_elderly
 from models.tree_tables import TreeTables, UnsupportedModel
 
-logger = logging.getLogger(__name__)
 EXACT_TOLERANCE = 1e-9
 """Largest |tables − pred_contrib| per contribution accepted when a model loads (measured ~1e-14)."""
 
@@ -54,12 +52,12 @@ class ReasonCoder:
         self.top = top
         self.tables: TreeTables | None = None
         self.fallback: str | None = None
-        """Why contributions come from ``pred_contrib`` rather than the tables (None when they do not)."""
+        """Why contributions come from ``pred_contrib`` rather than the tables (None when they do not); the scorer
+        logs it and sets its gauge when the model becomes active."""
         try:
             self.tables = TreeTables(self.booster)
         except UnsupportedModel as exc:
             self.fallback = str(exc)
-            logger.warning("%s: reasons from LightGBM's pred_contrib, not tables: %s", model_dir.name, exc)
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
         """``(n, 11)``: per-feature contributions then the base value (float32 inputs, as ONNX sees them)."""

@@ -151,10 +151,6 @@ class TreeTables:
         self._tree_base = np.asarray(bases, dtype=np.int64)
         self._table = np.concatenate(tables) if tables else np.zeros((0, self.n_features + 1))
 
-    @property
-    def table_rows(self) -> int:
-        return len(self._table)
-
     def _goes_left(self, rows: np.ndarray) -> np.ndarray:
         """``(splits, n)``: LightGBM's numerical decision at every split node (``Tree::NumericalDecision``)."""
         x = np.ascontiguousarray(rows.T)[self._feature]

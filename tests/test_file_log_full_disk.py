@@ -30,11 +30,11 @@ from core.polling import wait_until
 from core.reference import sample_applicants
 from core.settings import DEPLOYMENT_DEFAULTS, IngressConfig
 from loadtest.server_process import ServerConfig, ServerProcess
-from prediction_log.records import request_ids
 from prediction_log.spool import Spool
 from tests.conftest import API_KEY
 from tests.file_log import log_lines
 from tests.serving import ClientThreads
+from tests.test_log_shipper import spooled_ids
 from tests.test_resilience import record_figures
 
 pytestmark = pytest.mark.slow
@@ -91,13 +91,10 @@ def _logged_ids(data_dir: Path) -> tuple[Counter[str], int]:
     return ids, bad
 
 
-def _spooled_ids(data_dir: Path) -> Counter[str]:
+def _left_in_spool(data_dir: Path) -> Counter[str]:
     """request_id counts of the sealed spool files left in ``DATA_DIR/spool`` (replayed at the next start)."""
     spool = data_dir / "spool"
-    if not spool.exists():
-        return Counter()
-    return Counter(i for path in Spool(spool, "count").pending_files() for chunk in Spool.read_chunks(path, 10_000)
-                   for i in request_ids(chunk))
+    return Counter(spooled_ids(Spool(spool, "count"))) if spool.exists() else Counter()
 
 
 @contextmanager
@@ -144,7 +141,7 @@ def test_a_disk_still_full_at_the_stop_loses_at_most_the_window(tmp_path: Path) 
         clients.stop()
         server.stop()
         ids, bad = _logged_ids(data_dir)
-        spooled = _spooled_ids(data_dir)   # durable too: the log writer replays them at the next start
+        spooled = _left_in_spool(data_dir)   # durable too: the log writer replays them at the next start
         answered = Counter(clients.ok_ids)
         missing = [i for i in answered if ids[i] == 0 and spooled[i] == 0]
         window = IngressConfig().log_buffer_max_records * INGRESS_REPLICAS

@@ -59,7 +59,8 @@ def _records(n: int) -> Block:
     return decision_block(rows, np.linspace(0, 1, n), "v1", 0.1, 1.0, "test")
 
 
-def _spooled_ids(spool: Spool) -> list[str]:
+def spooled_ids(spool: Spool) -> list[str]:
+    """request_ids of the sealed (and claimed) spool files, in file order."""
     return [i for path in spool.pending_files() for chunk in Spool.read_chunks(path, 1000) for i in request_ids(chunk)]
 
 
@@ -99,7 +100,7 @@ def test_unreachable_writer_spills_to_spool_then_resumes(tmp_path: Path) -> None
     records = _records(650)
     writer = asyncio.run(scenario())
     delivered = request_ids(concat(writer.write.calls))
-    spooled = _spooled_ids(spool)
+    spooled = spooled_ids(spool)
     assert len(spooled) >= 500
     assert sorted(delivered + spooled) == sorted(request_ids(records))
 
@@ -124,7 +125,7 @@ def test_a_hung_writer_is_timed_out_and_memory_stays_bounded(tmp_path: Path) -> 
     peak, left = asyncio.run(scenario())
     assert peak <= 300 + 100 + 6 * 50   # the bound + the call in flight + what arrives during its 50 ms timeout
     assert left == 0
-    assert sorted(_spooled_ids(spool)) == sorted(request_ids(records))
+    assert sorted(spooled_ids(spool)) == sorted(request_ids(records))
 
 
 def test_full_spool_refuses_decisions_until_the_writer_is_back(tmp_path: Path) -> None:
@@ -190,7 +191,7 @@ def test_a_full_disk_refuses_decisions_loses_none_and_recovers(tiny_disk: Path) 
         assert not shipper.accepting
         assert shipper.state == "refusing"
         assert not list(spool.directory.glob("*.tmp")), "a failed spool write must not leave a torn file"
-        spooled = _spooled_ids(spool)        # complete files only, every line parses
+        spooled = spooled_ids(spool)        # complete files only, every line parses
         assert len(spooled) + shipper.held == 6000
         writer.write.up = True               # the writer is back: memory first, then the spool replays elsewhere
         await eventually(lambda: shipper.accepting and shipper.buffered == 0, "the shipper to recover")
@@ -224,7 +225,7 @@ def test_the_buffer_is_bounded_in_bytes_too(tmp_path: Path) -> None:
 
     peak = asyncio.run(scenario())
     assert peak <= 5 * per_block + 2 * per_block     # the bound + what arrives before the spill runs
-    assert sorted(_spooled_ids(spool)) == sorted(i for b in blocks for i in request_ids(b))
+    assert sorted(spooled_ids(spool)) == sorted(i for b in blocks for i in request_ids(b))
 
 
 def test_a_large_block_is_shipped_in_compact_calls_under_the_message_limit(tmp_path: Path) -> None:

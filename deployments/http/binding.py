@@ -12,10 +12,11 @@ from typing import Any
 
 import orjson
 from fastapi import HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 
 from core.api_keys import Scope
 from deployments.http.api import create_api
-from deployments.http.backend import Backend
+from deployments.http.backend import Backend, Unavailable
 
 logger = logging.getLogger("ray.serve")
 RETRY_AFTER = {"Retry-After": "1"}
@@ -29,6 +30,16 @@ async def _pace_rejection(request: Request) -> None:
 
 
 api = create_api(_pace_rejection)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    """The backend's ``Unavailable`` (admission refused, the log cannot record): 503 + Retry-After, wherever a route
+    meets it."""
+    assert isinstance(exc, Unavailable)
+    return JSONResponse({"detail": exc.what}, status_code=503, headers=RETRY_AFTER)
+
+
+api.add_exception_handler(Unavailable, _refused)
 
 
 def bind(backend: Backend) -> None:

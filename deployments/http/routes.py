@@ -17,7 +17,7 @@ from core.features import EXAMPLE_APPLICANT
 from core.settings import get_settings
 from deployments.decisions import decide
 from deployments.http.backend import Backend, Unavailable
-from deployments.http.binding import RETRY_AFTER, _json, _json_body, _require, api, backend, bind, unavailable
+from deployments.http.binding import _json, _json_body, _require, api, backend, bind, unavailable
 from deployments.http.rows import batch_rows, single_row
 from deployments.http.schemas import (
     APPLICANT_ADAPTER,
@@ -58,10 +58,7 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
     except Exception as exc:
         raise unavailable(f"scorer ({type(exc).__name__})") from exc
     assert isinstance(scored, Scored)
-    try:
-        return decide(rows, scored, (time.perf_counter() - started) * 1000, endpoint, b.record, explanations)
-    except Unavailable as exc:   # the log turned away after admission: the decision is not answered
-        raise HTTPException(503, exc.what, headers=RETRY_AFTER) from exc
+    return decide(rows, scored, (time.perf_counter() - started) * 1000, endpoint, b.record, explanations)
 
 
 @api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
@@ -71,14 +68,14 @@ async def predict(request: Request, explain: ExplainQuery = False, x_applicant_k
     b, started = backend(), time.perf_counter()
     if b.scoring_requires_key:
         _require(b, x_api_key, "score")
-    with _admitted(b, request):   # before the body is read: parsing is work, and memory, to shed
+    with b.admitted(_declared_bytes(request)):   # before the body is read: parsing is work, and memory, to shed
         row = single_row(await _json_body(request))
         if explain:
             return _json((await _decide(b, row, started, "predict", explain=True))[0])
         try:
             return _json(await b.decide_single(row, started, x_applicant_key))
-        except Unavailable as exc:
-            raise HTTPException(503, exc.what, headers=RETRY_AFTER) from exc
+        except Unavailable:   # the log turned away after admission: answered 503 by the app's handler
+            raise
         except Exception as exc:
             raise unavailable(f"scorer ({type(exc).__name__})") from exc
 
@@ -91,7 +88,7 @@ async def predict_batch(request: Request, explain: ExplainQuery = False,
     b, started = backend(), time.perf_counter()
     if b.scoring_requires_key:
         _require(b, x_api_key, "score")
-    with _admitted(b, request):
+    with b.admitted(_declared_bytes(request)):
         rows = batch_rows(await _json_body(request))
         results = await _decide(b, rows, started, "batch", explain, x_applicant_key)
     return _json({"count": len(results), "results": results})
@@ -104,22 +101,6 @@ def _declared_bytes(request: Request) -> int:
         return min(int(request.headers.get("content-length", limit)), limit)
     except ValueError:
         return limit
-
-
-class _admitted:
-    """The backend's admission as a context manager that answers 503 when it refuses."""
-
-    def __init__(self, b: Backend, request: Request) -> None:
-        self._context = b.admitted(_declared_bytes(request))
-
-    def __enter__(self) -> None:
-        try:
-            self._context.__enter__()
-        except Unavailable as exc:
-            raise HTTPException(503, exc.what, headers=RETRY_AFTER) from exc
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._context.__exit__(*exc_info)
 
 
 @api.get("/health", response_model=Health, summary="Model loaded, version and threshold, log state; 503 until ready")
