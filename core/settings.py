@@ -119,8 +119,10 @@ class IngressConfig(BaseModel):
         1024, ge=1, description="Scoring requests one ingress replica holds at once; beyond it 503 + Retry-After "
                                 "(direct ingress bypasses Serve's own max_ongoing/max_queued limits)")
     max_in_flight_body_bytes: int = Field(
-        256 << 20, ge=1 << 20, description="Declared request-body bytes one ingress replica holds or parses at once; "
-                                           "beyond it 503 + Retry-After (one request is always admitted)")
+        256 << 20, ge=1 << 20, description="Request-body bytes one ingress replica holds or parses at once, counted "
+                                           "as they arrive; beyond it 503 + Retry-After (one body is always let in)")
+    body_timeout_s: float = Field(10.0, gt=0, description="A request body not all received within this is answered "
+                                                          "408 (a client trickling its body holds its slot no longer)")
     log_flush_interval_s: float = Field(0.05, gt=0, description="Decisions are handed to the log writer this often")
     log_flush_max_records: int = Field(2000, ge=1, le=10_000, description="... or when this many are buffered")
     log_flush_max_bytes: int = Field(2 << 20, ge=64 << 10, le=3 << 20,

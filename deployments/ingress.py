@@ -28,7 +28,8 @@ from deployments.challenger import Routing, ShadowCalls
 from deployments.decisions import decide, denied_count, with_challenger
 from deployments.fairness import FairnessQuery
 from deployments.http import routes
-from deployments.http.backend import Unavailable
+from deployments.http.admission import Admission, Slot
+from deployments.http.backend import Overloaded, Unavailable
 from deployments.http.pacing import RejectionPacer
 from deployments.log_shipper import LogShipper
 from deployments.loopback import bind_replica_servers_to_loopback
@@ -67,8 +68,7 @@ class Ingress:
         self.keys = key_ring(settings)
         self.scoring_requires_key = settings.scoring_requires_key
         self.metrics = IngressMetrics()
-        self.in_flight = 0
-        self.body_bytes = 0
+        self.admission = Admission(self.config.max_in_flight_requests, self.config.max_in_flight_body_bytes)
         self.rejections = RejectionPacer(self.config.rejections_per_s, self.config.rejection_delay_s,
                                          self.config.max_delayed_rejections,
                                          lambda pace: self.metrics.rejections.inc(tags={"pace": pace}))
@@ -96,27 +96,27 @@ class Ingress:
             batched.set_max_batch_size(config.max_batch_size)
             batched.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self.shipper.apply(config)
+        self.admission.apply(config.max_in_flight_requests, config.max_in_flight_body_bytes)
         self.rejections.apply(config.rejections_per_s, config.rejection_delay_s, config.max_delayed_rejections)
 
     # ---- Backend for deployments.http.routes ----
 
     @contextmanager
-    def admitted(self, body_bytes: int = 0) -> Iterator[None]:
-        """Shed load past ``max_in_flight_requests`` or ``max_in_flight_body_bytes`` (taken before a body is
-        read, so neither parsing nor bodies held can outgrow them); refuse while decisions cannot be recorded."""
+    def admitted(self) -> Iterator[Slot]:
+        """Shed load past ``max_in_flight_requests``, and bodies past ``max_in_flight_body_bytes`` as they arrive
+        (``Slot.reserve``); refuse while decisions cannot be recorded."""
         if not self.shipper.accepting:
             raise self._log_refusing()
-        if self.in_flight >= self.config.max_in_flight_requests or (
-                self.in_flight and self.body_bytes + body_bytes > self.config.max_in_flight_body_bytes):
-            self.metrics.shed.inc(tags={"reason": "overload"})
-            raise Unavailable("server overloaded, retry later")
-        self.in_flight += 1
-        self.body_bytes += body_bytes
         try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self.body_bytes -= body_bytes
+            with self.admission.slot() as slot:
+                yield slot
+        except Overloaded:
+            self.metrics.shed.inc(tags={"reason": "overload"})
+            raise
+
+    @property
+    def body_timeout_s(self) -> float:
+        return self.config.body_timeout_s
 
     def _log_refusing(self) -> Unavailable:
         """The 503 of a decision the log cannot record (counted as shed)."""

@@ -14,9 +14,10 @@ caller (the ingress's log shipper) keeps the block, and request_id makes the ret
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
@@ -40,6 +41,7 @@ from prediction_log.outcomes import Outcomes, OutcomeStore, Receipt
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, to_json_lines
+from prediction_log.scan_deadline import scans_within
 from prediction_log.spool import Spool
 from prediction_log.store import Store
 from prediction_log.stores import (
@@ -55,6 +57,16 @@ logger = logging.getLogger("ray.serve")
 
 class LogUnavailable(RuntimeError):
     """The configured store cannot be read right now."""
+
+
+def _http_read(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A read an HTTP request waits for: its scans of the file log stop at ``read_timeout_s``
+    (``scan_deadline``), so a timed-out request leaves no scan running on a read thread."""
+    @functools.wraps(method)
+    async def bounded(self: "LogWriter", *args: Any, **kwargs: Any) -> Any:
+        with scans_within(self.config.read_timeout_s):
+            return await method(self, *args, **kwargs)
+    return bounded
 
 
 @serve.deployment
@@ -254,10 +266,12 @@ class LogWriter:
         self.metrics.monitored(run)
         return run
 
+    @_http_read
     async def monitoring_runs(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` monitoring runs, newest first."""
         return await self._beside("monitoring_runs", monitoring_runs_beside).newest(limit)
 
+    @_http_read
     async def query(self, query: LogQuery) -> list[dict]:
         """Newest-first page of the log."""
         return await self._live_store().query(query)
@@ -275,6 +289,7 @@ class LogWriter:
             self._beside_stores[kind] = held = (store, make(store, self.settings))
         return held[1]
 
+    @_http_read
     async def find(self, request_id: str) -> dict[str, Any] | None:
         """One decision's record (``GET /decisions/{request_id}``)."""
         return await self._live_store().find(request_id)
@@ -285,21 +300,26 @@ class LogWriter:
     def _group_store(self) -> GroupStore:
         return self._beside("groups", groups_beside)
 
+    @_http_read
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
         return await self._outcome_store().record(outcomes)
 
+    @_http_read
     async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
         """Computed here, beside the store, from its counts (PostgreSQL) or its labelled rows (file log)."""
         labelled = await self._outcome_store().for_reports(query.since, query.until, query.model_version)
         return await asyncio.to_thread(performance, labelled, query.by, card_of_version)
 
+    @_http_read
     async def challenger_comparison(self, window: Window) -> dict[str, Any]:
         shadowed = await self._outcome_store().shadowed_for_reports(window.since, window.until)
         return await asyncio.to_thread(comparison, shadowed)
 
+    @_http_read
     async def record_groups(self, post: GroupPost) -> GroupReceipt:
         return await self._group_store().record(post)
 
+    @_http_read
     async def summary(self, query: SummaryQuery) -> dict[str, Any]:
         """The window's aggregates (``prediction_log.aggregates``): counts and rates without reading rows."""
         return await self._live_store().summary(query.since, query.until, query.bucket)
@@ -308,10 +328,12 @@ class LogWriter:
         """Append scorer replicas' audit entries (stored once by id: a replica retries until this returns)."""
         await self._beside("model_changes", model_changes_beside).record(changes)
 
+    @_http_read
     async def model_changes(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` audit entries, newest first."""
         return await self._beside("model_changes", model_changes_beside).newest(limit)
 
+    @_http_read
     async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
         """The window's decisions with their groups and outcomes; figures computed here, beside the store."""
         block = await self._live_store().records_between(query.since, query.until, FAIRNESS_COLUMNS)

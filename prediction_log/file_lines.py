@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from prediction_log import scan_deadline
+
 BLOCK = 1 << 20
+CHECK_EVERY = 1 << 14
+"""Lines between two looks at the scan's deadline (``scan_deadline``): a look costs as much as reading a line."""
 
 
 def lines_backwards(path: Path, block: int = BLOCK) -> Iterator[bytes]:
@@ -18,6 +22,7 @@ def lines_backwards(path: Path, block: int = BLOCK) -> Iterator[bytes]:
         tail = b""
         first = True
         while position > 0:
+            scan_deadline.check()
             step = min(block, position)
             position -= step
             f.seek(position)
@@ -37,8 +42,11 @@ def complete_lines(path: Path) -> Iterator[str]:
     """The file's newline-terminated non-empty lines, first to last (an append in progress is left out)."""
     if not path.exists():
         return
+    scan_deadline.check()
     with path.open(encoding="utf-8") as lines:
-        for line in lines:
+        for number, line in enumerate(lines, 1):
+            if number % CHECK_EVERY == 0:
+                scan_deadline.check()
             if line.endswith("\n") and line.strip():
                 yield line
 

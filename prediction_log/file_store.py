@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import logging
@@ -11,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -283,7 +285,9 @@ class FileStore:
 
     @staticmethod
     async def _on(executor: ThreadPoolExecutor, function: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        """``function`` on ``executor``, in a copy of this context (a read's ``scan_deadline`` goes with it)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(executor, partial(context.run, function, *args))
 
     def _sample_sync(self, since: datetime | None, until: datetime | None, rows: int, seed: int) -> tuple[Block, int]:
         """Reservoir sampling (Algorithm R) over the window's lines, kept raw; only the sample is parsed."""

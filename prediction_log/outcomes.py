@@ -168,6 +168,9 @@ class PostgresOutcomes:
         self.log = log
         """Posts on the log's write pool, reports on its read pool."""
         self._schema_ready = False
+        self._posting = asyncio.Lock()
+        """Posts queue here, before they take a write connection: one at a time takes one, and the others never
+        hold the connections decisions are written on while they wait for the advisory lock."""
 
     async def _ensure_schema(self, conn: asyncpg.Connection) -> None:
         if not self._schema_ready:
@@ -181,8 +184,9 @@ class PostgresOutcomes:
             await self._ensure_schema(conn)
 
     async def record(self, post: Outcomes) -> Receipt:
-        """One transaction, serialised with other posts (a conflict cannot slip between check and insert)."""
-        async with self.log.writing() as conn:
+        """One transaction, serialised with other posts (a conflict cannot slip between check and insert): in this
+        process by a lock taken before the connection, across processes by an advisory lock."""
+        async with self._posting, self.log.writing() as conn:
             await self._ensure_schema(conn)
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext('outcomes_post'))")

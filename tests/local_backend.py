@@ -17,6 +17,7 @@ from core.settings import IngressConfig, LogWriterConfig
 from deployments.challenger_report import comparison
 from deployments.decisions import decide, denial_reasons
 from deployments.fairness import FairnessQuery, fairness_of
+from deployments.http.admission import Admission, Slot
 from deployments.http.backend import Unavailable
 from deployments.http.pacing import RejectionPacer
 from deployments.monitoring_run import monitoring_run
@@ -48,6 +49,8 @@ class LocalBackend:
         defaults = IngressConfig()   # the contract's rejections paced like the ingress's, waiting a moment, not 1 s
         self.rejections = rejections or RejectionPacer(defaults.rejections_per_s, CONTRACT_REJECTION_DELAY_S,
                                                        defaults.max_delayed_rejections)
+        self.admission = Admission(defaults.max_in_flight_requests, defaults.max_in_flight_body_bytes)
+        self.body_timeout_s = defaults.body_timeout_s
         self.blocks: list[Block] = []
         self.outcomes: dict[str, int] = {}
         self.groups: dict[tuple[str, str], str] = {}
@@ -56,10 +59,11 @@ class LocalBackend:
                                                                                    self.threshold)))]
 
     @contextmanager
-    def admitted(self, body_bytes: int = 0) -> Iterator[None]:
+    def admitted(self) -> Iterator[Slot]:
         if self.refusing:
             raise Unavailable("prediction log unavailable (nowhere to record decisions), retry later")
-        yield
+        with self.admission.slot() as slot:
+            yield slot
 
     def _scored(self, rows: np.ndarray) -> Scored:
         probabilities = self.classifier.predict_proba(rows)

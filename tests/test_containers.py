@@ -1,13 +1,15 @@
 """The Dockerfile and docker-compose.yml built and run on this machine, end to end through the published ports:
 health, scoring, every answered decision in the compose PostgreSQL, the dashboard, a stop under load that loses
 nothing, data kept over a restart, a scale-out worker joining with the Ray token, and the exposure checks
-(nothing but the API and the dashboard published, on loopback; the dashboard cannot reach Ray or the database
-and holds no key; the server's database role cannot change the schema). Skipped without a Docker engine."""
+(nothing but the gateway published, on loopback, HTTPS only; PostgreSQL refuses connections without TLS and the
+server's own are encrypted; the dashboard cannot reach Ray or the database and holds no key; the server's
+database role cannot change the schema). Skipped without a Docker engine."""
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import threading
 import time
@@ -27,9 +29,13 @@ pytestmark = pytest.mark.slow
 
 
 class Running:
-    def __init__(self, stack: Stack, api: str, dashboard: str, api_key: str) -> None:
+    def __init__(self, stack: Stack, api: str, dashboard: str, api_key: str, ca_file: Path) -> None:
         self.stack, self.api, self.dashboard, self.api_key = stack, api, dashboard, api_key
+        self.tls = ssl.create_default_context(cafile=str(ca_file))   # the stack's CA, as a client is given it
         self.figures: dict[str, object] = {}
+
+    def client(self, timeout_s: float = 60) -> httpx.Client:
+        return httpx.Client(base_url=self.api, timeout=timeout_s, verify=self.tls)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +62,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         stack.compose("build", "api", timeout_s=1800)
         build_s = time.monotonic() - started
         up_s = stack.up()
-        running = Running(stack, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dashboard_port}",
-                          (secrets / "api_key").read_text().strip())
+        running = Running(stack, f"https://127.0.0.1:{api_port}", f"https://127.0.0.1:{dashboard_port}",
+                          (secrets / "api_key").read_text().strip(), secrets / "tls_ca")
         running.figures.update({"base_images": "local" if bases else "registry", "base_images_s": round(bases_s, 1),
                                 "build_s": round(build_s, 1), "up_s": round(up_s, 1),
                                 "image_sizes": image_sizes("credit-scoring:test", *bases.values())})
@@ -77,7 +83,7 @@ def _logged_ids(stack: Stack) -> set[str]:
 
 def test_health_scoring_and_every_answer_in_the_compose_database(running: Running) -> None:
     applicants = sample_applicants(50, seed=3)
-    with httpx.Client(base_url=running.api, timeout=60) as client:
+    with running.client() as client:
         assert client.get("/health").json()["status"] == "ok"
         single = [client.post("/predict", json=a).json()["request_id"] for a in applicants[:10]]
         batch = client.post("/predict/batch", json=applicants).json()
@@ -95,16 +101,56 @@ def test_health_scoring_and_every_answer_in_the_compose_database(running: Runnin
 
 
 def test_dashboard_answers_and_asks_for_a_key(running: Running) -> None:
-    assert httpx.get(f"{running.dashboard}/_stcore/health", timeout=30).status_code == 200
-    assert httpx.get(running.dashboard, timeout=30).status_code == 200
+    assert httpx.get(f"{running.dashboard}/_stcore/health", timeout=30, verify=running.tls).status_code == 200
+    assert httpx.get(running.dashboard, timeout=30, verify=running.tls).status_code == 200
     environment = running.stack.exec("dashboard", "env").stdout
+    through_gateway = running.stack.exec("dashboard", "python", "-c", "import os; from dashboard.api_client import "
+                                         "ApiClient; print(ApiClient(os.environ['API_URL'], None).health()['status'])")
+    assert through_gateway.stdout.strip() == "ok", through_gateway.stderr[-2000:]   # HTTPS, the stack's CA
     assert running.api_key not in environment and "API_KEY" not in environment
 
 
-def test_nothing_but_the_api_and_the_dashboard_is_published_and_only_on_loopback(running: Running) -> None:
+def test_nothing_but_the_gateway_is_published_and_only_on_loopback(running: Running) -> None:
     published = running.stack.published()
     assert sorted((name.split("-")[-2], address) for name, address, _ in published) == [
-        ("dashboard", "127.0.0.1"), ("gateway", "127.0.0.1")], published
+        ("gateway", "127.0.0.1"), ("gateway", "127.0.0.1")], published
+
+
+def test_the_gateway_answers_https_only_with_the_stacks_certificate(running: Running) -> None:
+    with running.client() as client:
+        assert client.get("/health").status_code == 200
+    plain = running.api.replace("https://", "http://")
+    with pytest.raises(httpx.HTTPError):   # a TLS port: HAProxy drops the clear-text request
+        httpx.get(f"{plain}/health", timeout=10)
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):   # not a public CA's
+        httpx.get(f"{running.api}/health", timeout=10, verify=ssl.create_default_context())
+
+
+def test_postgres_refuses_connections_without_tls_and_the_servers_are_encrypted(running: Running) -> None:
+    attempt = ("import asyncio, asyncpg, sys\n"
+               "dsn = open('/run/secrets/database_url').read().strip().split('?')[0]\n"
+               "async def main():\n"
+               "    try:\n"
+               "        await (await asyncpg.connect(dsn + '?' + sys.argv[1], timeout=20)).close()\n"
+               "        print('CONNECTED')\n"
+               "    except Exception as exc:\n"
+               "        print('REFUSED', type(exc).__name__, exc)\n"
+               "asyncio.run(main())")
+
+    def connect(query: str) -> str:
+        done = running.stack.exec("api", "python", "-c", attempt, query)
+        return done.stdout + done.stderr[-2000:]
+
+    assert "CONNECTED" in connect("sslmode=verify-full&sslrootcert=/run/secrets/tls_ca")
+    clear = connect("sslmode=disable")
+    assert "REFUSED" in clear and "no encryption" in clear, clear
+    other_ca = connect("sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt")
+    assert "REFUSED" in other_ca and "certificate verify failed" in other_ca, other_ca
+    encrypted = running.stack.psql("SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a "
+                                   "USING (pid) WHERE a.usename = 'scoring_app'")
+    count, all_ssl = encrypted.split("|")
+    assert int(count) > 0 and all_ssl == "t", encrypted
+    running.figures["tls"] = {"server_connections": int(count), "all_encrypted": True}
 
 
 def test_the_dashboard_cannot_reach_ray_or_the_database(running: Running) -> None:
@@ -149,7 +195,7 @@ def test_stop_under_load_loses_nothing_and_a_restart_keeps_the_data(running: Run
     applicants = sample_applicants(64, seed=11)
 
     def load() -> None:
-        with httpx.Client(base_url=running.api, timeout=30) as client:
+        with running.client(30) as client:
             i = 0
             while not stop.is_set():
                 try:
@@ -181,7 +227,7 @@ def test_stop_under_load_loses_nothing_and_a_restart_keeps_the_data(running: Run
     running.figures.update({"stop_under_load": {"answered_200": len(answered), "missing": len(missing),
                                                 "stop_s": round(stop_s, 1), "restart_s": round(restart_s, 1)}})
     assert not missing, f"{len(missing)} answered decisions missing after the stop"
-    with httpx.Client(base_url=running.api, timeout=60) as client:
+    with running.client() as client:
         assert client.post("/predict", json=applicants[0]).status_code == 200
 
 

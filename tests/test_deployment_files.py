@@ -30,15 +30,16 @@ def test_compose_services_and_dependencies() -> None:
 
 
 def test_compose_environment_names_are_settings_and_hold_no_secret() -> None:
-    known = SETTINGS_ENV | {"CREDIT_SECRETS_DIR", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"}
+    known = SETTINGS_ENV | {"CREDIT_SECRETS_DIR", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE", "SSL_CERT_FILE"}
     for name in ("api", "dashboard", "ray-worker"):
         assert set(COMPOSE["services"][name]["environment"]) <= known, name
     for name, service in COMPOSE["services"].items():
         for key, value in (service.get("environment") or {}).items():
             assert not re.search(r"PASSWORD$|_KEY$|_KEYS$|TOKEN$|DATABASE_URL", key), f"{name}: {key} in the environment"
     dashboard = COMPOSE["services"]["dashboard"]
-    assert "secrets" not in dashboard, "the dashboard holds no key: visitors sign in with theirs"
-    assert dashboard["environment"]["API_URL"] == f"http://gateway:{SERVE_CONFIG['http_options']['port']}"
+    assert dashboard["secrets"] == ["tls_ca"], "the dashboard holds no key (visitors sign in), only the stack's CA"
+    assert dashboard["environment"]["API_URL"] == f"https://gateway:{SERVE_CONFIG['http_options']['port']}"
+    assert dashboard["environment"]["SSL_CERT_FILE"] == "/run/secrets/tls_ca"
 
 
 def test_every_secret_is_a_file_made_by_the_script_without_a_default() -> None:
@@ -48,7 +49,7 @@ def test_every_secret_is_a_file_made_by_the_script_without_a_default() -> None:
             assert secret["file"] == "${BUILD_CA_FILE:-/dev/null}"
             continue
         assert secret["file"] == "${SECRETS_DIR:-./secrets}/" + name, name
-        assert f"make {name} " in script, name
+        assert f"make {name} " in script or f'"$dir/{name}"' in script, name
     assert "secrets/" in (PROJECT_ROOT / ".gitignore").read_text() and "secrets/" in (
         PROJECT_ROOT / ".dockerignore").read_text()
     app_dsn = "make database_url \"postgresql://scoring_app:"
@@ -58,12 +59,16 @@ def test_every_secret_is_a_file_made_by_the_script_without_a_default() -> None:
 def test_only_the_api_and_the_dashboard_are_published_on_loopback_by_default() -> None:
     port = SERVE_CONFIG["http_options"]["port"]
     published = {name: s["ports"] for name, s in COMPOSE["services"].items() if s.get("ports")}
-    assert published == {"gateway": [f"${{PUBLISH_ADDRESS:-127.0.0.1}}:${{API_PORT:-{port}}}:{port}"],
-                         "dashboard": ["${PUBLISH_ADDRESS:-127.0.0.1}:${DASHBOARD_PORT:-8501}:8501"]}
+    assert published == {"gateway": [f"${{PUBLISH_ADDRESS:-127.0.0.1}}:${{API_PORT:-{port}}}:{port}",
+                                     "${PUBLISH_ADDRESS:-127.0.0.1}:${DASHBOARD_PORT:-8501}:8501"]}
     assert re.findall(r"^EXPOSE .*$", DOCKERFILE, re.M) == [f"EXPOSE {port}"]   # no Ray port
     assert f"127.0.0.1:{port}/health" in DOCKERFILE
     gateway = (PROJECT_ROOT / "deploy" / "gateway.cfg").read_text()
-    assert f"server api api:{port}" in gateway and len(re.findall(r"^\s*server ", gateway, re.M)) == 1
+    assert f"server api api:{port}" in gateway and "server dashboard dashboard:8501" in gateway
+    assert len(re.findall(r"^\s*server ", gateway, re.M)) == 2
+    binds = re.findall(r"^\s*bind (\S+)(.*)$", gateway, re.M)   # TLS on every bind but the loopback health check
+    assert binds == [(f":{port}", " ssl crt /run/secrets/gateway_tls.pem"),
+                     (":8501", " ssl crt /run/secrets/gateway_tls.pem"), ("127.0.0.1:8001", "")], binds
     dashboard = COMPOSE["services"]["dashboard"]
     assert "8501" in dashboard["command"] and (PROJECT_ROOT / dashboard["command"][2]).is_file()
 

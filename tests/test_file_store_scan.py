@@ -4,6 +4,7 @@ time order."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from prediction_log.file_lines import LineCounter, lines_backwards
 from prediction_log.file_store import FileStore
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, as_dicts, to_json_lines
+from prediction_log.scan_deadline import ScanTimeout, scans_within
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
 QUERIES = [
@@ -167,3 +169,25 @@ def test_a_window_sample_is_uniform_bounded_and_counts_the_whole_window(tmp_path
     assert times == sorted(times)
     everything, total = asyncio.run(store.sample_between(since, None, 10_000))
     assert total == len(everything) == len(inside)
+
+
+def test_a_read_past_its_deadline_stops_its_scan_and_frees_the_read_thread(tmp_path: Path) -> None:
+    """A scan on a read thread cannot be cancelled from outside: before the deadline, a request that timed out left
+    its whole-log scan running, and the next reads queued behind it (``/decisions/{unknown}``, outcome posts)."""
+    store = FileStore(tmp_path / "predictions", reads=1)
+    line = '{"request_id":"%07d","ts":"2026-11-24T12:00:00+00:00"}\n'
+    day_path(store.directory, NOW.date()).write_text("".join(line % i for i in range(1_500_000)))
+
+    async def scenario() -> tuple[float, float]:
+        started = time.monotonic()
+        assert await store.present({"unknown"}) == set()
+        whole = time.monotonic() - started
+        started = time.monotonic()
+        with scans_within(whole / 20), pytest.raises(ScanTimeout):
+            await store.present({"unknown"})   # raised by the scan itself, on the read thread: the scan has ended
+        stopped = time.monotonic() - started
+        assert await store.find("1499999") is not None   # and the one read thread answers the next read
+        return whole, stopped
+
+    whole, stopped = asyncio.run(scenario())
+    assert stopped < whole / 2, (whole, stopped)   # generous: this VM's timing varies

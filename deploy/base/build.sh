@@ -35,9 +35,13 @@ DOCKERFILE
   echo "built $PREFIX/python:3.11-slim"
 fi
 
-if ! have "$PREFIX/postgres:16"; then
+# rebuilt when its entrypoint changes (the image carries the script's digest as a label)
+entrypoint_sha=$(sha256sum "$here/postgres-entrypoint.sh" | cut -c1-16)
+if ! have "$PREFIX/postgres:16" || [ "$(docker image inspect -f '{{index .Config.Labels "entrypoint"}}' \
+     "$PREFIX/postgres:16")" != "$entrypoint_sha" ]; then
   docker build -q -t "$PREFIX/postgres:16" -f - "$here" >/dev/null <<DOCKERFILE
 FROM $PREFIX/debian:bookworm
+LABEL entrypoint=$entrypoint_sha
 RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       postgresql-15 && rm -rf /var/lib/apt/lists/* && mkdir /docker-entrypoint-initdb.d
 ENV PATH=/usr/lib/postgresql/15/bin:\$PATH PGDATA=/var/lib/postgresql/data

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Stand-in for the official postgres image's entrypoint (the subset docker-compose.yml uses): initdb on an
 # empty volume with the superuser password from POSTGRES_PASSWORD_FILE, the database POSTGRES_DB, the
-# scripts in /docker-entrypoint-initdb.d run once; then the server in the foreground on all interfaces.
+# scripts in /docker-entrypoint-initdb.d run once; then the server in the foreground on all interfaces, with the
+# command's settings ("postgres -c name=value ..." as the official image takes them).
 set -eu
+[ "${1:-}" = postgres ] && shift
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
 BIN=/usr/lib/postgresql/15/bin
 if [ "$(id -u)" = 0 ]; then
@@ -24,4 +26,4 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   done
   "$BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
 fi
-exec "$BIN/postgres" -D "$PGDATA" -c listen_addresses='*'
+exec "$BIN/postgres" -D "$PGDATA" -c listen_addresses='*' "$@"

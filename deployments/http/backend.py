@@ -32,14 +32,30 @@ class Unavailable(Exception):
         self.what = what
 
 
+class Overloaded(Unavailable):
+    """This replica holds as many requests, or body bytes, as it may: 503 + Retry-After."""
+
+    def __init__(self) -> None:
+        super().__init__("server overloaded, retry later")
+
+
+class BodySlot(Protocol):
+    """An admitted request's share of the replica's body budget (``deployments.http.admission.Slot``)."""
+
+    def reserve(self, n: int) -> None:
+        """Hold ``n`` more bytes of the body; ``Overloaded`` past the budget."""
+
+
 class Backend(Protocol):
     keys: KeyRing
     scoring_requires_key: bool
     rejections: RejectionPacer
 
-    def admitted(self, body_bytes: int) -> AbstractContextManager[None]:
-        """Hold a scoring slot for a request whose body may be ``body_bytes`` long (taken before the body
-        is read); raise ``Unavailable`` when overloaded or when decisions cannot be recorded."""
+    body_timeout_s: float
+
+    def admitted(self) -> AbstractContextManager[BodySlot]:
+        """Hold a scoring slot (taken before the body is read, which reserves its bytes in the slot as they
+        arrive); raise ``Unavailable`` when overloaded or when decisions cannot be recorded."""
 
     async def decide_single(self, row: np.ndarray, started: float, key: str | None = None) -> dict[str, Any]:
         """One row's decision (the response item), micro-batched with other single-row requests: the

@@ -15,8 +15,9 @@ from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from core.api_keys import Scope
+from deployments.http.admission import read_body
 from deployments.http.api import create_api
-from deployments.http.backend import Backend, Unavailable
+from deployments.http.backend import Backend, BodySlot, Unavailable
 
 logger = logging.getLogger("ray.serve")
 RETRY_AFTER = {"Retry-After": "1"}
@@ -67,12 +68,13 @@ def _json(content: Any) -> Response:
     return Response(orjson.dumps(content), media_type="application/json")
 
 
-async def _json_body(request: Request) -> bytes:
-    """The raw body; 415 for anything but JSON, so a cross-site form post (text/plain) cannot write decisions."""
+async def _json_body(request: Request, slot: BodySlot | None, timeout_s: float) -> bytes:
+    """The raw body (``admission.read_body``); 415 for anything but JSON, so a cross-site form post (text/plain)
+    cannot write decisions."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise HTTPException(415, "Content-Type must be application/json")
-    return await request.body()
+    return await read_body(request, slot, timeout_s)
 
 
 def _require(b: Backend, x_api_key: str | None, scope: Scope) -> None:

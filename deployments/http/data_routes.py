@@ -90,7 +90,7 @@ async def monitoring_runs(limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 24
 async def outcomes(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Response:
     b = backend()
     _require(b, x_api_key, "outcomes")
-    items = validate(OUTCOMES_ADAPTER, await _json_body(request))
+    items = validate(OUTCOMES_ADAPTER, await _json_body(request, None, b.body_timeout_s))
     now = datetime.now(timezone.utc)
     post = Outcomes([o.request_id for o in items], [o.defaulted for o in items],
                     [o.observed_at or now for o in items])
@@ -129,7 +129,7 @@ async def challenger_comparison(window: Annotated[Window, Query()],
 async def groups(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Response:
     b = backend()
     _require(b, x_api_key, "fairness")
-    items = validate(GROUPS_ADAPTER, await _json_body(request))
+    items = validate(GROUPS_ADAPTER, await _json_body(request, None, b.body_timeout_s))
     post = GroupPost([i.request_id for i in items], [i.attribute for i in items], [i.group for i in items])
     try:
         receipt = await b.record_groups(post)

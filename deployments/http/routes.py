@@ -14,7 +14,6 @@ import numpy as np
 from fastapi import Header, HTTPException, Query, Request, Response
 
 from core.features import EXAMPLE_APPLICANT
-from core.settings import get_settings
 from deployments.decisions import decide
 from deployments.http.backend import Backend, Unavailable
 from deployments.http.binding import _json, _json_body, _require, api, backend, bind, unavailable
@@ -68,8 +67,8 @@ async def predict(request: Request, explain: ExplainQuery = False, x_applicant_k
     b, started = backend(), time.perf_counter()
     if b.scoring_requires_key:
         _require(b, x_api_key, "score")
-    with b.admitted(_declared_bytes(request)):   # before the body is read: parsing is work, and memory, to shed
-        row = single_row(await _json_body(request))
+    with b.admitted() as slot:   # before the body is read: parsing is work, and memory, to shed
+        row = single_row(await _json_body(request, slot, b.body_timeout_s))
         if explain:
             return _json((await _decide(b, row, started, "predict", explain=True))[0])
         try:
@@ -88,19 +87,10 @@ async def predict_batch(request: Request, explain: ExplainQuery = False,
     b, started = backend(), time.perf_counter()
     if b.scoring_requires_key:
         _require(b, x_api_key, "score")
-    with b.admitted(_declared_bytes(request)):
-        rows = batch_rows(await _json_body(request))
+    with b.admitted() as slot:
+        rows = batch_rows(await _json_body(request, slot, b.body_timeout_s))
         results = await _decide(b, rows, started, "batch", explain, x_applicant_key)
     return _json({"count": len(results), "results": results})
-
-
-def _declared_bytes(request: Request) -> int:
-    """The body's declared length (the body-size limit enforces it while reading); the limit when undeclared."""
-    limit = get_settings().max_body_bytes
-    try:
-        return min(int(request.headers.get("content-length", limit)), limit)
-    except ValueError:
-        return limit
 
 
 @api.get("/health", response_model=Health, summary="Model loaded, version and threshold, log state; 503 until ready")
