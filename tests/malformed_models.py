@@ -1,6 +1,6 @@
 """Model folders an operator could deploy by mistake: copies of the served model with one thing wrong each (a card
-field of the wrong type, a listed artifact missing or a folder, a model of another width, a reference sample
-without a column). Each must be refused by the loader, and deployed under load, leave the old model answering."""
+field of the wrong type, a listed artifact missing or a folder, a model of another width or output type, a file
+that is no model, a reference sample without a column). Each must be refused by the loader, and deployed under load, leave the old model answering."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import onnx
 import onnxmltools
 from onnxmltools.convert.common.data_types import FloatTensorType
 
@@ -44,6 +45,32 @@ def _five_wide(folder: Path) -> None:
     _relist(folder, ONNX_FILE)
 
 
+def _zipmap_with_string_labels(folder: Path) -> None:
+    """The served model's ONNX with its output a zipmap keyed by strings ("0", "1"), not the class integers."""
+    onx = onnx.load(str(folder / ONNX_FILE))
+    zipmaps = [node for node in onx.graph.node if node.op_type == "ZipMap"]
+    if not zipmaps:   # the project exports without a zipmap: add one over the probabilities
+        probabilities = onx.graph.output[-1]
+        zipped = onnx.helper.make_node("ZipMap", [probabilities.name], ["zipped"], domain="ai.onnx.ml",
+                                       classlabels_strings=["0", "1"])
+        onx.graph.node.append(zipped)
+        onx.graph.output.remove(probabilities)
+        onx.graph.output.append(onnx.helper.make_value_info("zipped", onnx.helper.make_sequence_type_proto(
+            onnx.helper.make_map_type_proto(onnx.TensorProto.STRING,
+                                            onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [])))))
+    else:
+        for node in zipmaps:
+            del node.attribute[:]
+            node.attribute.append(onnx.helper.make_attribute("classlabels_strings", ["0", "1"]))
+    (folder / ONNX_FILE).write_bytes(onx.SerializeToString())
+    _relist(folder, ONNX_FILE)
+
+
+def _onnx_not_a_model(folder: Path) -> None:
+    (folder / ONNX_FILE).write_bytes(b"not an ONNX model\n")
+    _relist(folder, ONNX_FILE)
+
+
 def _reference_without_a_column(folder: Path) -> None:
     path = folder / REFERENCE_FILE
     lines = gzip.decompress(path.read_bytes()).decode().splitlines()
@@ -64,6 +91,8 @@ MALFORMED: dict[str, Callable[[Path], None]] = {
     "listed model.txt missing": lambda f: (f / LIGHTGBM_FILE).unlink(),
     "model.txt a folder": _model_txt_a_folder,
     "ONNX model 5 features wide": _five_wide,
+    "ONNX zipmap keyed by strings": _zipmap_with_string_labels,
+    "model.onnx not a model": _onnx_not_a_model,
     "reference sample without a column": _reference_without_a_column,
 }
 
