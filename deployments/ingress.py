@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import ray
+from fastapi import FastAPI
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
@@ -26,31 +27,29 @@ from core.api_keys import key_ring
 from core.settings import CHALLENGER_POLL_S, KEY_RELOAD_S, NODE_SPOOL_REPLAY_S, IngressConfig, Settings, get_settings
 from deployments.challenger import Routing, ShadowCalls
 from deployments.decisions import decide, denied_count, with_challenger
-from deployments.fairness import FairnessQuery
-from deployments.http import routes
 from deployments.http.admission import Admission, Slot
+from deployments.http.app import create_app
 from deployments.http.backend import Overloaded, Unavailable
 from deployments.http.pacing import RejectionPacer
+from deployments.log_service import LogCall
 from deployments.log_shipper import LogShipper
 from deployments.loopback import bind_replica_servers_to_loopback
 from deployments.metrics import IngressMetrics
 from deployments.node_spool import NodeSpoolReplay
-from deployments.performance import PerformanceQuery, SummaryQuery, Window
 from deployments.reconfigure import validated_or_kept
 from deployments.scored import Scored
-from prediction_log.groups import GroupPost, GroupReceipt
-from prediction_log.outcomes import Outcomes, Receipt
-from prediction_log.query import LogQuery
 from prediction_log.records import Block
 from prediction_log.spool import Spool
 
 logger = logging.getLogger("ray.serve")
+P = ParamSpec("P")
+T = TypeVar("T")
 REPLICA_LOST = (RayActorError, ActorUnavailableError, ReplicaUnavailableError)
 """A scorer replica died or became unreachable while holding the call."""
 
 
 @serve.deployment
-@serve.ingress(routes.api)
+@serve.ingress()
 class Ingress:
     def __init__(self, scorer: DeploymentHandle, log_writer: DeploymentHandle,
                  challenger: DeploymentHandle | None = None) -> None:
@@ -79,7 +78,6 @@ class Ingress:
         if settings.api_key is None:
             logger.warning("API_KEY unset: /predictions requires the generated key in %s",
                            settings.data_dir / "api_key")
-        routes.bind(self)
         self._follow = (asyncio.get_event_loop().create_task(self._follow_challenger())
                         if challenger is not None else None)
         self._follow_keys = asyncio.get_event_loop().create_task(self._reload_keys())
@@ -99,7 +97,11 @@ class Ingress:
         self.admission.apply(config.max_in_flight_requests, config.max_in_flight_body_bytes)
         self.rejections.apply(config.rejections_per_s, config.rejection_delay_s, config.max_delayed_rejections)
 
-    # ---- Backend for deployments.http.routes ----
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        """This replica's HTTP app, served by this replica (Serve calls it after ``__init__``)."""
+        return create_app(self)
+
+    # ---- Backend for deployments.http ----
 
     @contextmanager
     def admitted(self) -> Iterator[Slot]:
@@ -245,39 +247,11 @@ class Ingress:
     async def model_card(self) -> dict[str, Any]:
         return await self.scorer.model_card.remote()
 
-    async def query_log(self, query: LogQuery) -> list[dict[str, Any]]:
-        return await self.log_writer.query.remote(query)
+    async def call_log(self, method: LogCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.log_writer.call.remote(method.__name__, *args, **kwargs)
 
-    async def find_decision(self, request_id: str) -> dict[str, Any] | None:
-        return await self.log_writer.find.remote(request_id)
-
-    async def log_stats(self) -> dict[str, Any]:
-        stats = await self.log_writer.stats.remote()
-        return stats | {"buffered_in_this_ingress": self.shipper.held, "log_state": self.shipper.state}
-
-    async def log_summary(self, query: SummaryQuery) -> dict[str, Any]:
-        return await self.log_writer.summary.remote(query)
-
-    async def model_changes(self, limit: int) -> list[dict[str, Any]]:
-        return await self.log_writer.model_changes.remote(limit)
-
-    async def monitoring_runs(self, limit: int) -> list[dict[str, Any]]:
-        return await self.log_writer.monitoring_runs.remote(limit)
-
-    async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
-        return await self.log_writer.record_outcomes.remote(outcomes)
-
-    async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
-        return await self.log_writer.performance.remote(query)
-
-    async def challenger_comparison(self, window: Window) -> dict[str, Any]:
-        return await self.log_writer.challenger_comparison.remote(window)
-
-    async def record_groups(self, post: GroupPost) -> GroupReceipt:
-        return await self.log_writer.record_groups.remote(post)
-
-    async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
-        return await self.log_writer.fairness.remote(query)
+    def log_shipping(self) -> dict[str, Any]:
+        return {"buffered_in_this_ingress": self.shipper.held, "log_state": self.shipper.state}
 
     def log_state(self) -> str:
         return self.shipper.state

@@ -113,6 +113,12 @@ class LogWriterMetrics:
         if records:
             self.records.inc(records, {"outcome": outcome})
 
+    def queued(self, records: int) -> None:
+        self.queue.set(records)
+
+    def spool_waiting(self, records: int) -> None:
+        self.spool.set(records)
+
     def monitored(self, run: dict[str, Any]) -> None:
         """A monitoring run's figures as gauges (what it could not compute keeps its last value)."""
         self.monitored_decisions.set(run["window_decisions"])

@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from core.ports import free_port
 from core.settings import PROJECT_ROOT
 from loadtest.server_env import private_ingress_env, read_env_file
-from tests.local_backend import LocalBackend
-from tests.pg_cluster import PgCluster
-from tests.serving import APP_NAME, RunningApp, deploy
+from tests.support.in_process import InProcessBackend, serving
+from tests.support.pg_cluster import PgCluster
+from tests.support.serving import APP_NAME, RunningApp, deploy
 
 API_KEY = "test-api-key-0123456789"
 SLOW_FIXTURES = frozenset({"serve_url", "metrics_url", "file_app", "pg", "pg_app"})
@@ -60,13 +60,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_api() -> Iterator[tuple[TestClient, LocalBackend]]:
-    """The real routes on an in-process backend (local ONNX session, in-memory log): no Ray."""
-    from deployments.http import routes
-
-    backend = LocalBackend(API_KEY)
-    routes.bind(backend)
-    with TestClient(routes.api) as client:
+def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, InProcessBackend]]:
+    """The real routes and the real prediction log (a file log in a temporary folder), in this process: no Ray."""
+    backend = InProcessBackend(tmp_path_factory.mktemp("data"), API_KEY)
+    with serving(backend) as client:
         yield client, backend
 
 

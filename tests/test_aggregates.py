@@ -25,8 +25,8 @@ from prediction_log.aggregates import of_block, summary
 from prediction_log.postgres_store import TABLE, PostgresStore
 from prediction_log.records import Block, concat
 from tests.conftest import API_KEY
-from tests.local_backend import LocalBackend
-from tests.pg_cluster import PgCluster
+from tests.support.in_process import InProcessBackend
+from tests.support.pg_cluster import PgCluster
 
 START = datetime(2026, 11, 30, 10, 58, 30, tzinfo=timezone.utc)
 
@@ -93,7 +93,7 @@ def test_postgres_aggregates_equal_the_records_whichever_path_wrote_them(pg: PgC
     asyncio.run(scenario())
 
 
-def test_the_summary_counts_what_the_clients_were_answered(local_api: tuple[TestClient, LocalBackend]) -> None:
+def test_the_summary_counts_what_the_clients_were_answered(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, _ = local_api
     since = datetime.now(timezone.utc)
     applicants = sample_applicants(60, seed=11)

@@ -12,7 +12,8 @@ import pytest
 from core.artifacts import ONNX_FILE, load_card, resolve_model_dir
 from core.features import EXAMPLE_APPLICANT, FEATURE_NAMES, FEATURES
 from models.onnx_classifier import OnnxBinaryClassifier
-from tests.serving import RunningApp
+from tests.support.in_process import on_loop
+from tests.support.serving import RunningApp
 
 MODEL_DIR = resolve_model_dir(None)
 CARD = load_card(MODEL_DIR)
@@ -236,9 +237,9 @@ def test_every_answer_is_recorded_with_its_own_values(local_api) -> None:
     rng = np.random.default_rng(5)
     applicants = [_with(EXT_SOURCE_2=float(v), DAYS_BIRTH=int(d))
                   for v, d in zip(rng.uniform(0.01, 0.99, 500), rng.integers(-25000, -8000, 500))]
-    before = len(backend.log)
+    before = len(on_loop(client, backend.logged))
     results = client.post("/predict/batch", json=applicants).json()["results"]
-    logged = backend.log.slice(before).to_pylist()
+    logged = on_loop(client, backend.logged).slice(before).to_pylist()
     assert [r["request_id"] for r in logged] == [r["request_id"] for r in results]
     for applicant, answer, record in zip(applicants, results, logged):
         assert {n: record[n] for n in FEATURE_NAMES} == applicant
@@ -250,11 +251,11 @@ def test_no_decision_when_it_cannot_be_recorded(local_api) -> None:
     client, backend = local_api
     backend.refusing = True
     try:
-        before = len(backend.log)
+        before = len(on_loop(client, backend.logged))
         response = client.post("/predict", json=EXAMPLE_APPLICANT)
         assert response.status_code == 503 and response.headers["retry-after"]
         assert client.get("/health").json()["status"] == "degraded"
-        assert len(backend.log) == before
+        assert len(on_loop(client, backend.logged)) == before
     finally:
         backend.refusing = False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 from core.api_keys import key_ring, parse_scoped_keys
 from core.features import EXAMPLE_APPLICANT
 from core.settings import Settings
-from tests.local_backend import LocalBackend, routes_bound_to
+from tests.support.in_process import InProcessBackend, serving
 
 FULL = "full-key-0123456789"
 READER = "reader-key-0123456789"
@@ -20,21 +21,19 @@ SCORER = "scorer-key-0123456789"
 SCOPED = f"read:{READER} outcomes:{FEEDER},read:{OLD_READER} score:{SCORER}"
 
 
-def _client(scoring_requires_key: bool) -> Iterator[TestClient]:
-    from deployments.http import routes
-
-    with routes_bound_to(LocalBackend(FULL, SCOPED, scoring_requires_key)), TestClient(routes.api) as client:
+def _client(data_dir: Path, scoring_requires_key: bool) -> Iterator[TestClient]:
+    with serving(InProcessBackend(data_dir, FULL, SCOPED, scoring_requires_key)) as client:
         yield client
 
 
 @pytest.fixture
-def client() -> Iterator[TestClient]:
-    yield from _client(scoring_requires_key=False)
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    yield from _client(tmp_path, scoring_requires_key=False)
 
 
 @pytest.fixture
-def closed_scoring() -> Iterator[TestClient]:
-    yield from _client(scoring_requires_key=True)
+def closed_scoring(tmp_path: Path) -> Iterator[TestClient]:
+    yield from _client(tmp_path, scoring_requires_key=True)
 
 
 def _outcome(client: TestClient, key: str) -> int:

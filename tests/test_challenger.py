@@ -27,8 +27,8 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 from core.features import FEATURE_NAMES, N_FEATURES
 from core.reference import sample_applicants
 from models.generator import generate
-from tests.file_log import log_lines
-from tests.serving import Load, RunningApp, deploy, send_singles
+from tests.support.file_log import log_lines
+from tests.support.serving import Load, RunningApp, deploy, send_singles
 from tests.test_resilience import record_figures, replica_pids
 
 CHALLENGER_THRESHOLD = 0.1

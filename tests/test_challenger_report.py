@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from deployments.challenger_report import comparison
 from prediction_log.outcomes import Shadowed
 from tests.conftest import API_KEY
-from tests.local_backend import LocalBackend
+from tests.support.in_process import InProcessBackend
 
 
 def shadowed(n: int = 4000, seed: int = 0) -> Shadowed:
@@ -42,7 +42,7 @@ def test_comparison_counts_agree_with_the_arrays() -> None:
 
 
 def test_challenger_route_needs_the_key_and_answers_without_a_shadow(
-        local_api: tuple[TestClient, LocalBackend]) -> None:
+        local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, _ = local_api
     assert client.get("/challenger").status_code == 401
     response = client.get("/challenger", headers={"X-API-Key": API_KEY})

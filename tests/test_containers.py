@@ -22,7 +22,7 @@ import pytest
 from core.ports import free_port
 from core.reference import sample_applicants
 from core.settings import PROJECT_ROOT
-from tests.docker_stack import Stack, base_image_env, engine_problem, ensure_compose, image_sizes
+from tests.support.docker_stack import Stack, base_image_env, engine_problem, ensure_compose, image_sizes
 from tests.test_resilience import record_figures
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ from models.baseline import load_baseline
 from monitoring.drift_analysis import analyse
 from monitoring.drift_report import write_report
 from monitoring.log_window import read_window
-from tests.dashboard_pages import page, refused
-from tests.serving import RunningApp
+from tests.support.dashboard_pages import page, refused
+from tests.support.serving import RunningApp
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from core.ports import free_port
 from core.settings import PROJECT_ROOT
-from tests.serving import RunningApp
+from tests.support.serving import RunningApp
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"

@@ -12,29 +12,29 @@ import uvicorn
 from streamlit.testing.v1 import AppTest
 
 from core.ports import free_port
-from tests.dashboard_pages import page, refused
-from tests.local_backend import LocalBackend, routes_bound_to
+from deployments.http.app import create_app
+from tests.support.dashboard_pages import page, refused
+from tests.support.in_process import InProcessBackend
 
 FULL = "full-key-0123456789"
 OUTCOMES_ONLY = "feeder-key-0123456789"
 
 
 @pytest.fixture(scope="module")
-def api_url() -> Iterator[str]:
-    from deployments.http import routes
-
-    with routes_bound_to(LocalBackend(FULL, f"outcomes:{OUTCOMES_ONLY}")):
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(routes.api, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(10)
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API over real HTTP (uvicorn), as the dashboard reaches it."""
+    backend = InProcessBackend(tmp_path_factory.mktemp("data"), FULL, f"outcomes:{OUTCOMES_ONLY}")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(backend), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from monitoring import drift_report
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records, write_records
 from prediction_log.records import Block, concat
-from tests.cli_runner import run_cli
-from tests.pg_cluster import PgCluster
+from tests.support.cli_runner import run_cli
+from tests.support.pg_cluster import PgCluster
 
 MOVED = {"EXT_SOURCE_2", "DAYS_BIRTH", "AMT_ANNUITY"}
 DERIVED = {"EXT_SOURCES_MEAN", "EXT_SOURCES_WEIGHTED", "CREDIT_TERM"}

@@ -8,8 +8,8 @@ import math
 from core.features import FEATURE_NAMES
 from core.polling import wait_until
 from core.reference import sample_applicants
-from tests.file_log import log_lines
-from tests.serving import RunningApp
+from tests.support.file_log import log_lines
+from tests.support.serving import RunningApp
 
 
 def _check(item: dict) -> None:
@@ -75,8 +75,9 @@ def test_every_denial_is_logged_with_its_reasons_without_asking(local_api) -> No
     denied = [a for a in answers if a["credit_decision"] == "denied"]
     assert denied, "the sample must hold denials"
     from prediction_log.records import as_dicts
+    from tests.support.in_process import on_loop
 
-    records = {r["request_id"]: r for r in as_dicts(backend.log)}
+    records = {r["request_id"]: r for r in as_dicts(on_loop(client, backend.logged))}
     for answer in answers:
         explanation = records[answer["request_id"]]["explanation"]
         assert (explanation is not None) == (answer["credit_decision"] == "denied"), answer

@@ -18,16 +18,14 @@ from core.reference import json_rows
 from core.settings import PROJECT_ROOT
 from models.fairness import AGE_ATTRIBUTE, ELDERLY_BAND, age_bands, fairness
 from monitoring.scenarios import GROUP_ATTRIBUTE, SCENARIOS, applicants, groups_of
-from tests.local_backend import LocalBackend, routes_bound_to
+from tests.support.in_process import InProcessBackend, serving
 
 FULL, READER, FAIRNESS = "full-key-0123456789", "reader-key-0123456789", "fairness-key-0123456789"
 
 
 @pytest.fixture
-def client() -> Iterator[TestClient]:
-    from deployments.http import routes
-
-    with routes_bound_to(LocalBackend(FULL, f"read:{READER} fairness:{FAIRNESS}")), TestClient(routes.api) as c:
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with serving(InProcessBackend(tmp_path, FULL, f"read:{READER} fairness:{FAIRNESS}")) as c:
         yield c
 
 

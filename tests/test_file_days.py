@@ -18,7 +18,7 @@ from prediction_log.file_days import day_files
 from prediction_log.file_store import FileStore
 from prediction_log.records import Block, request_ids, to_json_lines
 from prediction_log.stores import FILE_LOG_NAME, SINGLE_FILE_LOG_NAME, open_file_log
-from tests.file_log import log_lines
+from tests.support.file_log import log_lines
 from tests.test_aggregates import spread_block
 
 MIDNIGHT = datetime(2026, 11, 20, tzinfo=timezone.utc)

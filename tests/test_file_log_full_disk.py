@@ -32,8 +32,8 @@ from core.settings import DEPLOYMENT_DEFAULTS, IngressConfig
 from loadtest.server_process import ServerConfig, ServerProcess
 from prediction_log.spool import Spool
 from tests.conftest import API_KEY
-from tests.file_log import log_lines
-from tests.serving import ClientThreads
+from tests.support.file_log import log_lines
+from tests.support.serving import ClientThreads
 from tests.test_log_shipper import spooled_ids
 from tests.test_resilience import record_figures
 

@@ -24,8 +24,8 @@ import pytest
 from loadtest.server_process import ServerConfig, ServerProcess
 from serve_app.run import processes_of
 from tests.conftest import API_KEY
-from tests.file_log import log_lines
-from tests.serving import Load
+from tests.support.file_log import log_lines
+from tests.support.serving import Load
 from tests.test_resilience import record_figures
 
 pytestmark = pytest.mark.slow   # starts real processes (Ray, PostgreSQL, a browser, Locust or training)

@@ -27,7 +27,7 @@ from prediction_log.file_store import FileStore
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, drift_bins, latency_quantiles, quantiles
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.records import Block, concat
-from tests.pg_cluster import PgCluster
+from tests.support.pg_cluster import PgCluster
 from tests.test_aggregates import spread_block
 
 

@@ -17,8 +17,8 @@ from core import artifacts
 from core.polling import wait_until
 from core.reference import sample_applicants
 from core.settings import PROJECT_ROOT
-from tests.file_log import log_lines
-from tests.serving import Load, RunningApp, deploy
+from tests.support.file_log import log_lines
+from tests.support.serving import Load, RunningApp, deploy
 
 
 def _under_load(app: RunningApp, applied: Callable[[dict], bool], **user_configs: dict) -> Load:

@@ -23,7 +23,7 @@ from prediction_log.outcomes import TABLE as OUTCOMES
 from prediction_log.outcomes import Labelled, Outcomes, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.records import Block
-from tests.pg_cluster import PgCluster
+from tests.support.pg_cluster import PgCluster
 
 START = datetime(2026, 10, 1, 5, 30, tzinfo=timezone.utc)
 

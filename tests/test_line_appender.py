@@ -18,7 +18,7 @@ from prediction_log.file_store import FileStore
 from prediction_log.records import Block, to_json_lines
 from prediction_log.spool import Spool
 from prediction_log.stores import FILE_LOG_NAME
-from tests.file_log import log_lines
+from tests.support.file_log import log_lines
 
 
 @pytest.fixture(scope="module")

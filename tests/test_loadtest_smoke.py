@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import PROJECT_ROOT
-from tests.serving import RunningApp
+from tests.support.serving import RunningApp
 
 pytestmark = pytest.mark.slow   # starts real processes (Ray, PostgreSQL, a browser, Locust or training)
 

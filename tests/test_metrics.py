@@ -9,7 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.reference import sample_applicants
-from tests.serving import RunningApp
+from tests.support.serving import RunningApp
 
 Samples = dict[str, float]
 

@@ -22,9 +22,9 @@ from core.polling import wait_until
 from prediction_log.model_changes import FileModelChanges, PostgresModelChanges, model_change
 from prediction_log.postgres_store import PostgresStore
 from tests.conftest import API_KEY
-from tests.local_backend import LocalBackend
-from tests.pg_cluster import PgCluster
-from tests.serving import RunningApp, deploy
+from tests.support.in_process import InProcessBackend
+from tests.support.pg_cluster import PgCluster
+from tests.support.serving import RunningApp, deploy
 
 APPLY_DEADLINE_S = 60
 """Generous for a loaded CI VM: entries reach the store within a second or two of the change (measured)."""
@@ -52,7 +52,7 @@ def test_file_store_keeps_each_entry_once_and_privately(tmp_path: Path) -> None:
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
 
 
-def test_the_route_needs_scope_read_and_lists_newest_first(local_api: tuple[TestClient, LocalBackend]) -> None:
+def test_the_route_needs_scope_read_and_lists_newest_first(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, backend = local_api
     assert client.get("/model/changes").status_code == 401
     for bad in (0, 1_001, "x"):

@@ -10,7 +10,7 @@ import pytest
 
 from core.artifacts import CARD_FILE, ONNX_FILE, resolve_model_dir
 from models.loader import ModelRefused, load_model
-from tests.malformed_models import malformed_folders
+from tests.support.malformed_models import malformed_folders
 
 
 @pytest.fixture

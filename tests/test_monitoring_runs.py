@@ -25,7 +25,7 @@ from monitoring.traffic import backfill_records
 from prediction_log.file_store import FileStore
 from prediction_log.outcomes import FileOutcomes, Outcomes
 from tests.conftest import API_KEY
-from tests.local_backend import LocalBackend
+from tests.support.in_process import InProcessBackend, on_loop
 from tests.test_alert_rules import PROMTOOL, RULES_DIR
 
 NOW = datetime.now(timezone.utc)
@@ -86,9 +86,10 @@ def test_the_alerts_fire_on_drift_and_concept_and_stay_silent_on_control(tmp_pat
     assert _promtool(runs["control"], {"DAYS_BIRTH"}, False, tmp_path) != ""   # the check can fail
 
 
-def test_monitoring_runs_are_served_with_a_key_only(local_api: tuple[TestClient, LocalBackend]) -> None:
-    client, _ = local_api
+def test_monitoring_runs_are_served_with_a_key_only(local_api: tuple[TestClient, InProcessBackend]) -> None:
+    client, backend = local_api
     assert client.post("/predict/batch", json=sample_applicants(300, seed=4)).status_code == 200
+    on_loop(client, backend.monitor_once)   # the log writer's timer
     assert client.get("/monitoring/runs").status_code == 401
     answer = client.get("/monitoring/runs", headers={"X-API-Key": API_KEY})
     assert answer.status_code == 200

@@ -18,8 +18,8 @@ from core.ports import free_port
 from core.reference import sample_applicants
 from core.settings import PROJECT_ROOT
 from tests.conftest import API_KEY
-from tests.ray_nodes import RayNodes, ray_cluster
-from tests.serving import wait_healthy
+from tests.support.ray_nodes import RayNodes, ray_cluster
+from tests.support.serving import wait_healthy
 from tests.test_metrics import scrape, total
 from tests.test_resilience import record_figures
 

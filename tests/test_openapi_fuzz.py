@@ -14,7 +14,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from tests.serving import RunningApp
+from tests.support.serving import RunningApp
 from tests.test_resilience import record_figures
 
 pytestmark = pytest.mark.slow   # the Serve app on the file log and on PostgreSQL

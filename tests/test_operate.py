@@ -3,7 +3,7 @@
 A model folder the project never trained (LightGBM converted with onnxmltools' default zipmap output,
 with its own card) is swapped in with no failed request and each block decided by one version; bad
 changes (a missing folder, a card threshold of NaN / 0 / 1.5, a ``model.onnx`` whose SHA-256 differs
-from its card, the malformed folders of ``tests/malformed_models.py``, an out-of-range batching value) are
+from its card, the malformed folders of ``tests/support/malformed_models.py``, an out-of-range batching value) are
 refused while the running model keeps answering 200, each named in ``/health`` without a path; the challenger goes disabled → shadow → canary → disabled; Prometheus text from the fixed
 metrics port shows ``ray_credit_decisions_total`` moving with the traffic. Each applied and refused change is
 in the audit record (``GET /model/changes``) with what it changed from and to.
@@ -36,8 +36,8 @@ from loadtest.server_process import ServerConfig, ServerProcess
 from models.generator import generate
 from models.loader import sha256_of
 from tests.conftest import API_KEY
-from tests.malformed_models import malformed_folders
-from tests.serving import Load
+from tests.support.malformed_models import malformed_folders
+from tests.support.serving import Load
 from tests.test_alert_rules import rule_metrics
 from tests.test_resilience import record_figures
 

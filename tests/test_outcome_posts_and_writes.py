@@ -14,7 +14,7 @@ from core.reference import sample_applicants
 from deployments.decisions import decision_block
 from prediction_log.outcomes import Outcomes, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
-from tests.pg_cluster import PgCluster
+from tests.support.pg_cluster import PgCluster
 
 POSTS, ITEMS = 20, 10_000
 WRITE_TIMEOUT_S = 1.0   # the log writer's log_write_timeout_s: a block waiting longer is spooled

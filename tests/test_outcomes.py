@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from core.reference import sample_applicants
 from models.threshold import FN_COST, FP_COST
 from tests.conftest import API_KEY
-from tests.local_backend import LocalBackend
+from tests.support.in_process import InProcessBackend, on_loop
 
 KEY = {"X-API-Key": API_KEY}
 
@@ -28,7 +28,7 @@ def post(client: TestClient, body: object, key: dict[str, str] = KEY):
     return client.post("/outcomes", json=body, headers=key)
 
 
-def test_outcomes_stored_once_unknown_reported_duplicates_counted(local_api: tuple[TestClient, LocalBackend]) -> None:
+def test_outcomes_stored_once_unknown_reported_duplicates_counted(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, backend = local_api
     decided = decide(client, 5)
     ids = [d["request_id"] for d in decided]
@@ -39,20 +39,19 @@ def test_outcomes_stored_once_unknown_reported_duplicates_counted(local_api: tup
     assert first.json() == {"accepted": 2, "unknown_request_ids": ["never-decided"], "duplicates": 1}
     again = post(client, body)
     assert again.json() == {"accepted": 0, "unknown_request_ids": ["never-decided"], "duplicates": 3}
-    assert {i: backend.outcomes.get(i) for i in ids} == {ids[0]: 1, ids[1]: 0, ids[2]: None, ids[3]: None,
-                                                         ids[4]: None}
+    assert on_loop(client, backend.outcomes_of, ids) == {ids[0]: 1, ids[1]: 0}
 
 
-def test_conflicting_outcome_is_409_naming_it_and_stores_nothing(local_api: tuple[TestClient, LocalBackend]) -> None:
+def test_conflicting_outcome_is_409_naming_it_and_stores_nothing(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, backend = local_api
     ids = [d["request_id"] for d in decide(client, 3, seed=4)]
     assert post(client, [{"request_id": ids[0], "defaulted": 0}]).status_code == 200
     response = post(client, [{"request_id": ids[1], "defaulted": 1}, {"request_id": ids[0], "defaulted": 1}])
     assert response.status_code == 409
     assert response.json()["detail"]["conflicting_request_ids"] == [ids[0]]
-    assert ids[1] not in backend.outcomes and backend.outcomes[ids[0]] == 0
+    assert on_loop(client, backend.outcomes_of, ids) == {ids[0]: 0}
     within = post(client, [{"request_id": ids[2], "defaulted": 1}, {"request_id": ids[2], "defaulted": 0}])
-    assert within.status_code == 409 and ids[2] not in backend.outcomes
+    assert within.status_code == 409 and on_loop(client, backend.outcomes_of, ids) == {ids[0]: 0}
 
 
 @pytest.mark.parametrize("body, field", [
@@ -64,7 +63,7 @@ def test_conflicting_outcome_is_409_naming_it_and_stores_nothing(local_api: tupl
     ([{"request_id": "a", "defaulted": 1, "extra": 1}], "extra"),
     ([{"request_id": "x" * 65, "defaulted": 1}], "request_id"),
 ])
-def test_bad_outcome_is_422_naming_row_and_field(local_api: tuple[TestClient, LocalBackend], body: list,
+def test_bad_outcome_is_422_naming_row_and_field(local_api: tuple[TestClient, InProcessBackend], body: list,
                                                   field: str) -> None:
     client, _ = local_api
     response = post(client, body)
@@ -72,25 +71,25 @@ def test_bad_outcome_is_422_naming_row_and_field(local_api: tuple[TestClient, Lo
     assert any(error["loc"][-1] == field and 0 in error["loc"] for error in response.json()["detail"])
 
 
-def test_outcome_bodies_refused_whole(local_api: tuple[TestClient, LocalBackend]) -> None:
+def test_outcome_bodies_refused_whole(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, backend = local_api
-    before = dict(backend.outcomes)
+    stored = on_loop(client, backend.log.outcome_store().count)
     assert post(client, []).status_code == 422
     assert post(client, {"request_id": "a", "defaulted": 1}).status_code == 422
     assert post(client, [{"request_id": str(i), "defaulted": 0} for i in range(10_001)]).status_code == 422
     assert client.post("/outcomes", content=b"[{", headers=KEY | {"content-type": "application/json"}).status_code == 422
     assert client.post("/outcomes", content=b"[]", headers=KEY | {"content-type": "text/plain"}).status_code == 415
-    assert backend.outcomes == before
+    assert on_loop(client, backend.log.outcome_store().count) == stored
 
 
-def test_outcomes_and_performance_need_the_key(local_api: tuple[TestClient, LocalBackend]) -> None:
+def test_outcomes_and_performance_need_the_key(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, _ = local_api
     for key in ({}, {"X-API-Key": "wrong"}):
         assert post(client, [{"request_id": "a", "defaulted": 1}], key).status_code == 401
         assert client.get("/performance", headers=key).status_code == 401
 
 
-def test_performance_equals_figures_from_what_the_client_saw(local_api: tuple[TestClient, LocalBackend]) -> None:
+def test_performance_equals_figures_from_what_the_client_saw(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, _ = local_api
     since = datetime.now(timezone.utc).isoformat()   # the session's backend holds other tests' decisions
     decided = decide(client, 2000, seed=11)

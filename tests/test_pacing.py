@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from core.features import EXAMPLE_APPLICANT
-from deployments.http import routes
 from deployments.http.pacing import Pace, RejectionPacer
 from loadtest.bench_hostile import HOSTILE_BODY
-from tests.local_backend import LocalBackend
+from tests.support.in_process import InProcessBackend, serving
 
 KEY = "pacing-test-key-0123456789"
 
@@ -67,11 +67,11 @@ def test_new_bounds_apply_in_place() -> None:
 
 
 @pytest.fixture()
-def paced() -> Iterator[tuple[TestClient, list[Pace]]]:
+def paced(tmp_path: Path) -> Iterator[tuple[TestClient, list[Pace]]]:
     seen: list[Pace] = []
-    routes.bind(LocalBackend(KEY, rejections=RejectionPacer(per_s=1, delay_s=0.01, max_delayed=4,
-                                                            on_pace=seen.append)))
-    with TestClient(routes.api) as client:
+    backend = InProcessBackend(tmp_path, KEY, rejections=RejectionPacer(per_s=1, delay_s=0.01, max_delayed=4,
+                                                                         on_pace=seen.append))
+    with serving(backend) as client:
         yield client, seen
 
 

@@ -19,7 +19,7 @@ from core.settings import Settings
 from monitoring import drift_report, performance_report
 from monitoring.scenarios import SCENARIOS, applicants, true_defaults
 from monitoring.traffic import backfill_records, write_outcomes, write_records
-from tests.cli_runner import run_cli
+from tests.support.cli_runner import run_cli
 
 pytestmark = pytest.mark.slow   # 2 × 24k decisions scored, stored and reported (~30 s)
 ROWS = 24_000

@@ -22,7 +22,7 @@ from prediction_log.outcomes import Outcomes, PostgresOutcomes
 from prediction_log.pg_schema import grant
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.query import LogQuery
-from tests.pg_cluster import PgCluster
+from tests.support.pg_cluster import PgCluster
 
 APP_ROLE, APP_PASSWORD = "scoring_app", "app-password-0123456789"
 

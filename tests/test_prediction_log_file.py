@@ -12,9 +12,9 @@ import pytest
 from core.features import EXAMPLE_APPLICANT, FEATURE_NAMES
 from core.reference import sample_applicants
 from prediction_log.stores import OUTCOMES_FILE_NAME
-from tests.file_log import log_lines
-from tests.outcome_checks import outcome_round_trip
-from tests.serving import RunningApp, send_singles
+from tests.support.file_log import log_lines
+from tests.support.outcome_checks import outcome_round_trip
+from tests.support.serving import RunningApp, send_singles
 
 JSON = {"Content-Type": "application/json"}
 

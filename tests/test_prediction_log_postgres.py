@@ -15,9 +15,9 @@ from ray import serve
 from core.features import FEATURE_NAMES
 from core.reference import sample_applicants
 from core.settings import IngressConfig
-from tests.outcome_checks import outcome_round_trip
-from tests.pg_cluster import PgCluster
-from tests.serving import APP_NAME, RunningApp, deploy, send_singles, wait_healthy
+from tests.support.outcome_checks import outcome_round_trip
+from tests.support.pg_cluster import PgCluster
+from tests.support.serving import APP_NAME, RunningApp, deploy, send_singles, wait_healthy
 from tests.test_resilience import record_figures, replica_pids, rss_mb
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from core.reference import sample_applicants
-from tests.serving import Load, RunningApp
+from tests.support.serving import Load, RunningApp
 from tests.test_resilience import record_figures
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from ray import serve
 
 from core.settings import PROJECT_ROOT
 from tests.conftest import API_KEY
-from tests.serving import APP_NAME, Load, RunningApp, deploy
+from tests.support.serving import APP_NAME, Load, RunningApp, deploy
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 

@@ -24,7 +24,7 @@ from prediction_log.outcomes import Outcomes, PostgresOutcomes
 from prediction_log.postgres_store import SQL_COLUMNS, PostgresStore
 from prediction_log.records import Block, request_ids, to_pg_binary
 from prediction_log.retention import cutoff_for, expire
-from tests.pg_cluster import PgCluster
+from tests.support.pg_cluster import PgCluster
 from tests.test_aggregates import spread_block
 
 NOW = datetime.now(timezone.utc)

@@ -16,7 +16,7 @@ from monitoring.traffic import applicants, backfill_records
 from prediction_log.outcomes import Outcomes, PostgresOutcomes
 from prediction_log.postgres_store import PostgresStore
 from prediction_log.records import Block
-from tests.pg_cluster import PgCluster
+from tests.support.pg_cluster import PgCluster
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
 

@@ -2,26 +2,25 @@
 
 The routes (``deployments/http/routes.py``) validate, apply the decision rule and build responses;
 a ``Backend`` scores, records and reads the log. The Ray ingress deployment is one backend; the
-fast tests use an in-process one with a local ONNX session, so the whole HTTP contract is tested
-without starting Ray.
+fast tests use an in-process one (``tests/support/in_process.py``: the model's own loader, the real
+``PredictionLog`` over a temporary file log), so the whole HTTP contract is tested without starting Ray.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
 from core.api_keys import KeyRing
-from deployments.fairness import FairnessQuery
 from deployments.http.pacing import RejectionPacer
-from deployments.performance import PerformanceQuery, SummaryQuery, Window
+from deployments.log_service import LogCall
 from deployments.scored import Scored
-from prediction_log.groups import GroupPost, GroupReceipt
-from prediction_log.outcomes import Outcomes, Receipt
-from prediction_log.query import LogQuery
 from prediction_log.records import Block
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Unavailable(Exception):
@@ -73,37 +72,12 @@ class Backend(Protocol):
 
     async def model_card(self) -> dict[str, Any]: ...
 
-    async def query_log(self, query: LogQuery) -> list[dict[str, Any]]: ...
+    async def call_log(self, method: LogCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``method`` (an ``@api_call`` method of ``PredictionLog``) where the log is: the log writer's replica, or
+        this process."""
 
-    async def log_stats(self) -> dict[str, Any]: ...
-
-    async def log_summary(self, query: SummaryQuery) -> dict[str, Any]:
-        """``prediction_log.aggregates.summary`` of the window (from aggregates where the store keeps them)."""
-
-    async def model_changes(self, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` entries of the model-change audit record (``prediction_log.model_changes``)."""
-
-    async def monitoring_runs(self, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` monitoring runs (``deployments.monitoring_run``), newest first."""
-
-    async def find_decision(self, request_id: str) -> dict[str, Any] | None:
-        """One decision's log record, or None."""
-
-    async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
-        """Store outcomes by the rule of ``prediction_log.outcomes.reconcile``."""
-
-    async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
-        """``deployments.performance.performance`` of the decisions matching ``query`` that have an outcome
-        (computed where the log is: only the figures travel)."""
-
-    async def record_groups(self, post: GroupPost) -> GroupReceipt:
-        """Store group membership by the rule of ``prediction_log.groups.choose``."""
-
-    async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
-        """``deployments.fairness.fairness_of`` of the window's decisions."""
-
-    async def challenger_comparison(self, window: Window) -> dict[str, Any]:
-        """``deployments.challenger_report.comparison`` of the window's shadowed decisions."""
+    def log_shipping(self) -> dict[str, Any]:
+        """This ingress's records not yet handed to the log, and its log state (for ``/predictions/stats``)."""
 
     def log_state(self) -> str:
         """``ok``, ``writer_unavailable`` or ``refusing`` (for /health)."""

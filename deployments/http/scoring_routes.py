@@ -1,9 +1,4 @@
-"""The scoring routes: admit, validate the body, score through the backend, decide, answer, record.
-
-Routes are plain functions on the shared FastAPI object (``binding.api``); the serving side binds itself as the
-``Backend`` (the Ray ingress in production, an in-process one in the fast tests), so the same code answers in
-both. Importing this module registers every route (the keyed data routes too).
-"""
+"""The scoring routes: admit, validate the body, score through the backend, decide, answer, record."""
 
 from __future__ import annotations
 
@@ -11,12 +6,12 @@ import time
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 
 from core.features import EXAMPLE_APPLICANT
 from deployments.decisions import decide
 from deployments.http.backend import Backend, Unavailable
-from deployments.http.binding import _json, _json_body, _require, api, backend, bind, unavailable
+from deployments.http.deps import json_body, json_response, require, unavailable
 from deployments.http.rows import batch_rows, single_row
 from deployments.http.schemas import (
     APPLICANT_ADAPTER,
@@ -24,13 +19,10 @@ from deployments.http.schemas import (
     MAX_BATCH_ROWS,
     BatchDecisions,
     Decision,
-    Health,
     request_body_doc,
 )
-from deployments.scored import Scored
 
-__all__ = ["api", "bind"]
-
+router = APIRouter(tags=["scoring"])
 
 ExplainQuery = Annotated[bool, Query(description="Add reason codes: TreeSHAP contributions and the features "
                                                  "that raise the risk")]
@@ -41,6 +33,12 @@ ApplicantKey = Annotated[str | None, Header(max_length=256, description=(
 
 ScoringKey = Annotated[str | None, Header(description="A key with scope 'score', when the server sets "
                                                         "SCORING_REQUIRES_KEY (off by default)")]
+
+
+def _backend(request: Request) -> Backend:
+    """The app's backend, read off the request (the hot path: a dependency would cost each request a resolution)."""
+    b: Backend = request.app.state.backend
+    return b
 
 
 async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool,
@@ -56,65 +54,37 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
         raise HTTPException(409, str(exc)) from exc
     except Exception as exc:
         raise unavailable(f"scorer ({type(exc).__name__})") from exc
-    assert isinstance(scored, Scored)
     return decide(rows, scored, (time.perf_counter() - started) * 1000, endpoint, b.record, explanations)
 
 
-@api.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
-          openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
+@router.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
+             openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
 async def predict(request: Request, explain: ExplainQuery = False, x_applicant_key: ApplicantKey = None,
                   x_api_key: ScoringKey = None) -> Response:
-    b, started = backend(), time.perf_counter()
+    b, started = _backend(request), time.perf_counter()
     if b.scoring_requires_key:
-        _require(b, x_api_key, "score")
+        require(b, x_api_key, "score")
     with b.admitted() as slot:   # before the body is read: parsing is work, and memory, to shed
-        row = single_row(await _json_body(request, slot, b.body_timeout_s))
+        row = single_row(await json_body(request, slot, b.body_timeout_s))
         if explain:
-            return _json((await _decide(b, row, started, "predict", explain=True))[0])
+            return json_response((await _decide(b, row, started, "predict", explain=True))[0])
         try:
-            return _json(await b.decide_single(row, started, x_applicant_key))
+            return json_response(await b.decide_single(row, started, x_applicant_key))
         except Unavailable:   # the log turned away after admission: answered 503 by the app's handler
             raise
         except Exception as exc:
             raise unavailable(f"scorer ({type(exc).__name__})") from exc
 
 
-@api.post("/predict/batch", response_model=BatchDecisions,
-          summary=f"Credit decisions for up to {MAX_BATCH_ROWS:,} applicants, in order; one bad row rejects all",
-          openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
+@router.post("/predict/batch", response_model=BatchDecisions,
+             summary=f"Credit decisions for up to {MAX_BATCH_ROWS:,} applicants, in order; one bad row rejects all",
+             openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
 async def predict_batch(request: Request, explain: ExplainQuery = False,
                         x_applicant_key: ApplicantKey = None, x_api_key: ScoringKey = None) -> Response:
-    b, started = backend(), time.perf_counter()
+    b, started = _backend(request), time.perf_counter()
     if b.scoring_requires_key:
-        _require(b, x_api_key, "score")
+        require(b, x_api_key, "score")
     with b.admitted() as slot:
-        rows = batch_rows(await _json_body(request, slot, b.body_timeout_s))
+        rows = batch_rows(await json_body(request, slot, b.body_timeout_s))
         results = await _decide(b, rows, started, "batch", explain, x_applicant_key)
-    return _json({"count": len(results), "results": results})
-
-
-@api.get("/health", response_model=Health, summary="Model loaded, version and threshold, log state; 503 until ready")
-async def health() -> Health:
-    b = backend()
-    try:
-        card = await b.model_card()
-    except Exception as exc:
-        raise unavailable("scorer") from exc
-    log = b.log_state()
-    return Health(status="ok" if log == "ok" else "degraded", model_loaded=True, model_version=card["version"],
-                  threshold=card["threshold_in_force"], log=log,  # type: ignore[arg-type]
-                  change_refused=card.get("change_refused"))
-
-
-@api.get("/model", summary="The active model card (public: no personal data)")
-async def model() -> dict[str, Any]:
-    b = backend()
-    try:
-        return await b.model_card()
-    except Exception as exc:
-        raise unavailable("scorer") from exc
-
-
-
-
-from deployments.http import data_routes  # noqa: E402,F401  (registers the keyed routes on the same app)
+    return json_response({"count": len(results), "results": results})

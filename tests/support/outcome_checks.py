@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from core.polling import wait_until
 from core.reference import sample_applicants
-from tests.serving import RunningApp
+from tests.support.serving import RunningApp
 
 
 def outcome_round_trip(app: RunningApp, stored: Callable[[], dict[str, int]]) -> None:

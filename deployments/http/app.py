@@ -1,0 +1,84 @@
+"""The HTTP application of one backend: metadata, body-size limit (413), error format (422), the one 503, paced
+rejections, and every route, each file's router included here.
+
+``create_app(backend)`` is what the ingress deployment serves (``Ingress.__serve_build_asgi_app__``) and what the
+fast tests serve with an in-process backend: the backend is the app's own (``app.state.backend``), never a module's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from core.settings import get_settings
+from deployments.http import fairness_routes, log_routes, model_routes, outcome_routes, scoring_routes
+from deployments.http.backend import Backend, Unavailable
+from deployments.http.deps import RETRY_AFTER
+
+DESCRIPTION = """Credit-default scoring. `POST /predict` returns the default probability and the
+credit decision (denied when the probability is at or above the model's business threshold).
+Every decision answered 200 is written to the prediction log."""
+
+PACED_STATUSES = frozenset({401, 403, 415, 422})
+"""Rejections a client looping on bad input or guessing keys gets: their answers are paced."""
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Validation errors as {field, row, msg, type}; the offending input is not echoed back."""
+    errors = []
+    for err in exc.errors():
+        loc = [p for p in err.get("loc", ()) if p != "body"]
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "")
+            errors.append({"field": None, "loc": [], "msg": f"body is not valid JSON: {reason}".strip(": "),
+                           "type": "json_invalid"})
+            continue
+        row = next((p for p in loc if isinstance(p, int)), None)
+        field = next((p for p in reversed(loc) if isinstance(p, str)), None)
+        item = {"field": field, "loc": loc, "msg": err.get("msg"), "type": err.get("type")}
+        if row is not None:
+            item["row"] = row
+        errors.append(item)
+    return errors
+
+
+def create_app(backend: Backend) -> FastAPI:
+    """The API served by ``backend``. A rejection in ``PACED_STATUSES`` of a request without a known key first
+    waits as the backend's pacer says (``deployments.http.pacing``)."""
+    app = FastAPI(title="Credit scoring API", version="1.0", description=DESCRIPTION,
+                  max_body_size=get_settings().max_body_bytes)
+    app.state.backend = backend
+
+    async def paced(request: Request) -> None:
+        if not backend.keys.knows(request.headers.get("x-api-key")):
+            await backend.rejections.pace()
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        exc.__traceback__ = None   # its frames hold the body: not kept while the answer waits
+        await paced(request)
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": _field_errors(exc)}, status_code=422)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in PACED_STATUSES:
+            exc.__traceback__ = None
+            await paced(request)
+        return await http_exception_handler(request, exc)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        """The backend's ``Unavailable`` (admission refused, the log cannot record): 503 + Retry-After."""
+        assert isinstance(exc, Unavailable)
+        return JSONResponse({"detail": exc.what}, status_code=503, headers=RETRY_AFTER)
+
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Unavailable, refused)
+    for routes in (scoring_routes, model_routes, log_routes, outcome_routes, fairness_routes):
+        app.include_router(routes.router)
+    return app
