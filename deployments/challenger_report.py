@@ -16,7 +16,7 @@ from deployments.performance import figures_of
 from models.performance import realized
 from prediction_log.labelled_bins import LabelledBins
 from prediction_log.outcomes import Shadowed
-from prediction_log.pg_shadowed import SCATTER_POINTS, ShadowedCounts
+from prediction_log.postgres.shadowed import SCATTER_POINTS, ShadowedCounts
 
 _DECISIONS = (("approved", False), ("denied", True))
 

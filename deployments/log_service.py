@@ -27,7 +27,7 @@ from prediction_log.appender import LineAppender
 from prediction_log.groups import GroupPost, GroupReceipt, GroupStore
 from prediction_log.model_changes import ModelChange
 from prediction_log.outcomes import Outcomes, OutcomeStore, Receipt
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.postgres.store import PostgresStore
 from prediction_log.query import LogQuery
 from prediction_log.records import Block, to_json_lines
 from prediction_log.scan_deadline import scans_within

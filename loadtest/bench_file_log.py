@@ -34,8 +34,8 @@ import pyarrow as pa
 from core.polling import wait_until
 from core.settings import PROJECT_ROOT
 from loadtest.server_process import ServerConfig, ServerProcess
-from prediction_log.file_days import day_files
-from prediction_log.file_lines import complete_lines
+from prediction_log.files.days import day_files
+from prediction_log.files.lines import complete_lines
 from prediction_log.records import from_json_lines
 from prediction_log.spool import Spool
 from prediction_log.stores import FILE_LOG_NAME

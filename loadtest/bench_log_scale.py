@@ -46,9 +46,11 @@ from deployments.challenger_report import comparison
 from loadtest.bench_throughput import _database
 from loadtest.server_process import ServerConfig, ServerProcess
 from models.baseline import load_baseline
-from prediction_log import outcomes, pg_histograms, pg_schema
+from prediction_log import outcomes
 from prediction_log.histograms import drift_bins
-from prediction_log.postgres_store import SQL_COLUMNS, TABLE, PostgresStore
+from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres import schema as pg_schema
+from prediction_log.postgres.store import SQL_COLUMNS, TABLE, PostgresStore
 
 API_KEY = "bench-" + os.urandom(8).hex()
 DAYS = 30

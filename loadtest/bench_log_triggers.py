@@ -32,9 +32,10 @@ from core.settings import PROJECT_ROOT
 from deployments.decisions import decision_block
 from loadtest.bench_throughput import _database
 from models.baseline import load_baseline
-from prediction_log import pg_aggregates, pg_histograms
 from prediction_log.histograms import drift_bins
-from prediction_log.postgres_store import TABLE, PostgresStore
+from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres.store import TABLE, PostgresStore
 from prediction_log.records import Block
 
 DROPPED = {"no trigger": (pg_histograms, pg_aggregates), "aggregates": (pg_histograms,),

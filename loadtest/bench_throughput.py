@@ -50,9 +50,10 @@ from loadtest.log_counts import settled_stats
 from loadtest.server_process import ServerConfig, ServerProcess, wait_healthy
 from models.loader import load_model
 from models.onnx_classifier import OnnxBinaryClassifier
-from prediction_log import pg_aggregates, pg_histograms
-from prediction_log.pg_ddl import apply_schema
-from prediction_log.postgres_store import SECONDARY_INDEXES, SQL_COLUMNS, TABLE, schema_sql
+from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres.ddl import apply_schema
+from prediction_log.postgres.store import SECONDARY_INDEXES, SQL_COLUMNS, TABLE, schema_sql
 
 API_KEY = "bench-" + os.urandom(8).hex()
 ROLES: tuple[tuple[str, str], ...] = (

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from core.private_files import PRIVATE_FILE_MODE
-from prediction_log.file_lines import BLOCK, ends_mid_line
+from prediction_log.files.lines import BLOCK, ends_mid_line
 
 logger = logging.getLogger(__name__)
 

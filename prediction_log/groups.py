@@ -17,11 +17,11 @@ from pathlib import Path
 import orjson
 
 from prediction_log.appender import LineAppender
-from prediction_log.file_lines import complete_lines
-from prediction_log.file_store import FileStore
-from prediction_log.pg_ddl import apply_schema
-from prediction_log.postgres_store import TABLE as LOG_TABLE
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.files.lines import complete_lines
+from prediction_log.files.store import FileStore
+from prediction_log.postgres.ddl import apply_schema
+from prediction_log.postgres.store import TABLE as LOG_TABLE
+from prediction_log.postgres.store import PostgresStore
 
 TABLE = "group_membership"
 SQL_TYPES = {"request_id": "text NOT NULL", "attribute": "text NOT NULL", "group_name": "text NOT NULL",

@@ -22,8 +22,8 @@ from typing import Any, Literal
 import orjson
 
 from prediction_log.appender import LineAppender
-from prediction_log.file_lines import complete_lines
-from prediction_log.pg_ddl import TableBeside
+from prediction_log.files.lines import complete_lines
+from prediction_log.postgres.ddl import TableBeside
 
 TABLE = "model_changes"
 Event = Literal["started", "applied", "refused"]

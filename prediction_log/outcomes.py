@@ -30,15 +30,16 @@ import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
 
 from core.decision import is_denied
-from prediction_log import pg_labelled, pg_shadowed
 from prediction_log.appender import LineAppender
-from prediction_log.file_lines import complete_lines
-from prediction_log.file_store import FileStore, line_request_id
+from prediction_log.files.lines import complete_lines
+from prediction_log.files.store import FileStore, line_request_id
 from prediction_log.labelled_bins import LabelledBins, of_rows
-from prediction_log.pg_ddl import apply_schema
-from prediction_log.pg_shadowed import ShadowedCounts
-from prediction_log.postgres_store import TABLE as LOG_TABLE
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.postgres import labelled as pg_labelled
+from prediction_log.postgres import shadowed as pg_shadowed
+from prediction_log.postgres.ddl import apply_schema
+from prediction_log.postgres.shadowed import ShadowedCounts
+from prediction_log.postgres.store import TABLE as LOG_TABLE
+from prediction_log.postgres.store import PostgresStore
 from prediction_log.records import Block
 
 logger = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class PostgresOutcomes:
             self._schema_ready = True
 
     async def ensure_schema(self) -> None:
-        """Create the table now (``prediction_log.pg_schema`` as the owner) rather than at the first use."""
+        """Create the table now (``prediction_log.postgres.schema`` as the owner) rather than at the first use."""
         async with self.log.writing() as conn:
             await self._ensure_schema(conn)
 

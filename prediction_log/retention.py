@@ -33,9 +33,13 @@ import pyarrow.parquet as pq
 
 from core.private_files import PRIVATE_FILE_MODE, private_dir
 from core.settings import Settings
-from prediction_log import groups, outcomes, pg_aggregates, pg_histograms, pg_labelled, pg_partitions
-from prediction_log.file_retention import expire_days
-from prediction_log.postgres_store import SQL_COLUMNS, TABLE
+from prediction_log import groups, outcomes
+from prediction_log.files.retention import expire_days
+from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres import labelled as pg_labelled
+from prediction_log.postgres import partitions as pg_partitions
+from prediction_log.postgres.store import SQL_COLUMNS, TABLE
 from prediction_log.records import COLUMNS, from_rows
 from prediction_log.stores import file_log_dir
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.private_files import open_private, private_dir
-from prediction_log.file_lines import complete_lines
+from prediction_log.files.lines import complete_lines
 from prediction_log.records import Block, from_json_lines, to_json_lines
 
 STALE_TEMPORARY_S = 300

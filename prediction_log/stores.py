@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.settings import Settings
-from prediction_log.file_days import split_single_file
-from prediction_log.file_store import FileStore
+from prediction_log.files.days import split_single_file
+from prediction_log.files.store import FileStore
 from prediction_log.groups import FileGroups, GroupStore, PostgresGroups
 from prediction_log.model_changes import FileModelChanges, ModelChangeStore, PostgresModelChanges
 from prediction_log.monitoring_runs import FILE_NAME as MONITORING_RUNS_FILE_NAME
 from prediction_log.monitoring_runs import FileMonitoringRuns, MonitoringRunStore, PostgresMonitoringRuns
 from prediction_log.outcomes import FileOutcomes, OutcomeStore, PostgresOutcomes
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.postgres.store import PostgresStore
 from prediction_log.store import Store
 
 FILE_LOG_NAME = "predictions"

@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from core.features import FEATURE_NAMES
 from core.reference import sample_applicants
 from deployments.decisions import decision_block
-from prediction_log import pg_aggregates
 from prediction_log.aggregates import of_block, summary
-from prediction_log.postgres_store import TABLE, PostgresStore
+from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres.store import TABLE, PostgresStore
 from prediction_log.records import Block, concat
 from tests.conftest import API_KEY
 from tests.support.in_process import InProcessBackend

@@ -14,9 +14,10 @@ import pytest
 
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records
-from prediction_log import file_store, histograms
+from prediction_log import histograms
 from prediction_log.aggregates import bucket_for, of_block, summary, window_start
-from prediction_log.file_store import FileStore, line_request_id
+from prediction_log.files import store as file_store
+from prediction_log.files.store import FileStore, line_request_id
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, latency_quantiles
 from prediction_log.outcomes import FileOutcomes, Outcomes, shadowed_rows
 from prediction_log.records import Block, as_dicts, to_json_lines

@@ -22,10 +22,11 @@ from core.artifacts import resolve_model_dir
 from core.psi import bin_counts, psi, psi_of_counts
 from loadtest import bench_log_triggers
 from models.baseline import load_baseline
-from prediction_log import histograms, pg_histograms
-from prediction_log.file_store import FileStore
+from prediction_log import histograms
+from prediction_log.files.store import FileStore
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, drift_bins, latency_quantiles, quantiles
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres.store import PostgresStore
 from prediction_log.records import Block, concat
 from tests.support.pg_cluster import PgCluster
 from tests.test_aggregates import spread_block

@@ -13,8 +13,8 @@ import pytest
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records
 from prediction_log.appender import LineAppender
-from prediction_log.file_days import day_files
-from prediction_log.file_store import FileStore
+from prediction_log.files.days import day_files
+from prediction_log.files.store import FileStore
 from prediction_log.records import Block, to_json_lines
 from prediction_log.spool import Spool
 from prediction_log.stores import FILE_LOG_NAME

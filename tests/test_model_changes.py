@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from core.features import EXAMPLE_APPLICANT
 from core.polling import wait_until
 from prediction_log.model_changes import FileModelChanges, PostgresModelChanges, model_change
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.postgres.store import PostgresStore
 from tests.conftest import API_KEY
 from tests.support.in_process import InProcessBackend
 from tests.support.pg_cluster import PgCluster

@@ -22,7 +22,7 @@ from deployments.monitoring_run import monitoring_run
 from deployments.performance import card_of_version
 from monitoring.scenarios import SCENARIOS, applicants, true_defaults
 from monitoring.traffic import backfill_records
-from prediction_log.file_store import FileStore
+from prediction_log.files.store import FileStore
 from prediction_log.outcomes import FileOutcomes, Outcomes
 from tests.conftest import API_KEY
 from tests.support.in_process import InProcessBackend, on_loop

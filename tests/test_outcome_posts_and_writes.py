@@ -13,7 +13,7 @@ from core.features import FEATURE_NAMES
 from core.reference import sample_applicants
 from deployments.decisions import decision_block
 from prediction_log.outcomes import Outcomes, PostgresOutcomes
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.postgres.store import PostgresStore
 from tests.support.pg_cluster import PgCluster
 
 POSTS, ITEMS = 20, 10_000

@@ -1,5 +1,5 @@
 """The server with least privilege in PostgreSQL: the owner sets up the schema and the role
-(``python -m prediction_log.pg_schema``), the server then logs, replays, reads and records outcomes as that
+(``python -m prediction_log.postgres.schema``), the server then logs, replays, reads and records outcomes as that
 role — which can change nothing else."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from core.features import FEATURE_NAMES
 from core.reference import sample_applicants
 from deployments.decisions import decision_block
 from models.baseline import load_baseline
-from prediction_log import pg_histograms
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, drift_bins
 from prediction_log.outcomes import Outcomes, PostgresOutcomes
-from prediction_log.pg_schema import grant
-from prediction_log.postgres_store import PostgresStore
+from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres.schema import grant
+from prediction_log.postgres.store import PostgresStore
 from prediction_log.query import LogQuery
 from tests.support.pg_cluster import PgCluster
 

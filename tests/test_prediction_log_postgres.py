@@ -314,7 +314,7 @@ def test_outcomes_round_trip_in_postgresql(pg_app: RunningApp, pg: PgCluster) ->
 
 def test_window_sample_paging_and_notice_on_postgresql(pg_app: RunningApp, pg: PgCluster) -> None:
     """The drift report's bounded sample, keyset paging over a block that shares one timestamp, and a notice."""
-    from prediction_log.postgres_store import PostgresStore
+    from prediction_log.postgres.store import PostgresStore
 
     before = pg_app.stats()["records_in_store"]
     with pg_app.client() as client:

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from prediction_log.labelled_bins import LabelledBins
-from prediction_log.pg_labelled import bin_sql, bins_of
+from prediction_log.postgres.labelled import bin_sql, bins_of
 
 SCATTER_POINTS = 500
 _SHADOWED = ("p.challenger_probability IS NOT NULL AND ($1::timestamptz IS NULL OR p.ts >= $1) "

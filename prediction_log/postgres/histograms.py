@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from prediction_log.aggregates import window_start
 from prediction_log.histograms import DRIFT_VARIABLES, LATENCY, LATENCY_VARIABLE, Bins
-from prediction_log.pg_ddl import apply_schema, counting_trigger
+from prediction_log.postgres.ddl import apply_schema, counting_trigger
 from prediction_log.records import Block
 
 BINS_TABLE = "histogram_bins"

@@ -6,7 +6,7 @@ month, named ``predictions_y2026m12``, from ``MONTHS_BACK`` months before the sc
 into a range already dropped), so no insert ever fails for want of a partition. A record's partition is
 fixed by its decision time, so a replayed duplicate meets its original in the same partition and the unique
 (request_id, ts) index skips it. Partitions are created by whoever sets up the schema with the right to (the
-owner: ``prediction_log.pg_schema``, the retention command, the server when it owns the table); the
+owner: ``prediction_log.postgres.schema``, the retention command, the server when it owns the table); the
 least-privilege role writes into those. The retention command drops a month once all of it is past the
 cutoff and its rows are archived. A table created unpartitioned by an earlier version keeps working as is.
 """

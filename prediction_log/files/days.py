@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.private_files import PRIVATE_FILE_MODE, private_dir
-from prediction_log.file_lines import complete_lines
+from prediction_log.files.lines import complete_lines
 from prediction_log.records import Block
 
 _NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")

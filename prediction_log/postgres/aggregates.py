@@ -18,7 +18,7 @@ from datetime import datetime
 import asyncpg
 
 from prediction_log.aggregates import KEY, PROBABILITY_BINS, AggregateRow, Bucket, window_start
-from prediction_log.pg_ddl import apply_schema, counting_trigger
+from prediction_log.postgres.ddl import apply_schema, counting_trigger
 
 TABLES: dict[Bucket, str] = {"minute": "decision_minutes", "hour": "decision_hours"}
 TRIGGER = "predictions_aggregate"

@@ -16,7 +16,7 @@ import asyncpg
 import numpy as np
 
 from prediction_log.labelled_bins import LABELLED_BINS, LabelledBins, empty
-from prediction_log.pg_ddl import apply_schema, counting_trigger
+from prediction_log.postgres.ddl import apply_schema, counting_trigger
 
 TABLE = "labelled_days"
 TRIGGER = "outcomes_labelled_days"

@@ -18,10 +18,12 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from prediction_log import pg_aggregates, pg_histograms, pg_partitions
 from prediction_log.aggregates import Bucket, bucket_for, summary
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, Bins, latency_quantiles
-from prediction_log.pg_ddl import apply_schema
+from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres import partitions as pg_partitions
+from prediction_log.postgres.ddl import apply_schema
 from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, SCHEMA, SQL_TYPES, Block, from_rows, row_values, to_pg_binary
 

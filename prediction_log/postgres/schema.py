@@ -1,6 +1,6 @@
 """The log's tables in PostgreSQL, and the least-privilege role the server connects as.
 
-    python -m prediction_log.pg_schema --owner-url-file OWNER_DSN_FILE --app-url-file APP_DSN_FILE
+    python -m prediction_log.postgres.schema --owner-url-file OWNER_DSN_FILE --app-url-file APP_DSN_FILE
 
 creates or migrates the log's tables (``log_tables``) and its aggregates as the owner, then creates (or
 re-passwords) the role named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT``
@@ -19,16 +19,11 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from prediction_log import (
-    groups,
-    model_changes,
-    monitoring_runs,
-    outcomes,
-    pg_aggregates,
-    pg_histograms,
-    pg_labelled,
-    postgres_store,
-)
+from prediction_log import groups, model_changes, monitoring_runs, outcomes
+from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres import labelled as pg_labelled
+from prediction_log.postgres import store as postgres_store
 
 
 def log_tables() -> tuple[str, ...]:

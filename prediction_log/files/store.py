@@ -24,8 +24,8 @@ from core.private_files import private_dir
 from prediction_log import histograms
 from prediction_log.aggregates import Bucket, bucket_for, of_block, summary, window_start
 from prediction_log.appender import LineAppender
-from prediction_log.file_days import ONE_DAY, by_day, day_files, day_path, day_start, unordered_marker
-from prediction_log.file_lines import LineCounter, complete_lines, lines_backwards
+from prediction_log.files.days import ONE_DAY, by_day, day_files, day_path, day_start, unordered_marker
+from prediction_log.files.lines import LineCounter, complete_lines, lines_backwards
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, Bins
 from prediction_log.query import LogQuery
 from prediction_log.records import (

@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.private_files import PRIVATE_FILE_MODE, private_dir
-from prediction_log.file_days import ONE_DAY, day_files, day_path, day_start, unordered_marker
-from prediction_log.file_lines import LineCounter, complete_lines
+from prediction_log.files.days import ONE_DAY, day_files, day_path, day_start, unordered_marker
+from prediction_log.files.lines import LineCounter, complete_lines
 from prediction_log.records import SCHEMA, from_rows, parse_line
 
 EXPIRING = ".expiring"
