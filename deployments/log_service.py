@@ -24,22 +24,17 @@ from deployments.fairness import FAIRNESS_COLUMNS, FairnessQuery, fairness_of
 from deployments.monitoring_run import monitoring_run
 from deployments.performance import PerformanceQuery, SummaryQuery, Window, card_of_version, performance
 from prediction_log.appender import LineAppender
-from prediction_log.groups import GroupPost, GroupReceipt, GroupStore
+from prediction_log.files.jsonl import to_json_lines
+from prediction_log.groups import GroupPost, GroupReceipt
 from prediction_log.model_changes import ModelChange
 from prediction_log.outcomes import Outcomes, OutcomeStore, Receipt
 from prediction_log.postgres.store import PostgresStore
 from prediction_log.query import LogQuery
-from prediction_log.records import Block, to_json_lines
+from prediction_log.records import Block
 from prediction_log.scan_deadline import scans_within
 from prediction_log.spool import Spool
 from prediction_log.store import Store
-from prediction_log.stores import (
-    groups_beside,
-    model_changes_beside,
-    monitoring_runs_beside,
-    open_file_log,
-    outcomes_beside,
-)
+from prediction_log.stores import LogStores, file_stores, postgres_stores
 
 logger = logging.getLogger("ray.serve")
 P = ParamSpec("P")
@@ -98,15 +93,20 @@ class PredictionLog:
         self.spool = Spool(settings.data_dir / "spool", "log-writer", config.spool_quota_bytes)
         self.rejected_path = settings.data_dir / "rejected.jsonl"
         self._rejected = LineAppender(self.rejected_path)
-        self.store: Store | None = None
-        self._beside_stores: dict[str, tuple[Store, Any]] = {}
+        self.stores: LogStores | None = None
+        """The log's store and those beside it; None while PostgreSQL is unreachable (blocks are spooled)."""
         self.counters = {"written": 0, "spooled": 0, "replayed": 0, "rejected": 0}
         self._in_flight = 0
         self._down_logged = False
         self._replay_lock = asyncio.Lock()
         if self.dsn is None:
-            self.store = open_file_log(settings, config.file_reads)
-            logger.info("prediction log: DATABASE_URL unset, logging to %s", self.store.directory)
+            self.stores = file_stores(settings, config.file_reads)
+            logger.info("prediction log: DATABASE_URL unset, logging to %s", settings.data_dir)
+
+    @property
+    def store(self) -> Store | None:
+        """The log's own store (None while PostgreSQL is unreachable)."""
+        return self.stores.log if self.stores is not None else None
 
     def apply(self, config: LogWriterConfig) -> None:
         """A new configuration (the deployment's reconfigure)."""
@@ -176,7 +176,8 @@ class PredictionLog:
             logger.error("prediction log: database unavailable (%s: %s); spooling to %s",
                          type(exc).__name__, exc, self.spool.directory)
             self._down_logged = True
-        store, self.store = self.store, None
+        store = self.store
+        self.stores = None
         if store is not None:
             asyncio.get_running_loop().create_task(store.close())
 
@@ -188,11 +189,11 @@ class PredictionLog:
     async def maintain_once(self) -> None:
         """Connect when needed, and replay the spool when the store is up (the deployment calls this in a loop)."""
         try:
-            if self.store is None and self.dsn is not None:
-                self.store = await PostgresStore.connect(
+            if self.stores is None and self.dsn is not None:
+                self.stores = postgres_stores(await PostgresStore.connect(
                     self.dsn, statement_timeout_s=self.config.statement_timeout_s,
                     write_connections=self.config.write_connections,
-                    read_connections=self.config.read_connections, read_timeout_s=self.config.read_timeout_s)
+                    read_connections=self.config.read_connections, read_timeout_s=self.config.read_timeout_s))
             if self.store is not None and self.spool.pending_files():
                 await self._replay_spool()
                 self._up()
@@ -247,37 +248,24 @@ class PredictionLog:
 
     async def record_model_changes(self, changes: list[ModelChange]) -> None:
         """Append scorer replicas' audit entries (stored once by id: a replica retries until this returns)."""
-        await self._beside("model_changes", model_changes_beside).record(changes)
+        await self._live().model_changes.record(changes)
 
     async def monitor_once(self) -> dict[str, Any]:
         """Compute, store and publish one monitoring run now (``deployments.monitoring_run``); returns it."""
-        store = self._live_store()
-        run = asdict(await monitoring_run(datetime.now(timezone.utc), self.config, store.sample_between,
-                                          self.outcome_store().for_reports, card_of_version, store.histograms))
-        await self._beside("monitoring_runs", monitoring_runs_beside).record(run)
+        stores = self._live()
+        run = asdict(await monitoring_run(datetime.now(timezone.utc), self.config, stores.log.sample_between,
+                                          stores.outcomes.for_reports, card_of_version, stores.log.histograms))
+        await stores.monitoring_runs.record(run)
         self.metrics.monitored(run)
         return run
 
-    # ---- the stores beside the log ----
-
-    def _live_store(self) -> Store:
-        if self.store is None:
+    def _live(self) -> LogStores:
+        if self.stores is None:
             raise LogUnavailable("prediction log database is unavailable")
-        return self.store
-
-    def _beside(self, kind: str, make: Callable[[Store, Settings], Any]) -> Any:
-        """The outcome, group or model-change store beside the current log store (a new one after a reconnect)."""
-        store = self._live_store()
-        held = self._beside_stores.get(kind)
-        if held is None or held[0] is not store:
-            self._beside_stores[kind] = held = (store, make(store, self.settings))
-        return held[1]
+        return self.stores
 
     def outcome_store(self) -> OutcomeStore:
-        return self._beside("outcomes", outcomes_beside)
-
-    def _group_store(self) -> GroupStore:
-        return self._beside("groups", groups_beside)
+        return self._live().outcomes
 
     # ---- what the HTTP API calls (``@api_call``) ----
 
@@ -291,12 +279,12 @@ class PredictionLog:
     @api_call
     async def query(self, query: LogQuery) -> list[dict[str, Any]]:
         """Newest-first page of the log."""
-        return await self._live_store().query(query)
+        return await self._live().log.query(query)
 
     @api_call
     async def find(self, request_id: str) -> dict[str, Any] | None:
         """One decision's record (``GET /decisions/{request_id}``), or None."""
-        return await self._live_store().find(request_id)
+        return await self._live().log.find(request_id)
 
     @api_call
     async def stats(self) -> dict[str, Any]:
@@ -308,23 +296,25 @@ class PredictionLog:
                 stored = await store.count()
             except Exception:   # a hung or failing database: report it, don't fail the call
                 stored = None
+        unreadable = self.stores.unreadable_lines() if self.stores is not None else {}
         return {"backend": "postgresql" if self.dsn else "file", "store_up": store is not None,
-                "records_in_store": stored, "spool_records": self.spool.record_count(), **self.counters}
+                "records_in_store": stored, "spool_records": self.spool.record_count(), **self.counters,
+                "unreadable_lines": unreadable}
 
     @api_call
     async def summary(self, query: SummaryQuery) -> dict[str, Any]:
         """The window's aggregates (``prediction_log.aggregates``): counts and rates without reading rows."""
-        return await self._live_store().summary(query.since, query.until, query.bucket)
+        return await self._live().log.summary(query.since, query.until, query.bucket)
 
     @api_call
     async def model_changes(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` audit entries of model changes, newest first."""
-        return await self._beside("model_changes", model_changes_beside).newest(limit)
+        return await self._live().model_changes.newest(limit)
 
     @api_call
     async def monitoring_runs(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` monitoring runs, newest first."""
-        return await self._beside("monitoring_runs", monitoring_runs_beside).newest(limit)
+        return await self._live().monitoring_runs.newest(limit)
 
     @api_call
     async def record_outcomes(self, outcomes: Outcomes) -> Receipt:
@@ -346,14 +336,14 @@ class PredictionLog:
     @api_call
     async def record_groups(self, post: GroupPost) -> GroupReceipt:
         """Store group membership by the rule of ``prediction_log.groups.choose``."""
-        return await self._group_store().record(post)
+        return await self._live().groups.record(post)
 
     @api_call
     async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
         """The window's decisions with their groups and outcomes; figures computed here, beside the store."""
-        block = await self._live_store().records_between(query.since, query.until, FAIRNESS_COLUMNS)
+        block = await self._live().log.records_between(query.since, query.until, FAIRNESS_COLUMNS)
         ids = block.column("request_id").to_pylist()
-        memberships = await self._group_store().of(ids)
+        memberships = await self._live().groups.of(ids)
         defaulted = await self.outcome_store().defaulted_of(ids)
         return await asyncio.to_thread(fairness_of, block, memberships, defaulted, query)
 

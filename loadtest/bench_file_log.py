@@ -35,8 +35,8 @@ from core.polling import wait_until
 from core.settings import PROJECT_ROOT
 from loadtest.server_process import ServerConfig, ServerProcess
 from prediction_log.files.days import day_files
+from prediction_log.files.jsonl import from_json_lines
 from prediction_log.files.lines import complete_lines
-from prediction_log.records import from_json_lines
 from prediction_log.spool import Spool
 from prediction_log.stores import FILE_LOG_NAME
 

@@ -46,9 +46,9 @@ from deployments.challenger_report import comparison
 from loadtest.bench_throughput import _database
 from loadtest.server_process import ServerConfig, ServerProcess
 from models.baseline import load_baseline
-from prediction_log import outcomes
 from prediction_log.histograms import drift_bins
 from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres import outcomes
 from prediction_log.postgres import schema as pg_schema
 from prediction_log.postgres.store import SQL_COLUMNS, TABLE, PostgresStore
 

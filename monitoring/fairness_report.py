@@ -27,22 +27,22 @@ from core.settings import Settings, get_settings
 from deployments.fairness import FAIRNESS_COLUMNS, FairnessQuery, fairness_of
 from models.fairness import MIN_DECISIONS, MIN_RATIO
 from monitoring.report_window import add_window_arguments, window_since
-from prediction_log.stores import groups_beside, open_store, outcomes_beside
+from prediction_log.stores import open_stores
 
 EXIT_OK, EXIT_ALERT, EXIT_EMPTY = 0, 1, 3
 
 
 
 async def compute(settings: Settings, query: FairnessQuery) -> dict[str, Any]:
-    store = await open_store(settings)
+    stores = await open_stores(settings)
     try:
-        block = await store.records_between(query.since, query.until, FAIRNESS_COLUMNS)
+        block = await stores.log.records_between(query.since, query.until, FAIRNESS_COLUMNS)
         ids = block.column("request_id").to_pylist()
-        memberships = await groups_beside(store, settings).of(ids)
-        defaulted = await outcomes_beside(store, settings).defaulted_of(ids)
+        memberships = await stores.groups.of(ids)
+        defaulted = await stores.outcomes.defaulted_of(ids)
         return fairness_of(block, memberships, defaulted, query)
     finally:
-        await store.close()
+        await stores.log.close()
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from core.settings import Settings
 from prediction_log.histograms import Bins
-from prediction_log.stores import open_store
+from prediction_log.stores import open_stores
 
 SAMPLE_ROWS = 100_000
 """Rows the drift report reads at most: a uniform sample of the window (its memory and time are bounded by
@@ -21,7 +21,7 @@ async def read_window(settings: Settings, since: datetime | None, until: datetim
                       rows: int = SAMPLE_ROWS) -> tuple[pd.DataFrame, int]:
     """A uniform sample of at most ``rows`` decisions with ``since <= ts < until``, oldest first, and how many
     decisions the window holds."""
-    store = await open_store(settings)
+    store = (await open_stores(settings)).log
     try:
         records, total = await store.sample_between(since, until, rows)
     finally:
@@ -33,7 +33,7 @@ async def window_histograms(settings: Settings, bins: Bins, since: datetime | No
                             until: datetime | None) -> dict[str, np.ndarray] | None:
     """Every decision of the window's whole hours counted in ``bins`` (``Store.histograms``), or None where the
     store has not counted them all (PostgreSQL, before the bins were first asked for)."""
-    store = await open_store(settings)
+    store = (await open_stores(settings)).log
     try:
         return await store.histograms(bins, since, until)
     finally:

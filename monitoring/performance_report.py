@@ -32,7 +32,7 @@ from core.settings import Settings, get_settings
 from deployments.performance import card_of_version, performance
 from monitoring.report_window import add_window_arguments, window_since
 from prediction_log.outcomes import Labelled
-from prediction_log.stores import open_store, outcomes_beside
+from prediction_log.stores import open_stores
 
 EXIT_OK, EXIT_ALERT, EXIT_EMPTY = 0, 1, 3
 LATEST = "latest"
@@ -40,11 +40,11 @@ LATEST = "latest"
 
 async def read_labelled(settings: Settings, since: datetime | None, until: datetime | None,
                         model_version: str | None) -> Labelled:
-    store = await open_store(settings)
+    stores = await open_stores(settings)
     try:
-        return await outcomes_beside(store, settings).labelled(since, until, model_version)
+        return await stores.outcomes.labelled(since, until, model_version)
     finally:
-        await store.close()
+        await stores.log.close()
 
 
 def alerts(report: dict[str, Any], max_auc_drop: float, max_cost_ratio: float) -> list[str]:

@@ -38,7 +38,7 @@ from monitoring.scenarios import GROUP_ATTRIBUTE, SCENARIOS, applicants, groups_
 from prediction_log.groups import MAX_GROUPS, GroupPost
 from prediction_log.outcomes import MAX_OUTCOMES, Outcomes
 from prediction_log.records import Block
-from prediction_log.stores import groups_beside, open_store, outcomes_beside
+from prediction_log.stores import open_stores
 
 CHUNK = 1000
 
@@ -89,9 +89,9 @@ def send_groups(request_ids: list[str], groups: np.ndarray, host: str, api_key: 
 async def write_groups(records: Block, groups: np.ndarray, settings: Settings | None = None) -> int:
     """Store the group of each backfilled record beside the configured log; returns how many were accepted."""
     settings = settings or get_settings()
-    store = await open_store(settings)
+    stores = await open_stores(settings)
     try:
-        ids, accepted, target = records.column("request_id").to_pylist(), 0, groups_beside(store, settings)
+        ids, accepted, target = records.column("request_id").to_pylist(), 0, stores.groups
         for start in range(0, len(ids), MAX_GROUPS):
             chunk = ids[start:start + MAX_GROUPS]
             receipt = await target.record(GroupPost(chunk, [GROUP_ATTRIBUTE] * len(chunk),
@@ -99,7 +99,7 @@ async def write_groups(records: Block, groups: np.ndarray, settings: Settings | 
             accepted += receipt.accepted
         return accepted
     finally:
-        await store.close()
+        await stores.log.close()
 
 
 def send_outcomes(request_ids: list[str], defaulted: np.ndarray, host: str, api_key: str) -> dict[str, int]:
@@ -122,22 +122,22 @@ async def write_outcomes(records: Block, defaulted: np.ndarray, observed_at: dat
                          settings: Settings | None = None) -> int:
     """Store outcomes of backfilled records beside the configured log; returns how many were accepted."""
     settings = settings or get_settings()
-    store = await open_store(settings)
+    stores = await open_stores(settings)
     try:
-        outcomes, ids, accepted = outcomes_beside(store, settings), records.column("request_id").to_pylist(), 0
+        outcomes, ids, accepted = stores.outcomes, records.column("request_id").to_pylist(), 0
         for start in range(0, len(ids), MAX_OUTCOMES):
             chunk = ids[start:start + MAX_OUTCOMES]
             receipt = await outcomes.record(Outcomes(chunk, [int(y) for y in defaulted[start:start + len(chunk)]],
                                                      [observed_at] * len(chunk)))
             accepted += receipt.accepted
     finally:
-        await store.close()
+        await stores.log.close()
     return accepted
 
 
 async def write_records(records: Block, settings: Settings | None = None, progress: bool = True) -> int:
     """Insert into the configured store in chunks; returns rows written."""
-    store = await open_store(settings or get_settings())
+    store = (await open_stores(settings or get_settings())).log
     written = 0
     try:
         for start in tqdm(range(0, len(records), 5000), disable=not progress, desc="backfill", unit="chunk"):

@@ -9,23 +9,14 @@ user_config. Entries carry an id, so a delivery retried after a failure is store
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import math
 import socket
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-import orjson
-
-from prediction_log.appender import LineAppender
-from prediction_log.files.lines import complete_lines
-from prediction_log.postgres.ddl import TableBeside
-
-TABLE = "model_changes"
 Event = Literal["started", "applied", "refused"]
 MAX_LISTED = 1_000
 """Entries one read returns (newest first)."""
@@ -75,69 +66,12 @@ def model_change(event: Event, deployment: str, replica: str, before: tuple[Any,
                        _text(to_version, 200), _number(to_threshold), _text(reason, 2_000), _text(note, 500))
 
 
-SQL_TYPES = {f.name: "text" for f in fields(ModelChange)} | {
-    "id": "text PRIMARY KEY", "at": "timestamptz NOT NULL", "event": "text NOT NULL",
-    "from_threshold": "double precision", "to_threshold": "double precision"}
-SCHEMA_SQL = [
-    "SELECT pg_advisory_xact_lock(hashtext('model_changes_schema'))",
-    f"CREATE TABLE IF NOT EXISTS {TABLE} ({', '.join(f'{c} {t}' for c, t in SQL_TYPES.items())})",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_at ON {TABLE} (at DESC)",
-]
-COLUMNS = tuple(SQL_TYPES)
 
 
-def _row(change: ModelChange) -> tuple[Any, ...]:
-    values = asdict(change)
-    values["at"] = datetime.fromisoformat(change.at)
-    return tuple(values[c] for c in COLUMNS)
-
-
-class PostgresModelChanges(TableBeside):
-    TABLE, SCHEMA_SQL, COLUMNS = TABLE, SCHEMA_SQL, COLUMNS
+class ModelChangeStore(Protocol):
+    """The audit record beside the log (``postgres.model_changes`` or ``files.model_changes``)."""
 
     async def record(self, changes: list[ModelChange]) -> None:
-        await self.ensure_schema()
-        placeholders = ", ".join(f"${i + 1}" for i in range(len(COLUMNS)))
-        async with self.log.writing() as conn:
-            await conn.executemany(f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
-                                   "ON CONFLICT (id) DO NOTHING", [_row(c) for c in changes])
+        """Store each entry once by id."""
 
-    async def newest(self, limit: int) -> list[dict[str, Any]]:
-        await self.ensure_schema()
-        async with self.log.reading() as conn:
-            rows = await conn.fetch(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY at DESC, id DESC LIMIT $1", limit,
-                                    timeout=self.log.read_timeout_s)
-        return [dict(r) | {"at": r["at"].isoformat()} for r in rows]
-
-
-class FileModelChanges:
-    """``model_changes.jsonl`` beside the file log (a few entries a day: read whole)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._appender = LineAppender(path)
-        self._lock = asyncio.Lock()
-
-    def _entries(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for line in complete_lines(self.path):
-            try:
-                entry = orjson.loads(line)
-                out.setdefault(entry["id"], entry)
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                continue
-        return out
-
-    async def record(self, changes: list[ModelChange]) -> None:
-        async with self._lock:
-            stored = await asyncio.to_thread(self._entries)
-            new = [asdict(c) for c in changes if c.id not in stored]
-            if new:
-                await asyncio.to_thread(self._appender.append, b"".join(orjson.dumps(x) + b"\n" for x in new))
-
-    async def newest(self, limit: int) -> list[dict[str, Any]]:
-        entries = await asyncio.to_thread(self._entries)
-        return sorted(entries.values(), key=lambda e: (e["at"], e["id"]), reverse=True)[:limit]
-
-
-ModelChangeStore = FileModelChanges | PostgresModelChanges
+    async def newest(self, limit: int) -> list[dict[str, Any]]: ...

@@ -91,7 +91,7 @@ def request_ids(block: Block) -> list[str]:
 
 # ---- JSON lines (file log, spool) ----
 
-def _column_lists(block: Block, parse_explanation: bool = False) -> list[list[Any]]:
+def column_lists(block: Block, parse_explanation: bool = False) -> list[list[Any]]:
     """Each column as a Python list, made in C: ISO text for ``ts``, ``latency_ms`` to 3 decimals, and
     ``explanation`` as JSON fragments (for encoding) or objects (``parse_explanation``)."""
     out: list[list[Any]] = []
@@ -112,25 +112,6 @@ def _column_lists(block: Block, parse_explanation: bool = False) -> list[list[An
     return out
 
 
-_ROW_START = b',{"request_id":'
-
-
-def to_json_lines(block: Block) -> bytes:
-    """JSONL bytes, one object per record, each line ending in a newline (timestamps in ISO 8601).
-
-    Without explanations orjson encodes the whole list in one call (7x cheaper than one call per
-    row): every object begins with ``{"request_id":`` and nothing nested can, so the list splits
-    into lines at exactly those boundaries.
-    """
-    if len(block) == 0:
-        return b""
-    names = COLUMNS
-    rows = [dict(zip(names, values)) for values in zip(*_column_lists(block))]
-    if block.column("explanation").null_count != len(block):
-        return b"".join([orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows])
-    return orjson.dumps(rows)[1:-1].replace(b"}" + _ROW_START, b"}\n" + _ROW_START[1:]) + b"\n"
-
-
 def from_rows(rows: Iterable[dict[str, Any]]) -> Block:
     """A block from JSON-decoded objects (``ts`` as ISO text or datetime; ``explanation`` as object or null)."""
     parsed = []
@@ -144,24 +125,12 @@ def from_rows(rows: Iterable[dict[str, Any]]) -> Block:
     return pa.RecordBatch.from_pylist(parsed, schema=SCHEMA)
 
 
-def parse_line(line: str | bytes) -> dict[str, Any]:
-    """One JSONL line as a dict (``ts`` still text); raises ValueError/KeyError for a torn line."""
-    row = orjson.loads(line)
-    if not isinstance(row, dict) or "request_id" not in row or "ts" not in row:
-        raise ValueError("not a decision record")
-    return row
-
-
-def from_json_lines(lines: Iterable[str | bytes]) -> Block:
-    return from_rows(parse_line(line) for line in lines)
-
-
 # ---- API rows ----
 
 def as_dicts(block: Block) -> list[dict[str, Any]]:
     """JSON-ready mappings for API responses (ISO timestamps, explanation as an object)."""
     names = COLUMNS
-    return [dict(zip(names, values)) for values in zip(*_column_lists(block, parse_explanation=True))]
+    return [dict(zip(names, values)) for values in zip(*column_lists(block, parse_explanation=True))]
 
 
 def row_values(block: Block, i: int) -> tuple[Any, ...]:

@@ -33,9 +33,9 @@ import pyarrow.parquet as pq
 
 from core.private_files import PRIVATE_FILE_MODE, private_dir
 from core.settings import Settings
-from prediction_log import groups, outcomes
 from prediction_log.files.retention import expire_days
 from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import groups, outcomes
 from prediction_log.postgres import histograms as pg_histograms
 from prediction_log.postgres import labelled as pg_labelled
 from prediction_log.postgres import partitions as pg_partitions

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.private_files import open_private, private_dir
+from prediction_log.files.jsonl import from_json_lines, to_json_lines
 from prediction_log.files.lines import complete_lines
-from prediction_log.records import Block, from_json_lines, to_json_lines
+from prediction_log.records import Block
 
 STALE_TEMPORARY_S = 300
 """A ``.tmp`` spool file this old was left by a killed writer (a live append takes well under a second)."""

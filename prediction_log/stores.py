@@ -1,27 +1,52 @@
-"""Open the configured prediction-log store (the log writer and the tools use the same choice)."""
+"""Open the configured prediction log and the stores beside it, of one kind: PostgreSQL when ``DATABASE_URL`` is set,
+else the JSONL files in ``DATA_DIR``. The only module that knows which kinds exist (the log writer and the tools use
+the same choice); everything else holds a ``LogStores``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.settings import Settings
 from prediction_log.files.days import split_single_file
+from prediction_log.files.groups import FileGroups
+from prediction_log.files.model_changes import FileModelChanges
+from prediction_log.files.monitoring_runs import FileMonitoringRuns
+from prediction_log.files.outcomes import FileOutcomes
 from prediction_log.files.store import FileStore
-from prediction_log.groups import FileGroups, GroupStore, PostgresGroups
-from prediction_log.model_changes import FileModelChanges, ModelChangeStore, PostgresModelChanges
-from prediction_log.monitoring_runs import FILE_NAME as MONITORING_RUNS_FILE_NAME
-from prediction_log.monitoring_runs import FileMonitoringRuns, MonitoringRunStore, PostgresMonitoringRuns
-from prediction_log.outcomes import FileOutcomes, OutcomeStore, PostgresOutcomes
+from prediction_log.groups import GroupStore
+from prediction_log.model_changes import ModelChangeStore
+from prediction_log.monitoring_runs import MonitoringRunStore
+from prediction_log.outcomes import OutcomeStore
+from prediction_log.postgres.groups import PostgresGroups
+from prediction_log.postgres.model_changes import PostgresModelChanges
+from prediction_log.postgres.monitoring_runs import PostgresMonitoringRuns
+from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.store import PostgresStore
 from prediction_log.store import Store
 
 FILE_LOG_NAME = "predictions"
-"""The file log's folder of day files (``file_days``)."""
+"""The file log's folder of day files (``files.days``)."""
 SINGLE_FILE_LOG_NAME = "predictions.jsonl"
 """The file log as versions before day files wrote it: split into day files when the log writer starts."""
 OUTCOMES_FILE_NAME = "outcomes.jsonl"
 GROUPS_FILE_NAME = "groups.jsonl"
 MODEL_CHANGES_FILE_NAME = "model_changes.jsonl"
+MONITORING_RUNS_FILE_NAME = "monitoring_runs.jsonl"
+
+
+@dataclass(frozen=True)
+class LogStores:
+    """The log's store and the stores beside it, all of one kind."""
+
+    log: Store
+    outcomes: OutcomeStore
+    groups: GroupStore
+    model_changes: ModelChangeStore
+    monitoring_runs: MonitoringRunStore
+    unreadable_lines: Callable[[], dict[str, int]]
+    """Lines of the stores' files that could not be read, per file (none in PostgreSQL)."""
 
 
 def file_log_dir(settings: Settings) -> Path:
@@ -38,38 +63,28 @@ def open_file_log(settings: Settings, reads: int = 2) -> FileStore:
     return FileStore(file_log_dir(settings), reads)
 
 
-async def open_store(settings: Settings) -> Store:
-    """PostgreSQL when ``DATABASE_URL`` is set (schema created if missing), else the JSONL file."""
+def file_stores(settings: Settings, reads: int = 2) -> LogStores:
+    """The file log and the JSONL files beside it in ``DATA_DIR``."""
+    log = open_file_log(settings, reads)
+    data = settings.data_dir
+    outcomes, groups = FileOutcomes(data / OUTCOMES_FILE_NAME, log), FileGroups(data / GROUPS_FILE_NAME, log)
+    changes, runs = FileModelChanges(data / MODEL_CHANGES_FILE_NAME), FileMonitoringRuns(data / MONITORING_RUNS_FILE_NAME)
+
+    def unreadable() -> dict[str, int]:
+        files = [log.unreadable] + [side.file.unreadable for side in (outcomes, groups, changes, runs)]
+        return {f.what: f.count for f in files if f.count}
+
+    return LogStores(log, outcomes, groups, changes, runs, unreadable)
+
+
+def postgres_stores(log: PostgresStore) -> LogStores:
+    """The tables beside the log's, in its database (on its pools)."""
+    return LogStores(log, PostgresOutcomes(log), PostgresGroups(log), PostgresModelChanges(log),
+                     PostgresMonitoringRuns(log), dict)
+
+
+async def open_stores(settings: Settings) -> LogStores:
+    """PostgreSQL when ``DATABASE_URL`` is set (schema created if missing), else the JSONL files (the tools)."""
     if settings.database_url:
-        return await PostgresStore.connect(settings.database_url)
-    return FileStore(file_log_dir(settings))
-
-
-def groups_beside(store: Store, settings: Settings) -> GroupStore:
-    """Group membership lives beside the log: its database's ``group_membership`` table, or ``groups.jsonl``."""
-    if isinstance(store, PostgresStore):
-        return PostgresGroups(store)
-    return FileGroups(settings.data_dir / GROUPS_FILE_NAME, store)
-
-
-def outcomes_beside(store: Store, settings: Settings) -> OutcomeStore:
-    """Outcomes live beside the log: the ``outcomes`` table of its database, or ``DATA_DIR/outcomes.jsonl``."""
-    if isinstance(store, PostgresStore):
-        return PostgresOutcomes(store)
-    return FileOutcomes(settings.data_dir / OUTCOMES_FILE_NAME, store)
-
-
-def model_changes_beside(store: Store, settings: Settings) -> ModelChangeStore:
-    """The model-change audit lives beside the log: its database's ``model_changes`` table, or
-    ``DATA_DIR/model_changes.jsonl``."""
-    if isinstance(store, PostgresStore):
-        return PostgresModelChanges(store)
-    return FileModelChanges(settings.data_dir / MODEL_CHANGES_FILE_NAME)
-
-
-def monitoring_runs_beside(store: Store, settings: Settings) -> MonitoringRunStore:
-    """The server's monitoring runs live beside the log: the ``monitoring_runs`` table, or
-    ``DATA_DIR/monitoring_runs.jsonl``."""
-    if isinstance(store, PostgresStore):
-        return PostgresMonitoringRuns(store)
-    return FileMonitoringRuns(settings.data_dir / MONITORING_RUNS_FILE_NAME)
+        return postgres_stores(await PostgresStore.connect(settings.database_url))
+    return file_stores(settings)

@@ -15,8 +15,9 @@ import pytest
 from core.settings import Settings
 from prediction_log.files import store as file_store
 from prediction_log.files.days import day_files
+from prediction_log.files.jsonl import to_json_lines
 from prediction_log.files.store import FileStore
-from prediction_log.records import Block, request_ids, to_json_lines
+from prediction_log.records import Block, request_ids
 from prediction_log.stores import FILE_LOG_NAME, SINGLE_FILE_LOG_NAME, open_file_log
 from tests.support.file_log import log_lines
 from tests.test_aggregates import spread_block

@@ -21,9 +21,10 @@ import pytest
 from core.settings import PROJECT_ROOT
 from prediction_log.appender import LineAppender
 from prediction_log.files.days import ONE_DAY, day_files, day_path, day_start
+from prediction_log.files.jsonl import to_json_lines
 from prediction_log.files.retention import expire_days
 from prediction_log.files.store import FileStore
-from prediction_log.records import request_ids, to_json_lines
+from prediction_log.records import request_ids
 from prediction_log.retention import cutoff_for
 from prediction_log.stores import FILE_LOG_NAME
 from tests.test_aggregates import spread_block

@@ -13,10 +13,11 @@ import pytest
 from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records
 from prediction_log.files.days import day_files, day_path
+from prediction_log.files.jsonl import to_json_lines
 from prediction_log.files.lines import LineCounter, lines_backwards
 from prediction_log.files.store import FileStore
 from prediction_log.query import LogQuery
-from prediction_log.records import Block, as_dicts, to_json_lines
+from prediction_log.records import Block, as_dicts
 from prediction_log.scan_deadline import ScanTimeout, scans_within
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)

@@ -17,10 +17,12 @@ from monitoring.traffic import backfill_records
 from prediction_log import histograms
 from prediction_log.aggregates import bucket_for, of_block, summary, window_start
 from prediction_log.files import store as file_store
-from prediction_log.files.store import FileStore, line_request_id
+from prediction_log.files.jsonl import UnreadableLines, line_request_id, to_json_lines
+from prediction_log.files.outcomes import FileOutcomes
+from prediction_log.files.store import FileStore
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, latency_quantiles
-from prediction_log.outcomes import FileOutcomes, Outcomes, shadowed_rows
-from prediction_log.records import Block, as_dicts, to_json_lines
+from prediction_log.outcomes import Outcomes, shadowed_rows
+from prediction_log.records import Block, as_dicts
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
 SINCE, UNTIL = NOW - timedelta(days=2), NOW - timedelta(hours=3)
@@ -60,8 +62,9 @@ def _window(records: Block, since: datetime | None, until: datetime | None) -> B
 
 def test_request_ids_are_read_off_the_line_even_when_escaped(records: Block) -> None:
     lines = to_json_lines(records.slice(0, 3)).decode().splitlines()
-    assert [line_request_id(line) for line in lines] == records.column("request_id").to_pylist()[:3]
-    assert line_request_id('{"request_id":"torn') is None
+    unreadable = UnreadableLines("test")
+    assert [line_request_id(line, unreadable) for line in lines] == records.column("request_id").to_pylist()[:3]
+    assert line_request_id('{"request_id":"torn', unreadable) is None and unreadable.count == 1
 
 
 def test_window_and_summary_match_a_whole_read(store: FileStore, records: Block) -> None:

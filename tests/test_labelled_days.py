@@ -18,9 +18,10 @@ from deployments.decisions import decision_block
 from deployments.monitoring_run import realized as run_realized
 from deployments.performance import performance
 from prediction_log.labelled_bins import LabelledBins, of_rows
-from prediction_log.outcomes import TABLE as OUTCOMES
-from prediction_log.outcomes import Labelled, Outcomes, PostgresOutcomes
+from prediction_log.outcomes import Labelled, Outcomes
 from prediction_log.postgres import labelled as pg_labelled
+from prediction_log.postgres.outcomes import TABLE as OUTCOMES
+from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.store import PostgresStore
 from prediction_log.records import Block
 from tests.support.pg_cluster import PgCluster

@@ -14,8 +14,9 @@ from monitoring.scenarios import SCENARIOS, applicants
 from monitoring.traffic import backfill_records
 from prediction_log.appender import LineAppender
 from prediction_log.files.days import day_files
+from prediction_log.files.jsonl import to_json_lines
 from prediction_log.files.store import FileStore
-from prediction_log.records import Block, to_json_lines
+from prediction_log.records import Block
 from prediction_log.spool import Spool
 from prediction_log.stores import FILE_LOG_NAME
 from tests.support.file_log import log_lines
@@ -99,7 +100,8 @@ def test_outcomes_file_with_a_torn_line_loses_no_outcome_and_still_refuses_a_con
                                                                                         records: Block) -> None:
     from datetime import datetime, timezone
 
-    from prediction_log.outcomes import FileOutcomes, Outcomes
+    from prediction_log.files.outcomes import FileOutcomes
+    from prediction_log.outcomes import Outcomes
 
     store = FileStore(tmp_path / FILE_LOG_NAME)
     asyncio.run(store.insert(records.slice(0, 20)))

@@ -19,7 +19,9 @@ from fastapi.testclient import TestClient
 
 from core.features import EXAMPLE_APPLICANT
 from core.polling import wait_until
-from prediction_log.model_changes import FileModelChanges, PostgresModelChanges, model_change
+from prediction_log.files.model_changes import FileModelChanges
+from prediction_log.model_changes import model_change
+from prediction_log.postgres.model_changes import PostgresModelChanges
 from prediction_log.postgres.store import PostgresStore
 from tests.conftest import API_KEY
 from tests.support.in_process import InProcessBackend
@@ -44,12 +46,13 @@ def test_file_store_keeps_each_entry_once_and_privately(tmp_path: Path) -> None:
     second = model_change("applied", "Scorer", "r1", ("v1", 0.08), ("v2", 0.1), note="ticket 7")
     asyncio.run(store.record([first]))
     asyncio.run(store.record([first, second]))   # a retried delivery
-    with store.path.open("a") as f:
+    with store.file.path.open("a") as f:
         f.write("not json\n")
     newest = asyncio.run(store.newest(10))
     assert [e["id"] for e in newest] == [second.id, first.id]
     assert newest[0]["note"] == "ticket 7" and newest[0]["from_version"] == "v1"
-    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert store.file.unreadable.count == 1   # counted (and shown in /predictions/stats), not a failure
+    assert stat.S_IMODE(store.file.path.stat().st_mode) == 0o600
 
 
 def test_the_route_needs_scope_read_and_lists_newest_first(local_api: tuple[TestClient, InProcessBackend]) -> None:

@@ -22,8 +22,9 @@ from deployments.monitoring_run import monitoring_run
 from deployments.performance import card_of_version
 from monitoring.scenarios import SCENARIOS, applicants, true_defaults
 from monitoring.traffic import backfill_records
+from prediction_log.files.outcomes import FileOutcomes
 from prediction_log.files.store import FileStore
-from prediction_log.outcomes import FileOutcomes, Outcomes
+from prediction_log.outcomes import Outcomes
 from tests.conftest import API_KEY
 from tests.support.in_process import InProcessBackend, on_loop
 from tests.test_alert_rules import PROMTOOL, RULES_DIR

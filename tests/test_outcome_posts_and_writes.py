@@ -12,7 +12,8 @@ import numpy as np
 from core.features import FEATURE_NAMES
 from core.reference import sample_applicants
 from deployments.decisions import decision_block
-from prediction_log.outcomes import Outcomes, PostgresOutcomes
+from prediction_log.outcomes import Outcomes
+from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.store import PostgresStore
 from tests.support.pg_cluster import PgCluster
 

@@ -17,8 +17,9 @@ from core.reference import sample_applicants
 from deployments.decisions import decision_block
 from models.baseline import load_baseline
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, drift_bins
-from prediction_log.outcomes import Outcomes, PostgresOutcomes
+from prediction_log.outcomes import Outcomes
 from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.schema import grant
 from prediction_log.postgres.store import PostgresStore
 from prediction_log.query import LogQuery

@@ -18,9 +18,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.settings import PROJECT_ROOT
-from prediction_log.groups import GroupPost, PostgresGroups
-from prediction_log.outcomes import Outcomes, PostgresOutcomes
+from prediction_log.groups import GroupPost
+from prediction_log.outcomes import Outcomes
 from prediction_log.postgres import partitions as pg_partitions
+from prediction_log.postgres.groups import PostgresGroups
+from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.store import SQL_COLUMNS, PostgresStore
 from prediction_log.records import Block, request_ids, to_pg_binary
 from prediction_log.retention import cutoff_for, expire

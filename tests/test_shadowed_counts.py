@@ -13,7 +13,8 @@ import pytest
 from deployments.challenger_report import comparison
 from monitoring.scenarios import SCENARIOS
 from monitoring.traffic import applicants, backfill_records
-from prediction_log.outcomes import Outcomes, PostgresOutcomes
+from prediction_log.outcomes import Outcomes
+from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.store import PostgresStore
 from prediction_log.records import Block
 from tests.support.pg_cluster import PgCluster

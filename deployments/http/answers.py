@@ -48,6 +48,8 @@ class LogStats(BaseModel):
     rejected: int
     buffered_in_this_ingress: int
     log_state: str
+    unreadable_lines: dict[str, int] = Field(description="Lines of the file log and the files beside it that could "
+                                                        "not be read (a crash cut an append short), per file")
 
 
 class Counts(BaseModel):

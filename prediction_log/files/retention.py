@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 
 from core.private_files import PRIVATE_FILE_MODE, private_dir
 from prediction_log.files.days import ONE_DAY, day_files, day_path, day_start, unordered_marker
+from prediction_log.files.jsonl import parse_line
 from prediction_log.files.lines import LineCounter, complete_lines
-from prediction_log.records import SCHEMA, from_rows, parse_line
+from prediction_log.records import SCHEMA, from_rows
 
 EXPIRING = ".expiring"
 CHUNK = 50_000

@@ -25,6 +25,7 @@ from prediction_log import histograms
 from prediction_log.aggregates import Bucket, bucket_for, of_block, summary, window_start
 from prediction_log.appender import LineAppender
 from prediction_log.files.days import ONE_DAY, by_day, day_files, day_path, day_start, unordered_marker
+from prediction_log.files.jsonl import ID_PREFIX, UnreadableLines, line_request_id, line_ts, parsed, to_json_lines
 from prediction_log.files.lines import LineCounter, complete_lines, lines_backwards
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, Bins
 from prediction_log.query import LogQuery
@@ -33,10 +34,8 @@ from prediction_log.records import (
     Block,
     empty_block,
     from_rows,
-    parse_line,
     request_ids,
     timestamp_of,
-    to_json_lines,
 )
 
 RECENT_IDS = 200_000
@@ -46,7 +45,6 @@ ORDER_SLACK = timedelta(seconds=60)
 """How far out of time order appended lines may be (flush interval, clock steps between replicas)."""
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-_ID_PREFIX = '{"request_id":"'
 CHUNK_RECORDS = 20_000
 """Records parsed at once by a scan of a window (~36 MB of parsed records)."""
 APPENDERS = 8
@@ -75,6 +73,7 @@ class FileStore:
         self._opened = False
         self._present: set[str] | None = None
         self._appenders: OrderedDict[date, LineAppender] = OrderedDict()
+        self.unreadable = UnreadableLines("the file log")
 
     def _appender(self, day: date) -> LineAppender:
         if day not in self._appenders:
@@ -88,7 +87,7 @@ class FileStore:
         """Mark a day's file unordered when records older than its newest (by > ORDER_SLACK) are appended."""
         if day not in self._newest:   # first append to this day since the start: its newest line
             self._newest[day] = next((timestamp_of(r) for line in lines_backwards(day_path(self.directory, day))
-                                      if (r := _parsed(line)) is not None), None)
+                                      if (r := parsed(line, self.unreadable)) is not None), None)
         bounds = pc.min_max(fresh.column("ts"))
         oldest, newest = bounds["min"].as_py(), bounds["max"].as_py()
         known = self._newest[day]
@@ -105,7 +104,7 @@ class FileStore:
         crash (written, never acknowledged) is not appended twice."""
         lines = (line for _, path in reversed(day_files(self.directory)) for line in lines_backwards(path))
         for line in itertools.islice(lines, RESTART_IDS):
-            if (request_id := line_request_id(line.decode(errors="replace"))) is not None:
+            if (request_id := line_request_id(line.decode(errors="replace"), self.unreadable)) is not None:
                 self._recent[request_id] = None
                 self._recent.move_to_end(request_id, last=False)
 
@@ -137,17 +136,17 @@ class FileStore:
         not the records' (~40 bytes a line, not ~1.8 kB)."""
         for _, path in day_files(self.directory):
             for line in complete_lines(path):
-                if (request_id := line_request_id(line)) is not None:
+                if (request_id := line_request_id(line, self.unreadable)) is not None:
                     yield request_id
 
     async def find(self, request_id: str) -> dict[str, Any] | None:
         """The record of ``request_id`` (one streamed pass, newest lines first: a notice is usually recent)."""
-        prefix = f'{_ID_PREFIX}{request_id}"'.encode()
+        prefix = f'{ID_PREFIX}{request_id}"'.encode()
 
         def scan() -> dict[str, Any] | None:
             for _, path in reversed(day_files(self.directory)):
                 for line in lines_backwards(path):
-                    if line.startswith(prefix) and (r := _parsed(line)) is not None:
+                    if line.startswith(prefix) and (r := parsed(line, self.unreadable)) is not None:
                         return {c: r.get(c) for c in COLUMNS}
             return None
 
@@ -193,7 +192,7 @@ class FileStore:
                 break   # every record of this day and older ones is older than the page
             ordered = self.time_ordered(day)
             for line in lines_backwards(path):
-                if (r := _parsed(line)) is None:
+                if (r := parsed(line, self.unreadable)) is None:
                     continue
                 ts = timestamp_of(r)
                 if ordered and ((floor is not None and ts < floor - ORDER_SLACK)
@@ -236,11 +235,11 @@ class FileStore:
         timestamp (read off the text) is in the window and ``wanted(line)`` says so."""
         rows: list[dict[str, Any]] = []
         for line in self._lines(since, until):
-            ts = _line_ts(line)
+            ts = line_ts(line)
             if (ts is None or (since is not None and ts < since) or (until is not None and ts >= until)
                     or (wanted is not None and not wanted(line))):
                 continue
-            if (r := _parsed(line)) is not None:
+            if (r := parsed(line, self.unreadable)) is not None:
                 rows.append(r)
             if len(rows) == CHUNK_RECORDS:
                 yield from_rows(rows)
@@ -295,7 +294,7 @@ class FileStore:
         reservoir: list[str] = []
         seen = 0
         for line in self._lines(since, until):
-            ts = _line_ts(line)
+            ts = line_ts(line)
             if ts is None or (since is not None and ts < since) or (until is not None and ts >= until):
                 continue
             seen += 1
@@ -303,8 +302,8 @@ class FileStore:
                 reservoir.append(line)
             elif (j := rng.randrange(seen)) < rows:
                 reservoir[j] = line
-        parsed = sorted((r for r in map(_parsed, reservoir) if r is not None), key=timestamp_of)
-        return from_rows(parsed), seen
+        records = [r for line in reservoir if (r := parsed(line, self.unreadable)) is not None]
+        return from_rows(sorted(records, key=timestamp_of)), seen
 
     async def sample_between(self, since: datetime | None, until: datetime | None, rows: int,
                              seed: int = 0) -> tuple[Block, int]:
@@ -313,41 +312,3 @@ class FileStore:
     async def close(self) -> None:
         self._reads.shutdown(wait=False)
         self._appends.shutdown(wait=True)
-
-
-def line_request_id(line: str) -> str | None:
-    """A line's request_id read off its start (every line begins ``{"request_id":"…"``); parsed only when an
-    id holds an escaped character; None for a torn line."""
-    if line.startswith(_ID_PREFIX) and (end := line.find('"', len(_ID_PREFIX))) > 0:
-        raw = line[len(_ID_PREFIX):end]
-        if "\\" not in raw:
-            return raw
-    return r["request_id"] if (r := _parsed(line)) is not None else None
-
-
-_TS_KEY = '"ts":"'
-
-
-def _line_ts(line: str) -> datetime | None:
-    """A line's timestamp read off the text (the second field), without parsing the record."""
-    start = line.find(_TS_KEY)
-    end = line.find('"', start + len(_TS_KEY)) if start >= 0 else -1
-    try:
-        return datetime.fromisoformat(line[start + len(_TS_KEY):end]) if end > 0 else None
-    except ValueError:
-        return None
-
-
-_reported_torn: set[bytes] = set()
-
-
-def _parsed(line: str | bytes) -> dict[str, Any] | None:
-    """The record of a line, or None for a line a crash cut short (logged once per line, not per read)."""
-    try:
-        return parse_line(line)
-    except (ValueError, KeyError, TypeError):
-        key = line.encode() if isinstance(line, str) else line
-        if key not in _reported_torn:
-            _reported_torn.add(key)
-            logger.warning("skipping a torn line in the file log: %.80r", line)
-        return None

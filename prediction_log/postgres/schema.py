@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from prediction_log import groups, model_changes, monitoring_runs, outcomes
 from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import groups, model_changes, monitoring_runs, outcomes
 from prediction_log.postgres import histograms as pg_histograms
 from prediction_log.postgres import labelled as pg_labelled
 from prediction_log.postgres import store as postgres_store

@@ -10,46 +10,19 @@ shadowed decisions); what crosses into Python grows with bins and pairs, not row
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from prediction_log.labelled_bins import LabelledBins
 from prediction_log.postgres.labelled import bin_sql, bins_of
+from prediction_log.shadowed_counts import PairCounts, ShadowedCounts
 
 SCATTER_POINTS = 500
 _SHADOWED = ("p.challenger_probability IS NOT NULL AND ($1::timestamptz IS NULL OR p.ts >= $1) "
              "AND ($2::timestamptz IS NULL OR p.ts < $2)")
 _COLUMNS = ("p.model_version AS champion, p.challenger_version AS challenger, p.probability_default AS pp, "
             "p.prediction = 1 AS denied, p.challenger_probability AS cp, p.challenger_decision = 'denied' AS c_denied")
-
-
-@dataclass
-class PairCounts:
-    """One version pair's counts; ``*_bins``: ``models.performance.realized_from_bins``'s arguments."""
-
-    champion: str
-    challenger: str
-    decisions: int = 0
-    confusion: dict[tuple[bool, bool], int] = field(default_factory=dict)
-    """(champion denied, challenger denied) → decisions."""
-    correlation: float | None = None
-    scatter: list[tuple[float, float]] = field(default_factory=list)
-    champion_bins: LabelledBins | None = None
-    """The pair's labelled decisions by the champion's probability bin and decision; the challenger's below."""
-    challenger_bins: LabelledBins | None = None
-
-    @property
-    def labelled(self) -> int:
-        return self.champion_bins.decisions if self.champion_bins else 0
-
-
-@dataclass
-class ShadowedCounts:
-    shadowed: int
-    pairs: list[PairCounts]
 
 
 async def shadowed_counts(conn: asyncpg.Connection, log_table: str, outcomes_table: str, since: datetime | None,

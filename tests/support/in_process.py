@@ -114,7 +114,9 @@ class InProcessBackend:
     async def logged(self) -> Block:
         """Every record the file store holds, in the order written (read back from its day files)."""
         await self.flush()
-        return await self.log._live_store().records_between(None, None)
+        store = self.log.store
+        assert store is not None
+        return await store.records_between(None, None)
 
     async def outcomes_of(self, request_ids: list[str]) -> dict[str, int]:
         """The stored outcome of each of ``request_ids`` that has one."""

@@ -1,0 +1,56 @@
+"""Group membership in PostgreSQL: the ``group_membership`` table beside ``predictions``."""
+
+from __future__ import annotations
+
+from prediction_log.groups import GroupPost, GroupReceipt, Memberships, choose
+from prediction_log.postgres.ddl import apply_schema
+from prediction_log.postgres.store import TABLE as LOG_TABLE
+from prediction_log.postgres.store import PostgresStore
+
+TABLE = "group_membership"
+SQL_TYPES = {"request_id": "text NOT NULL", "attribute": "text NOT NULL", "group_name": "text NOT NULL",
+             "recorded_at": "timestamptz NOT NULL DEFAULT now()"}
+SCHEMA_SQL = [
+    "SELECT pg_advisory_xact_lock(hashtext('group_membership_schema'))",
+    f"CREATE TABLE IF NOT EXISTS {TABLE} ({', '.join(f'{c} {t}' for c, t in SQL_TYPES.items())}, "
+    "PRIMARY KEY (request_id, attribute))",
+]
+
+class PostgresGroups:
+    def __init__(self, log: PostgresStore) -> None:
+        self.log = log
+        self._schema_ready = False
+
+    async def ensure_schema(self) -> None:
+        async with self.log.writing() as conn:
+            await apply_schema(conn, SCHEMA_SQL, TABLE, tuple(SQL_TYPES))
+        self._schema_ready = True
+
+    async def record(self, post: GroupPost) -> GroupReceipt:
+        if not self._schema_ready:
+            await self.ensure_schema()
+        async with self.log.writing() as conn, conn.transaction():
+            ids = list(dict.fromkeys(post.request_ids))
+            known = {r[0] for r in await conn.fetch(
+                f"SELECT request_id FROM {LOG_TABLE} WHERE request_id = ANY($1::text[])", ids)}
+            existing = {(r[0], r[1]) for r in await conn.fetch(
+                f"SELECT request_id, attribute FROM {TABLE} WHERE request_id = ANY($1::text[])", ids)}
+            chosen, receipt = choose(post, known, existing)
+            if chosen:
+                await conn.execute(
+                    f"INSERT INTO {TABLE} (request_id, attribute, group_name) "
+                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+                    [post.request_ids[i] for i in chosen], [post.attributes[i] for i in chosen],
+                    [post.groups[i] for i in chosen])
+        return receipt
+
+    async def of(self, request_ids: list[str]) -> Memberships:
+        if not self._schema_ready:
+            await self.ensure_schema()
+        out: Memberships = {}
+        async with self.log.reading() as conn:
+            for r in await conn.fetch(f"SELECT request_id, attribute, group_name FROM {TABLE} "
+                                      "WHERE request_id = ANY($1::text[])", request_ids,
+                                      timeout=self.log.read_timeout_s):
+                out.setdefault(r[1], {})[r[0]] = r[2]
+        return out

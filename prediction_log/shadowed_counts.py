@@ -1,0 +1,35 @@
+"""A shadow challenger's window as counts, whichever store counted it: per (champion, challenger) version pair,
+the confusion of their decisions, the correlation of their scores, a sample of score pairs, and the labelled
+decisions per probability bin of each model (``labelled_bins``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prediction_log.labelled_bins import LabelledBins
+
+
+@dataclass
+class PairCounts:
+    """One version pair's counts; ``*_bins``: ``models.performance.realized_from_bins``'s arguments."""
+
+    champion: str
+    challenger: str
+    decisions: int = 0
+    confusion: dict[tuple[bool, bool], int] = field(default_factory=dict)
+    """(champion denied, challenger denied) → decisions."""
+    correlation: float | None = None
+    scatter: list[tuple[float, float]] = field(default_factory=list)
+    champion_bins: LabelledBins | None = None
+    """The pair's labelled decisions by the champion's probability bin and decision; the challenger's below."""
+    challenger_bins: LabelledBins | None = None
+
+    @property
+    def labelled(self) -> int:
+        return self.champion_bins.decisions if self.champion_bins else 0
+
+
+@dataclass
+class ShadowedCounts:
+    shadowed: int
+    pairs: list[PairCounts]
