@@ -64,7 +64,9 @@ def parse_scoped_keys(text: str) -> list[ApiKey]:
         if not sep or not named or not named <= set(SCOPES):   # named by position: the entry may be a bare secret
             raise ValueError(f"API_KEYS entry {number}: write scope[+scope]:secret with scopes from {SCOPES}")
         if len(secret) < MIN_SCOPED_KEY_CHARS:
-            raise ValueError(f"API_KEYS entry for {scopes}: the secret needs at least {MIN_SCOPED_KEY_CHARS} characters")
+            raise ValueError(
+                f"API_KEYS entry for {scopes}: the secret needs at least {MIN_SCOPED_KEY_CHARS} characters"
+            )
         keys.append(ApiKey(secret, frozenset(named)))
     return keys
 
@@ -98,14 +100,13 @@ def resolve_api_key(settings: Settings) -> str:
             out.flush()
             os.fsync(out.fileno())
         try:
-            os.link(temporary, path)   # fails if another process linked its key first
+            os.link(temporary, path)  # fails if another process linked its key first
         except FileExistsError:
             pass
         finally:
             temporary.unlink()
-    check_private_file(path)   # a key file planted by another user is not adopted
+    check_private_file(path)  # a key file planted by another user is not adopted
     key = path.read_text().strip()
     if not key:
         raise RuntimeError(f"{path} is empty: delete it or set API_KEY")
     return key
-

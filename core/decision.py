@@ -17,10 +17,10 @@ DENIED: Literal["denied"] = "denied"
 @overload
 def is_denied(probability: float, threshold: float) -> bool: ...
 @overload
-def is_denied(probability: np.ndarray, threshold: float) -> np.ndarray: ...
+def is_denied(probability: np.ndarray, threshold: float | np.ndarray) -> np.ndarray: ...
 
 
-def is_denied(probability, threshold):  # type: ignore[no-untyped-def]
+def is_denied(probability: float | np.ndarray, threshold: float | np.ndarray) -> bool | np.ndarray:
     """``probability >= threshold`` (element-wise for arrays): 1/True = denied (predicted default)."""
     return probability >= threshold
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import IO, Any
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -26,7 +27,7 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def open_private(path: Path, mode: str = "ab"):  # type: ignore[no-untyped-def]
+def open_private(path: Path, mode: str = "ab") -> IO[Any]:
     """``open(path, mode)`` creating the file 0600 (never wider, whatever the umask), never through a symbolic link
     (one planted where a file of ours will be would send personal data elsewhere)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if "a" in mode else os.O_TRUNC)

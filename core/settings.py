@@ -83,7 +83,7 @@ class ChallengerConfig(ScorerConfig):
     ``serve deploy``: applied in place, the ingresses follow within ``CHALLENGER_POLL_S``."""
 
     mode: Literal["disabled", "shadow", "canary"] = "disabled"
-    model: str | None = Field(None, description="Version folder under models/ or a folder holding model.onnx "
+    model: str | None = Field(None, description="Version folder under models/ or a folder holding model.onnx "  # type: ignore[assignment]  # no challenger unless named
                                                 "(then ``threshold`` is required)")
     canary_percent: float = Field(0.0, ge=0, le=100, description="canary: share of requests it answers")
     timeout_s: float = Field(1.0, gt=0, description="A challenger call slower than this is given up: the record "
@@ -93,7 +93,7 @@ class ChallengerConfig(ScorerConfig):
                                                           "it blocks are logged without the challenger")
 
     @model_validator(mode="after")
-    def _model_when_enabled(self) -> "ChallengerConfig":
+    def _model_when_enabled(self) -> ChallengerConfig:
         if self.mode != "disabled" and not self.model:
             raise ValueError(f"mode {self.mode!r} needs a model")
         return self

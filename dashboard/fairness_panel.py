@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -13,7 +13,7 @@ from dashboard.api_client import ApiClient, ApiError
 
 @st.cache_data(ttl=60, show_spinner="Joining decisions with group membership…")
 def report(api: ApiClient, days: int) -> dict[str, Any]:
-    return api.fairness(datetime.now(timezone.utc) - timedelta(days=days))
+    return api.fairness(datetime.now(UTC) - timedelta(days=days))
 
 
 def fairness_section(api: ApiClient, days: int) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
 
 import numpy as np
 import orjson
@@ -33,7 +33,7 @@ def new_request_ids(n: int) -> pa.StringArray:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-Explanations = list[dict[str, Any] | None] | pa.StringArray
+Explanations: TypeAlias = list[dict[str, Any] | None] | pa.StringArray
 """Per row of a block: explanations as dicts (``?explain=true``) or as the scorer's JSON texts; None = no reasons."""
 
 
@@ -54,7 +54,7 @@ def decision_block(rows: np.ndarray, probabilities: np.ndarray, version: str, th
     denied = is_denied(probabilities, threshold).astype(np.int16)
     columns: list[Any] = [
         new_request_ids(n),
-        pa.array(np.full(n, np.datetime64(datetime.now(timezone.utc).replace(tzinfo=None), "us")),
+        pa.array(np.full(n, np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")),
                  pa.timestamp("us", tz="UTC")),
         pa.array(np.full(n, endpoint, dtype=object), pa.string()),
         pa.array(np.full(n, version, dtype=object), pa.string()),

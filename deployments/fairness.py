@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -26,15 +26,15 @@ class FairnessQuery(Window):
     min_decisions: int = Field(MIN_DECISIONS, ge=1, le=1_000_000_000)   # JSON answers hold 64-bit integers only
 
     @model_validator(mode="after")
-    def _bounded(self) -> "FairnessQuery":
+    def _bounded(self) -> FairnessQuery:
         """The figures are computed from the window's rows: without ``since`` the last ``MAX_FAIRNESS_WINDOW``, and
         never a longer one (a key with scope fairness must not make the log writer read the whole log)."""
-        until = self.until = self.until or datetime.now(timezone.utc)
+        until = self.until = self.until or datetime.now(UTC)
         if self.since is None:
             try:
                 self.since = until - MAX_FAIRNESS_WINDOW
             except OverflowError:   # an until in the first 92 days of year 1
-                self.since = datetime.min.replace(tzinfo=timezone.utc)
+                self.since = datetime.min.replace(tzinfo=UTC)
         elif until - self.since > MAX_FAIRNESS_WINDOW:
             raise ValueError(f"since must be within {MAX_FAIRNESS_WINDOW.days} days of until")
         return self

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from core.settings import LogWriterConfig, Settings
@@ -253,7 +253,7 @@ class PredictionLog:
     async def monitor_once(self) -> dict[str, Any]:
         """Compute, store and publish one monitoring run now (``deployments.monitoring_run``); returns it."""
         stores = self._live()
-        run = asdict(await monitoring_run(datetime.now(timezone.utc), self.config, stores.log.sample_between,
+        run = asdict(await monitoring_run(datetime.now(UTC), self.config, stores.log.sample_between,
                                           stores.outcomes.for_reports, card_of_version, stores.log.histograms))
         await stores.monitoring_runs.record(run)
         self.metrics.monitored(run)

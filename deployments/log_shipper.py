@@ -18,6 +18,7 @@ traffic while the writer is healthy. ``close`` stops the task, waits for it, shi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -108,8 +109,12 @@ class LogShipper:
 
     def _over_bound(self) -> bool:
         """What a failing writer leaves in memory has reached a bound: time to spill."""
-        return (self._spill_due or self.buffered >= self.max_buffer_records or self.buffered_bytes >= self.max_buffer_bytes
-                or time.monotonic() - self._spilled_at >= self.max_buffer_age_s)
+        return (
+            self._spill_due
+            or self.buffered >= self.max_buffer_records
+            or self.buffered_bytes >= self.max_buffer_bytes
+            or time.monotonic() - self._spilled_at >= self.max_buffer_age_s
+        )
 
     def _take(self, limit: int, max_bytes: int | None = None) -> Block:
         """Remove up to ``limit`` records (and about ``max_bytes``) from the head of the buffer as one block.
@@ -127,7 +132,7 @@ class LogShipper:
                 taken.append(self.buffer.pop(0))
                 count += len(head)
                 size += head.nbytes
-            else:   # both parts copied into buffers of their own
+            else:  # both parts copied into buffers of their own
                 part = compact(head.slice(0, room))
                 taken.append(part)
                 self.buffer[0] = compact(head.slice(room))
@@ -146,14 +151,12 @@ class LogShipper:
 
     async def _run(self) -> None:
         while not self._closing:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self._cycle()
-            except Exception:   # never let the shipping task die: that replica would stop logging
+            except Exception:  # never let the shipping task die: that replica would stop logging
                 logger.exception("log shipper: unexpected error; retrying")
                 await asyncio.sleep(self.interval_s)
 
@@ -163,7 +166,7 @@ class LogShipper:
         while self.buffer and not self._closing:
             if self.failing and self._over_bound() and await self._spill():
                 continue
-            if not await self._ship():   # a failed spill is retried after the ship's back-off, not at once
+            if not await self._ship():  # a failed spill is retried after the ship's back-off, not at once
                 break
 
     async def _ship(self) -> bool:
@@ -175,20 +178,17 @@ class LogShipper:
             shipped = True
         except Exception as exc:  # writer restarting, unreachable or hung: keep and retry
             if not self.failing:
-                logger.error("log shipper: log writer unavailable (%s: %s); holding records",
-                             type(exc).__name__, exc)
+                logger.error("log shipper: log writer unavailable (%s: %s); holding records", type(exc).__name__, exc)
                 self.failing = True
                 self._spilled_at = time.monotonic()
         finally:
             if not shipped:
                 self._put_back(block)
         if not shipped:
-            if not (self._spool_takes and self._over_bound()):   # back off, unless a spill is due now
-                self._wake.clear()   # (woken at once when the buffer reaches its bound)
-                try:
+            if not (self._spool_takes and self._over_bound()):  # back off, unless a spill is due now
+                self._wake.clear()  # (woken at once when the buffer reaches its bound)
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(self.max_buffer_age_s / 2, self.interval_s * 10))
-                except asyncio.TimeoutError:
-                    pass
             return False
         self._moving = 0
         self.shipped += len(block)
@@ -206,8 +206,11 @@ class LogShipper:
         except OSError as exc:
             self._put_back(block)
             if self._spool_takes:
-                logger.error("log shipper: cannot spool (%s); refusing new decisions until the log writer "
-                             "or the spool can take them", exc)
+                logger.error(
+                    "log shipper: cannot spool (%s); refusing new decisions until the log writer "
+                    "or the spool can take them",
+                    exc,
+                )
             self._spool_takes = False
             return False
         self._moving = 0
@@ -222,10 +225,8 @@ class LogShipper:
         """Stop the task (and wait for it), ship what is buffered, spool what the writer cannot take in time."""
         self._closing = True
         self._wake.set()
-        try:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(self._task, timeout_s / 2)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            pass
         deadline = asyncio.get_event_loop().time() + timeout_s / 2
         self.write_timeout_s = min(self.write_timeout_s, timeout_s / 4)
         while self.buffer and asyncio.get_event_loop().time() < deadline:

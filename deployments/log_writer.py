@@ -16,6 +16,7 @@ configuration, the node it runs on, and ``read`` for the ingress to forward the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -91,10 +92,8 @@ class LogWriter:
             except Exception as exc:
                 logger.warning("log writer: monitoring run failed (%s: %s)", type(exc).__name__, exc)
             self._monitor_now.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._monitor_now.wait(), self.config.monitoring_interval_s)
-            except asyncio.TimeoutError:
-                pass
 
     async def __del__(self) -> None:
         self._maintenance.cancel()

@@ -25,5 +25,5 @@ def bind_replica_servers_to_loopback() -> None:
     def loopback(server: Any, address: str) -> int:
         return original(server, address.replace("[::]:", "127.0.0.1:", 1))
 
-    loopback.loopback = True  # type: ignore[attr-defined]
+    loopback.loopback = True  # type: ignore[attr-defined]  # our mark on Ray's function: patched once
     replica.add_port_to_grpc_server = loopback

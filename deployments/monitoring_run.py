@@ -1,12 +1,12 @@
 """The monitoring the server runs by itself: feature drift of the last day and realized discrimination.
 
-The log writer (beside the store) computes a run every ``monitoring_interval_s``: the PSI of each feature over the
-last ``monitoring_window_hours`` of decisions against the model's reference sample, from the histograms the log
-keeps of every decision on the reference's bins (``Store.histograms``: cost in hours, not decisions), or where it
-has not counted the whole window yet, over a uniform sample of it (at most ``monitoring_sample_rows``), and the realized AUC of the
-decisions of the last ``realized_window_days`` that have an outcome, beside the model card's holdout AUC. Each
-run is stored (``prediction_log.monitoring_runs``) and set as gauges for the alert rules
-(``deploy/prometheus/alerts.yml``: PSI > 0.2, AUC more than 0.03 below the card's).
+The log writer (beside the store) computes a run every ``monitoring_interval_s``: the PSI of each feature over the last
+``monitoring_window_hours`` of decisions against the model's reference sample, from the histograms the log keeps of
+every decision on the reference's bins (``Store.histograms``: cost in hours, not decisions), or where it has not counted
+the whole window yet, over a uniform sample of it (at most ``monitoring_sample_rows``), and the realized AUC of the
+decisions of the last ``realized_window_days`` that have an outcome, beside the model card's holdout AUC. Each run is
+stored (``prediction_log.monitoring_runs``) and set as gauges for the alert rules (``deploy/prometheus/alerts.yml``: PSI
+> 0.2, AUC more than 0.03 below the card's).
 """
 
 from __future__ import annotations
@@ -35,17 +35,17 @@ from prediction_log.records import Block
 @dataclass(frozen=True)
 class MonitoringRun:
     id: str
-    at: str                          # ISO 8601, UTC
-    since: str                       # the drift window
+    at: str  # ISO 8601, UTC
+    since: str  # the drift window
     window_decisions: int
-    sampled: int                     # 0: PSI from the histograms of every decision
-    psi: dict[str, float] | None     # per feature; None without decisions in the window
+    sampled: int  # 0: PSI from the histograms of every decision
+    psi: dict[str, float] | None  # per feature; None without decisions in the window
     labelled_since: str
     labelled: int
-    realized_auc: float | None       # None without both outcomes among the labelled
-    expected_auc: float | None       # the model card's holdout AUC (the most frequent version labelled)
+    realized_auc: float | None  # None without both outcomes among the labelled
+    expected_auc: float | None  # the model card's holdout AUC (the most frequent version labelled)
     model_version: str | None
-    psi_from: str = "sample"         # or "histograms"
+    psi_from: str = "sample"  # or "histograms"
 
 
 _baseline = lru_cache(maxsize=2)(load_baseline)
@@ -56,12 +56,15 @@ def sample_psi(sample: Block, reference: np.ndarray) -> dict[str, float] | None:
     """PSI of each feature of ``sample`` against the reference's columns (``FEATURE_NAMES`` order)."""
     if not len(sample):
         return None
-    return {name: round(psi(reference[:, j], sample.column(name).to_numpy(zero_copy_only=False)), 6)
-            for j, name in enumerate(FEATURE_NAMES)}
+    return {
+        name: round(psi(reference[:, j], sample.column(name).to_numpy(zero_copy_only=False)), 6)
+        for j, name in enumerate(FEATURE_NAMES)
+    }
 
 
-def realized(labelled: Labelled | LabelledBins, card_of: Callable[[str], dict[str, Any] | None]
-             ) -> tuple[Any, Any, Any]:
+def realized(
+    labelled: Labelled | LabelledBins, card_of: Callable[[str], dict[str, Any] | None]
+) -> tuple[Any, Any, Any]:
     """Realized AUC, the card's AUC and the version most of the labelled decisions were made by."""
     if not len(labelled):
         return None, None, None
@@ -73,10 +76,14 @@ def realized(labelled: Labelled | LabelledBins, card_of: Callable[[str], dict[st
     return figures["auc"], card["holdout"]["auc"] if card else None, version
 
 
-async def monitoring_run(now: datetime, config: LogWriterConfig,
-                         sample_between: Callable[..., Any], labelled_between: Callable[..., Any],
-                         card_of: Callable[[str], dict[str, Any] | None],
-                         histograms: Callable[..., Any] | None = None) -> MonitoringRun:
+async def monitoring_run(
+    now: datetime,
+    config: LogWriterConfig,
+    sample_between: Callable[..., Any],
+    labelled_between: Callable[..., Any],
+    card_of: Callable[[str], dict[str, Any] | None],
+    histograms: Callable[..., Any] | None = None,
+) -> MonitoringRun:
     """One run ending at ``now``; ``sample_between``, ``histograms`` and ``labelled_between`` are the store's and
     the outcome store's reads (``Store.sample_between``, ``Store.histograms``, ``for_reports``)."""
     since = now - timedelta(hours=config.monitoring_window_hours)
@@ -85,8 +92,11 @@ async def monitoring_run(now: datetime, config: LogWriterConfig,
     counts = await histograms(bins, since, now) if histograms is not None else None
     if counts is not None:
         total, sampled = int(counts[FEATURE_NAMES[0]].sum()), 0
-        feature_psi = {name: round(counts_psi(bins, baseline.frame, counts, name), 6)
-                       for name in FEATURE_NAMES} if total else None
+        feature_psi = (
+            {name: round(counts_psi(bins, baseline.frame, counts, name), 6) for name in FEATURE_NAMES}
+            if total
+            else None
+        )
     else:
         sample, total = await sample_between(since, now, config.monitoring_sample_rows)
         sampled = len(sample)
@@ -94,6 +104,17 @@ async def monitoring_run(now: datetime, config: LogWriterConfig,
     labelled_since = now - timedelta(days=config.realized_window_days)
     labelled = await labelled_between(labelled_since, now, None)
     realized_auc, expected_auc, version = realized(labelled, card_of)
-    return MonitoringRun(uuid.uuid4().hex, now.isoformat(), since.isoformat(), int(total), sampled, feature_psi,
-                         labelled_since.isoformat(), labelled.decisions, realized_auc, expected_auc, version,
-                         "sample" if counts is None else "histograms")
+    return MonitoringRun(
+        uuid.uuid4().hex,
+        now.isoformat(),
+        since.isoformat(),
+        int(total),
+        sampled,
+        feature_psi,
+        labelled_since.isoformat(),
+        labelled.decisions,
+        realized_auc,
+        expected_auc,
+        version,
+        "sample" if counts is None else "histograms",
+    )

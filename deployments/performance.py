@@ -27,7 +27,7 @@ class Window(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
 
-    _aware = field_validator("since", "until")(LogQuery._aware.__func__)  # type: ignore[attr-defined]
+    _aware = field_validator("since", "until")(LogQuery._aware.__func__)  # type: ignore[attr-defined]  # the validator's function
 
 
 MAX_MINUTE_SERIES = timedelta(days=7)
@@ -40,7 +40,7 @@ class SummaryQuery(Window):
     bucket: Bucket | None = None
 
     @model_validator(mode="after")
-    def _minutes_bounded(self) -> "SummaryQuery":
+    def _minutes_bounded(self) -> SummaryQuery:
         """A per-minute series of an open or long window would read every minute row the log has."""
         if self.bucket == "minute" and (self.since is None or (self.until or datetime.now(self.since.tzinfo))
                                         - self.since > MAX_MINUTE_SERIES):

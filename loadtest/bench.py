@@ -31,7 +31,9 @@ from loadtest.server_process import ServerConfig, ServerProcess
 CONFIGURATIONS = (
     ServerConfig("fast ingress (HAProxy + direct ingress), batching on, 1 scorer"),
     ServerConfig("default Ray proxy", fast_ingress=False),
-    ServerConfig("fast ingress, ingress micro-batching off", deployments={"Ingress": {"user_config": {"max_batch_size": 1}}}),
+    ServerConfig(
+        "fast ingress, ingress micro-batching off", deployments={"Ingress": {"user_config": {"max_batch_size": 1}}}
+    ),
     ServerConfig("fast ingress, 2 scorer replicas", deployments={"Scorer": {"num_replicas": 2}}),
 )
 
@@ -44,7 +46,7 @@ def sweep(host: str, args: argparse.Namespace, api_key: str) -> list[dict[str, A
     """Every scenario × concurrency on one running server."""
     results = []
     for scenario in args.scenarios:
-        for users in (args.batch_users if scenario == "batch" else args.users):
+        for users in args.batch_users if scenario == "batch" else args.users:
             batch_size = args.mixed_batch_size if scenario == "mixed" else args.batch_size
             run = LocustRun(scenario, users, args.duration, batch_size, args.processes, args.locust_cpus)
             before = settled_count(host, api_key)
@@ -53,19 +55,25 @@ def sweep(host: str, args: argparse.Namespace, api_key: str) -> list[dict[str, A
             if before is not None and after is not None:
                 result["log"] = {"decisions_2xx": result["decisions_2xx"], "records_logged": after - before}
             results.append(result)
-            print(f"{scenario:6} users {users:4}: {result['aggregated']['req_per_s']:8.1f} req/s "
-                  f"{result['rows_per_s']:9.1f} rows/s p50 {result['aggregated']['p50_ms']} ms "
-                  f"p99 {result['aggregated']['p99_ms']} ms errors {result['error_rate']:.2%} "
-                  f"locust {result['load_generator']['cpu_cores_used']} cores"
-                  + (f" logged {result['log']['records_logged']}/{result['decisions_2xx']}" if "log" in result else ""))
+            print(
+                f"{scenario:6} users {users:4}: {result['aggregated']['req_per_s']:8.1f} req/s "
+                f"{result['rows_per_s']:9.1f} rows/s p50 {result['aggregated']['p50_ms']} ms "
+                f"p99 {result['aggregated']['p99_ms']} ms errors {result['error_rate']:.2%} "
+                f"locust {result['load_generator']['cpu_cores_used']} cores"
+                + (f" logged {result['log']['records_logged']}/{result['decisions_2xx']}" if "log" in result else "")
+            )
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", help="a running server (default: start one with serve_config.yaml)")
-    parser.add_argument("--scenarios", type=lambda s: s.split(","), default=list(USER_CLASSES),
-                        help="comma-separated: single,batch,mixed")
+    parser.add_argument(
+        "--scenarios",
+        type=lambda s: s.split(","),
+        default=list(USER_CLASSES),
+        help="comma-separated: single,batch,mixed",
+    )
     parser.add_argument("--users", type=_ints, default=[1, 8, 32, 64, 128], help="concurrency sweep (single, mixed)")
     parser.add_argument("--batch-users", type=_ints, default=[1, 4], help="concurrency sweep (batch)")
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per /predict/batch (batch scenario)")
@@ -82,19 +90,25 @@ def main() -> None:
 
     settings = get_settings()
     api_key = resolve_api_key(settings)
-    report: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu_count": os.cpu_count(),
-                              "database": "postgresql" if settings.database_url else "file", "runs": []}
+    report: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpu_count": os.cpu_count(),
+        "database": "postgresql" if settings.database_url else "file",
+        "runs": [],
+    }
     if args.host:
         httpx.get(f"{args.host}/health", timeout=30).raise_for_status()
-        report["runs"].append({"configuration": "running server", "host": args.host,
-                               "results": sweep(args.host, args, api_key)})
+        report["runs"].append(
+            {"configuration": "running server", "host": args.host, "results": sweep(args.host, args, api_key)}
+        )
     else:
         args.out.mkdir(parents=True, exist_ok=True)
-        for config in (CONFIGURATIONS if args.compare else CONFIGURATIONS[:1]):
+        for config in CONFIGURATIONS if args.compare else CONFIGURATIONS[:1]:
             print(f"== {config.name}")
             with ServerProcess(config, {"API_KEY": api_key}, log=args.out / "server.log") as server:
-                report["runs"].append({"configuration": config.name, "host": server.url,
-                                       "results": sweep(server.url, args, api_key)})
+                report["runs"].append(
+                    {"configuration": config.name, "host": server.url, "results": sweep(server.url, args, api_key)}
+                )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "bench.md").write_text(markdown(report))

@@ -2,13 +2,13 @@
 
     uv run python -m loadtest.bench_file_log [--decisions 1000000] [--outcomes 200000] [--spooled 50000]
 
-Fills a fresh ``DATA_DIR`` through the log's own stores: ``--decisions`` control decisions over 30 days in
-the day files of ``DATA_DIR/predictions/``, outcomes for ``--outcomes`` of them, and a spool of ``--spooled`` records half of which
-are already in the log. Then starts the README's server on it (no database) and, sampling the LogWriter
-replica's RSS every 0.1 s, times: the replay at start (until the spool is empty), ``POST /outcomes`` of
-10,000 outcomes, ``GET /performance``, ``/challenger``, ``/predictions/summary`` and ``/fairness`` over the
-whole window, then the summary of the last 24 hours and ``/performance`` of the last 7 days (a window reads
-its days' files only). Writes JSON to ``--out`` (``reports/file_log_scale.json``).
+Fills a fresh ``DATA_DIR`` through the log's own stores: ``--decisions`` control decisions over 30 days in the day files
+of ``DATA_DIR/predictions/``, outcomes for ``--outcomes`` of them, and a spool of ``--spooled`` records half of which
+are already in the log. Then starts the README's server on it (no database) and, sampling the LogWriter replica's RSS
+every 0.1 s, times: the replay at start (until the spool is empty), ``POST /outcomes`` of 10,000 outcomes, ``GET
+/performance``, ``/challenger``, ``/predictions/summary`` and ``/fairness`` over the whole window, then the summary of
+the last 24 hours and ``/performance`` of the last 7 days (a window reads its days' files only). Writes JSON to
+``--out`` (``reports/file_log_scale.json``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +48,51 @@ def fill(data_dir: Path, decisions: int, outcomes: int, spooled: int) -> dict[st
     """The README's backfill command (decisions and outcomes through the file log's own stores), then a spool:
     half records already in the log (the replay must skip them), half new ones."""
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "monitoring.traffic", "backfill", "--scenario", "control", "--no-ramp",
-                    "--rows", str(decisions), "--days", str(DAYS), "--outcomes", "--outcome-share",
-                    str(outcomes / decisions), "--no-progress"], cwd=PROJECT_ROOT, check=True,
-                   env={**os.environ, "DATABASE_URL": "", "DATA_DIR": str(data_dir)})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitoring.traffic",
+            "backfill",
+            "--scenario",
+            "control",
+            "--no-ramp",
+            "--rows",
+            str(decisions),
+            "--days",
+            str(DAYS),
+            "--outcomes",
+            "--outcome-share",
+            str(outcomes / decisions),
+            "--no-progress",
+        ],
+        cwd=PROJECT_ROOT,
+        check=True,
+        env={**os.environ, "DATABASE_URL": "", "DATA_DIR": str(data_dir)},
+    )
     days = [path for _, path in day_files(data_dir / FILE_LOG_NAME)]
     lines = list(itertools.islice((line for path in days for line in complete_lines(path)), spooled))
-    known = from_json_lines(lines[:spooled // 2])
-    fresh = from_json_lines(lines[spooled // 2:])
-    fresh = fresh.set_column(fresh.schema.get_field_index("request_id"), "request_id",
-                             pa.array([f"spooled-{i:08d}" for i in range(len(fresh))]))
+    known = from_json_lines(lines[: spooled // 2])
+    fresh = from_json_lines(lines[spooled // 2 :])
+    fresh = fresh.set_column(
+        fresh.schema.get_field_index("request_id"),
+        "request_id",
+        pa.array([f"spooled-{i:08d}" for i in range(len(fresh))]),
+    )
     spool = Spool(data_dir / "spool", "bench")
     spool.append_sync(known)
     spool.append_sync(fresh)
     stored_outcomes = sum(1 for _ in complete_lines(data_dir / "outcomes.jsonl"))
     size = sum(path.stat().st_size for path in days)
-    return {"decisions": decisions, "outcomes": stored_outcomes, "spooled": spooled, "spooled_new": len(fresh),
-            "file_bytes": size, "bytes_per_record": round(size / decisions),
-            "fill_s": round(time.monotonic() - started, 1)}
+    return {
+        "decisions": decisions,
+        "outcomes": stored_outcomes,
+        "spooled": spooled,
+        "spooled_new": len(fresh),
+        "file_bytes": size,
+        "bytes_per_record": round(size / decisions),
+        "fill_s": round(time.monotonic() - started, 1),
+    }
 
 
 class PeakRss:
@@ -105,10 +132,14 @@ class PeakRss:
         result = run()
         seconds = time.perf_counter() - started
         time.sleep(0.3)
-        return {"seconds": round(seconds, 2), "rss_before_mb": round(before / 2**20),
-                "peak_rss_mb": round(self.peak / 2**20), **(result or {})}
+        return {
+            "seconds": round(seconds, 2),
+            "rss_before_mb": round(before / 2**20),
+            "peak_rss_mb": round(self.peak / 2**20),
+            **(result or {}),
+        }
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self._thread.start()
         return self
 
@@ -117,43 +148,65 @@ class PeakRss:
 
 
 def measure(data_dir: Path, filled: dict[str, Any]) -> dict[str, Any]:
-    since = (datetime.now(timezone.utc) - timedelta(days=DAYS + 1)).isoformat()
+    since = (datetime.now(UTC) - timedelta(days=DAYS + 1)).isoformat()
     window = {"since": since}
     expected = filled["decisions"] + filled["spooled_new"]
     results: dict[str, Any] = {}
     env = {"DATA_DIR": str(data_dir), "DATABASE_URL": "", "API_KEY": API_KEY}
-    with PeakRss() as rss, ServerProcess(ServerConfig("file-log-scale"), env=env,
-                                         log=data_dir.parent / "serve.log") as server, \
-            httpx.Client(base_url=server.url, timeout=600, headers={"X-API-Key": API_KEY}) as client:
+    with (
+        PeakRss() as rss,
+        ServerProcess(ServerConfig("file-log-scale"), env=env, log=data_dir.parent / "serve.log") as server,
+        httpx.Client(base_url=server.url, timeout=600, headers={"X-API-Key": API_KEY}) as client,
+    ):
+
         def stats() -> dict[str, Any]:
             return client.get("/predictions/stats").raise_for_status().json()
 
         # the replay runs as the LogWriter starts: its peak is the process's since then, not reset
-        results["start_and_replay"] = rss.phase(lambda: wait_until(
-            lambda: (s := stats())["spool_records"] == 0 and s["records_in_store"] == expected and s,
-            timeout_s=1800, interval_s=0.5, what="the spool replayed"), reset=False)
+        results["start_and_replay"] = rss.phase(
+            lambda: wait_until(
+                lambda: (s := stats())["spool_records"] == 0 and s["records_in_store"] == expected and s,
+                timeout_s=1800,
+                interval_s=0.5,
+                what="the spool replayed",
+            ),
+            reset=False,
+        )
         # 10,000 outcomes of replayed decisions (none has one yet): each id is checked against the whole file
         body = [{"request_id": f"spooled-{i:08d}", "defaulted": i % 2} for i in range(10_000)]
         results["post_outcomes_10000"] = rss.phase(
-            lambda: {"status": (r := client.post("/outcomes", json=body)).status_code, "receipt": r.json()})
-        for name, path in (("performance", "/performance"), ("challenger", "/challenger"),
-                           ("summary", "/predictions/summary"), ("fairness", "/fairness")):
+            lambda: {"status": (r := client.post("/outcomes", json=body)).status_code, "receipt": r.json()}
+        )
+        for name, path in (
+            ("performance", "/performance"),
+            ("challenger", "/challenger"),
+            ("summary", "/predictions/summary"),
+            ("fairness", "/fairness"),
+        ):
+
             def get(path: str = path) -> dict[str, Any]:
                 response = client.get(path, params=window)
                 if response.headers.get("content-type") != "application/json":
                     return {"status": response.status_code, "body": response.text[:200]}
                 answer = response.json()
-                return {"status": response.status_code,
-                        **({"labelled": answer.get("labelled")} if "labelled" in answer else {}),
-                        **({"decisions": answer.get("decisions")} if "decisions" in answer else {})}
+                return {
+                    "status": response.status_code,
+                    **({"labelled": answer.get("labelled")} if "labelled" in answer else {}),
+                    **({"decisions": answer.get("decisions")} if "decisions" in answer else {}),
+                }
+
             results[name] = rss.phase(get)
-        day = {"since": (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()}
+        day = {"since": (datetime.now(UTC) - timedelta(days=1)).isoformat()}
         for name, path in (("summary_24h", "/predictions/summary"), ("performance_7d", "/performance")):
-            params = day if name.endswith("24h") else {"since": (datetime.now(timezone.utc) - timedelta(days=7)).isoformat()}
-            results[name] = rss.phase(lambda path=path, params=params: {
-                "status": (r := client.get(path, params=params)).status_code,
-                **({k: r.json().get(k) for k in ("decisions", "labelled") if k in r.json()}
-                   if r.headers.get("content-type") == "application/json" else {"body": r.text[:200]})})
+            params = day if name.endswith("24h") else {"since": (datetime.now(UTC) - timedelta(days=7)).isoformat()}
+            def read(path: str = path, params: dict[str, str] = params) -> dict[str, Any]:
+                r = client.get(path, params=params)
+                if r.headers.get("content-type") != "application/json":
+                    return {"status": r.status_code, "body": r.text[:200]}
+                body = r.json()
+                return {"status": r.status_code, **{k: body.get(k) for k in ("decisions", "labelled") if k in body}}
+
+            results[name] = rss.phase(read)
     return results
 
 
@@ -166,8 +219,10 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="file-log-scale-"))
     data_dir = root / "data"
-    report: dict[str, Any] = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                              "store": fill(data_dir, args.decisions, args.outcomes, args.spooled)}
+    report: dict[str, Any] = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "store": fill(data_dir, args.decisions, args.outcomes, args.spooled),
+    }
     print(json.dumps(report["store"]))
     report["reads"] = measure(data_dir, report["store"])
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ class HostileClients:
                     self.largest_answer = max(self.largest_answer, size)
                     self.slowest_s = max(self.slowest_s, time.perf_counter() - started)
 
-    def __enter__(self) -> "HostileClients":
+    def __enter__(self) -> HostileClients:
         for thread in self._threads:
             thread.start()
         return self

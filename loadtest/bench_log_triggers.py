@@ -18,7 +18,7 @@ import os
 import statistics
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def blocks(n: int) -> list[Block]:
     """``n`` blocks of ``ROWS`` decisions with their own request_ids, spread over the next hour."""
     rows = np.array([[a[f] for f in FEATURE_NAMES] for a in sample_applicants(ROWS, seed=1)], dtype=np.float64)
     rng = np.random.default_rng(1)
-    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     made = []
     for i in range(n):
         block = decision_block(rows, rng.uniform(0, 1, ROWS), "bench", 0.3, rng.uniform(1, 50, ROWS), "batch")

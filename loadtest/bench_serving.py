@@ -40,7 +40,8 @@ response = function(status, headers, body)
 end
 done = function(summary, latency, requests)
   local non2xx = summary.errors.status
-  io.write(string.format("RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, \\"p90_us\\": %%d, \\"p99_us\\": %%d, \\"max_us\\": %%d, \\"non_2xx\\": %%d, \\"socket_errors\\": %%d}\\n",
+  io.write(string.format("RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, " ..
+    "\\"p90_us\\": %%d, \\"p99_us\\": %%d, \\"max_us\\": %%d, \\"non_2xx\\": %%d, \\"socket_errors\\": %%d}\\n",
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max, non2xx,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
@@ -52,27 +53,47 @@ def _lua_string(text: str) -> str:
     return "[==[" + text + "]==]"
 
 
-def run_wrk(host: str, path: str, bodies: list[str], connections: int, duration: int,
-            threads: int = 1) -> dict[str, Any]:
+def run_wrk(
+    host: str, path: str, bodies: list[str], connections: int, duration: int, threads: int = 1
+) -> dict[str, Any]:
     """One wrk run; returns req/s, latency percentiles (ms) and error counts."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA % (",".join(_lua_string(b) for b in bodies), path))
-    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s",
-           "-s", script.name, host]
+    cmd = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        script.name,
+        host,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     Path(script.name).unlink()
     match = re.search(r"^RESULT (\{.*\})$", out, re.MULTILINE)
     if match is None:
         raise RuntimeError(f"wrk output not understood:\n{out}")
     raw = json.loads(match.group(1))
-    seconds = raw["duration_us"] / 1e6   # req_per_s counts 2xx answers only: an error page is not throughput
+    seconds = raw["duration_us"] / 1e6  # req_per_s counts 2xx answers only: an error page is not throughput
     return {
-        "path": path, "connections": connections, "duration_s": round(seconds, 2),
-        "requests": raw["requests"], "req_per_s": round((raw["requests"] - raw["non_2xx"]) / seconds, 1),
-        "p50_ms": raw["p50_us"] / 1000, "p90_ms": raw["p90_us"] / 1000, "p99_ms": raw["p99_us"] / 1000,
-        "max_ms": raw["max_us"] / 1000, "non_2xx": raw["non_2xx"], "socket_errors": raw["socket_errors"],
+        "path": path,
+        "connections": connections,
+        "duration_s": round(seconds, 2),
+        "requests": raw["requests"],
+        "req_per_s": round((raw["requests"] - raw["non_2xx"]) / seconds, 1),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+        "non_2xx": raw["non_2xx"],
+        "socket_errors": raw["socket_errors"],
     }
 
 
@@ -97,10 +118,15 @@ def main() -> None:
     batch = run_wrk(args.host, "/predict/batch", batches, args.batch_connections, args.duration)
     batch["rows_per_s"] = round(batch["req_per_s"] * args.batch_size, 1)
     batch["batch_size"] = args.batch_size
-    after = settled_stats(args.host, api_key) if before else None   # once the last log flushes landed
-    report: dict[str, Any] = {"label": args.label, "host": args.host, "single": single, "batch": batch,
-                              "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if before and after:   # settled_stats only returns stats with records_in_store
+    after = settled_stats(args.host, api_key) if before else None  # once the last log flushes landed
+    report: dict[str, Any] = {
+        "label": args.label,
+        "host": args.host,
+        "single": single,
+        "batch": batch,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if before and after:  # settled_stats only returns stats with records_in_store
         answered = sum(r["requests"] - r["non_2xx"] for r in (warm, single))
         answered += (batch["requests"] - batch["non_2xx"]) * args.batch_size
         report["log"] = {
@@ -108,7 +134,8 @@ def main() -> None:
             "responses_2xx_counted_by_wrk": answered,
             "records_logged": after["records_in_store"] - before["records_in_store"],
             "note": "wrk stops counting with requests still in flight; those are answered and logged too",
-            "spool_records": after["spool_records"], "rejected": after["rejected"],
+            "spool_records": after["spool_records"],
+            "rejected": after["rejected"],
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -74,7 +74,8 @@ def _stop_after_duration(environment: Environment, **_: Any) -> None:
 def _end_load(environment: Environment) -> None:
     """Close the measured period (figures below are over it), then stop the users and quit."""
     _started.update(end_cpu=_own_cpu_s(), end_machine=_machine_busy_s(), end_wall=time.monotonic())
-    environment.runner.quit()
+    if environment.runner is not None:
+        environment.runner.quit()
 
 
 @events.quit.add_listener
@@ -88,9 +89,17 @@ def _write_summary(exit_code: int, **_: Any) -> None:
     load = {"elapsed_s": wall,
             "locust_cores": (_started.get("end_cpu", _own_cpu_s()) - _started["cpu"]) / wall,
             "machine_cores_busy": (_started.get("end_machine", _machine_busy_s()) - _started["machine"]) / wall}
-    summary = [{**load, "method": e.method or "", "name": e.name, "requests": e.num_requests, "failures": e.num_failures,
-                **{f"p{p}_ms": (e.get_response_time_percentile(p / 100) if e.num_requests else None)
-                   for p in (50, 95, 99)}} for e in entries]
+    summary = [
+        {
+            **load,
+            "method": e.method or "",
+            "name": e.name,
+            "requests": e.num_requests,
+            "failures": e.num_failures,
+            **{f"p{p}_ms": (e.get_response_time_percentile(p / 100) if e.num_requests else None) for p in (50, 95, 99)},
+        }
+        for e in entries
+    ]
     with open(SUMMARY_PATH, "w") as out:
         json.dump(summary, out)
 
@@ -111,7 +120,7 @@ def invalid_applicant(rng: random.Random) -> tuple[dict[str, Any], str]:
 
 class _ScoringUser(FastHttpUser):
     abstract = True
-    wait_time = constant(0)   # closed loop: each user sends as fast as it is answered
+    wait_time = constant(0)  # closed loop: each user sends as fast as it is answered
 
     def on_start(self) -> None:
         self.rng = random.Random()
@@ -173,8 +182,13 @@ class MixedUser(_ScoringUser):
     @tag("mixed")
     @task(1)
     def read_log(self) -> None:
-        with self.client.get("/predictions", params={"limit": 20}, headers={"X-API-Key": API_KEY},
-                             name="/predictions", catch_response=True) as r:
+        with self.client.get(
+            "/predictions",
+            params={"limit": 20},
+            headers={"X-API-Key": API_KEY},
+            name="/predictions",
+            catch_response=True,
+        ) as r:
             if r.status_code != 200:
                 r.failure(f"status {r.status_code}")
 

@@ -48,4 +48,4 @@ class MinimalScorer:
         return {"status": "ok", "model_version": self.version}
 
 
-app = MinimalScorer.bind()
+app = MinimalScorer.bind()  # type: ignore[attr-defined]  # @serve.deployment: a Deployment

@@ -61,4 +61,4 @@ class SplitIngress:
         return {"status": "ok"}
 
 
-app = SplitIngress.bind(BatchScorer.bind())
+app = SplitIngress.bind(BatchScorer.bind())  # type: ignore[attr-defined]  # @serve.deployment: a Deployment

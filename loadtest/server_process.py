@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -98,7 +99,7 @@ class ServerProcess:
         self.launcher = launcher
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 180) -> "ServerProcess":
+    def start(self, timeout_s: float = 180) -> ServerProcess:
         path = config_file(self.config, self.port, self.state_dir / "serve_config.yaml")
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
         command = ([sys.executable, "-m", "serve_app.run", str(path), f"--dashboard-port={self.dashboard_port}",
@@ -135,21 +136,19 @@ class ServerProcess:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _terminate(self, timeout_s: float, sig: signal.Signals) -> None:
+        process = self.process
+        assert process is not None
         if sig == signal.SIGINT:
-            os.killpg(self.process.pid, signal.SIGINT)
+            os.killpg(process.pid, signal.SIGINT)
         else:
-            self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
+            process.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout_s)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

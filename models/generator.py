@@ -103,7 +103,8 @@ def model_features(raw: pd.DataFrame, fill: Mapping[str, float] | None = None) -
     return features.astype(np.float32).astype(np.float64)
 
 
-def true_logit(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT, ext_effect: float = 1.0) -> np.ndarray:
+def true_logit(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT,
+               ext_effect: float | np.ndarray = 1.0) -> np.ndarray:
     """The known log-odds of default as a function of the ten model features; ``ext_effect`` scales the
     external scores' terms (1 = the world the model was trained on; below 1 = concept drift)."""
     term_bump = np.exp(-(((x["CREDIT_TERM"] - 0.045) / 0.012) ** 2))
@@ -122,7 +123,8 @@ def true_logit(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT, ext_effect: f
     ).to_numpy()
 
 
-def true_probability(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT, ext_effect: float = 1.0) -> np.ndarray:
+def true_probability(x: pd.DataFrame, intercept: float = TRUE_INTERCEPT,
+                     ext_effect: float | np.ndarray = 1.0) -> np.ndarray:
     """The known probability of default for each applicant."""
     return 1.0 / (1.0 + np.exp(-true_logit(x, intercept, ext_effect)))
 
@@ -139,7 +141,8 @@ def calibrate_intercept(n: int = 400_000, seed: int = 0) -> float:
 
 def imputation_values(n: int, seed: int) -> dict[str, float]:
     """The external-score medians of the ``generate(n, seed)`` data: what training imputed with."""
-    return raw_columns(n, np.random.default_rng(seed))[list(EXT_COLUMNS)].median().to_dict()
+    medians = raw_columns(n, np.random.default_rng(seed))[list(EXT_COLUMNS)].median()
+    return {str(k): float(v) for k, v in medians.items()}
 
 
 def generate(n: int, seed: int) -> pd.DataFrame:

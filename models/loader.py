@@ -89,7 +89,9 @@ def _check_artifacts(folder: Path, card: dict[str, Any]) -> None:
             raise ModelRefused(f"{folder.name}/{name}: listed on the model card but "
                                + ("not a file" if path.exists() else "missing"))
         if sha256_of(path) != expected:
-            raise ModelRefused(f"{folder.name}/{name}: SHA-256 differs from the model card's (replaced after training?)")
+            raise ModelRefused(
+                f"{folder.name}/{name}: SHA-256 differs from the model card's (replaced after training?)"
+            )
 
 
 def _check_rows(folder: Path) -> np.ndarray:
@@ -110,42 +112,52 @@ def _check_answers(folder: Path, classifier: OnnxBinaryClassifier, reasons: Reas
     if reasons is not None:
         gap = float(np.max(np.abs(p - reasons.probabilities(rows))))
         if gap > PARITY_TOLERANCE:
-            raise ModelRefused(f"{folder.name}: ONNX and LightGBM differ by {gap:.2e} > {PARITY_TOLERANCE:g} "
-                               "on the reference applicants")
+            raise ModelRefused(
+                f"{folder.name}: ONNX and LightGBM differ by {gap:.2e} > {PARITY_TOLERANCE:g} "
+                "on the reference applicants"
+            )
         gap = reasons.tables_gap(rows)
         if not gap <= EXACT_TOLERANCE:
-            raise ModelRefused(f"{folder.name}: reason tables and LightGBM's TreeSHAP differ by {gap:.2e} > "
-                               f"{EXACT_TOLERANCE:g} on the reference applicants")
+            raise ModelRefused(
+                f"{folder.name}: reason tables and LightGBM's TreeSHAP differ by {gap:.2e} > "
+                f"{EXACT_TOLERANCE:g} on the reference applicants"
+            )
 
 
 def _check_monotonicity(folder: Path, card: dict[str, Any]) -> None:
     sweep = card.get("monotonicity") or {}
     if not sweep.get("passed"):
         failing = [n for n, f in (sweep.get("features") or {}).items() if not f.get("passed")]
-        raise ModelRefused(f"{folder.name}: no passing monotonicity sweep on its card"
-                           + (f" (against the policy's direction: {', '.join(failing)})" if failing else "")
-                           + "; set require_monotonicity: false to serve it anyway")
+        raise ModelRefused(
+            f"{folder.name}: no passing monotonicity sweep on its card"
+            + (f" (against the policy's direction: {', '.join(failing)})" if failing else "")
+            + "; set require_monotonicity: false to serve it anyway"
+        )
 
 
-def load_model(model: str | Path | None, threshold: float | None = None, intra_op_threads: int = 1,
-               require_monotonicity: bool = True) -> LoadedModel:
+def load_model(
+    model: str | Path | None,
+    threshold: float | None = None,
+    intra_op_threads: int = 1,
+    require_monotonicity: bool = True,
+) -> LoadedModel:
     """A checked model folder (a version under models/, a path, or None/'latest'), ready to answer."""
     try:
         folder = resolve_model_dir(model)
-    except OSError:   # its message names the models folder's path
+    except OSError:  # its message names the models folder's path
         raise ModelRefused(f"no model folder {str(model)!r}") from None
     try:
         return _checked(folder, threshold, intra_op_threads, require_monotonicity)
     except ModelRefused:
         raise
-    except Exception as exc:   # onnxruntime's, LightGBM's, or what a malformed card makes a check raise: refused
+    except Exception as exc:  # onnxruntime's, LightGBM's, or what a malformed card makes a check raise: refused
         logger.error("model folder %s refused: %s: %s", folder, type(exc).__name__, exc)
-        raise ModelRefused(f"{folder.name}: not a servable model folder ({type(exc).__name__} while loading or "
-                           "checking it)") from None
+        raise ModelRefused(
+            f"{folder.name}: not a servable model folder ({type(exc).__name__} while loading or checking it)"
+        ) from None
 
 
-def _checked(folder: Path, threshold: float | None, intra_op_threads: int,
-             require_monotonicity: bool) -> LoadedModel:
+def _checked(folder: Path, threshold: float | None, intra_op_threads: int, require_monotonicity: bool) -> LoadedModel:
     card = _card(folder, threshold)
     value = _threshold(folder, card, threshold)
     _check_artifacts(folder, card)

@@ -67,7 +67,7 @@ class ReasonCoder:
     def tree_shap(self, rows: np.ndarray) -> np.ndarray:
         """LightGBM's own ``pred_contrib``. One thread per call: the scorer explains several callers' blocks at
         once, and 2 cores hold no more."""
-        return self.booster.predict(rows, pred_contrib=True, num_threads=1)
+        return np.asarray(self.booster.predict(rows, pred_contrib=True, num_threads=1))
 
     def tables_gap(self, rows: np.ndarray) -> float:
         """Largest |tables − pred_contrib| over ``rows`` (0 without tables): the load-time exactness check."""
@@ -78,7 +78,7 @@ class ReasonCoder:
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """P(default) by LightGBM itself (float32 inputs, as ONNX sees them): the parity check at load."""
-        return self.booster.predict(np.asarray(rows, dtype=np.float32).astype(np.float64))
+        return np.asarray(self.booster.predict(np.asarray(rows, dtype=np.float32).astype(np.float64)))
 
     def explain(self, rows: np.ndarray) -> list[Explanation]:
         """Contributions and principal reasons per row (``explain_dicts`` as objects)."""

@@ -13,8 +13,9 @@ import hashlib
 import json
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -55,14 +56,20 @@ def split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, p
     n_train = int(SPLIT[0] * len(frame))
     n_valid = int(SPLIT[1] * len(frame))
     parts = np.split(order, [n_train, n_train + n_valid])
-    return tuple(frame.iloc[p].reset_index(drop=True) for p in parts)  # type: ignore[return-value]
+    train, valid, hold = (frame.iloc[p].reset_index(drop=True) for p in parts)
+    return train, valid, hold
+
+
+def _scores(model: lgb.Booster, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x))
 
 
 def _fit(train: pd.DataFrame, seed: int, progress: bool, monotone: bool = True) -> lgb.Booster:
     """LightGBM with the credit policy's directions as monotone constraints (``core.features``)."""
     extra = {"monotone_constraints": monotonicity.constraints(), "monotone_constraints_method": "advanced"} \
         if monotone else {}
-    model = lgb.LGBMClassifier(random_state=seed, **LGBM_PARAMS, **extra)
+    params: dict[str, Any] = {**LGBM_PARAMS, **extra}
+    model = lgb.LGBMClassifier(random_state=seed, **params)
     bar = tqdm(total=LGBM_PARAMS["n_estimators"], desc="trees", disable=not progress)
 
     def tick(_env: lgb.callback.CallbackEnv) -> None:
@@ -93,8 +100,8 @@ def _unconstrained(train_set: pd.DataFrame, valid: pd.DataFrame, seed: int, x_ho
     """The same training without the monotone constraints (its own cost-optimal threshold), on the same holdout:
     what the constraints cost."""
     model = _fit(train_set, seed, progress=False, monotone=False)
-    t = threshold.cost_curve(valid["TARGET"].to_numpy(), model.predict(valid[list(FEATURE_NAMES)].to_numpy()))
-    p = model.predict(x_hold)
+    t = threshold.cost_curve(valid["TARGET"].to_numpy(), _scores(model, valid[list(FEATURE_NAMES)].to_numpy()))
+    p = _scores(model, x_hold)
     return {"auc": float(roc_auc_score(y_hold, p)), "cost": threshold.business_cost(y_hold, p, t.best_threshold)}
 
 
@@ -109,8 +116,8 @@ def train(rows: int, seed: int, out: Path, progress: bool = True) -> Path:
     steps.update(1)
 
     x_valid, x_hold = valid[list(FEATURE_NAMES)].to_numpy(), hold[list(FEATURE_NAMES)].to_numpy()
-    p_valid = model.predict(x_valid)
-    p_hold = model.predict(x_hold)
+    p_valid = _scores(model, x_valid)
+    p_hold = _scores(model, x_hold)
     curve = threshold.cost_curve(valid["TARGET"].to_numpy(), p_valid)
     t = curve.best_threshold
     steps.update(1)
@@ -133,7 +140,7 @@ def train(rows: int, seed: int, out: Path, progress: bool = True) -> Path:
     gains = model.feature_importance("gain")
     card = {
         "version": version,
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "features": list(FEATURE_NAMES),
         "data": {"generator": "models.generator", "seed": seed, "rows": rows,
                  "split": dict(zip(("train", "validation", "holdout"), map(len, (train_set, valid, hold)))),
@@ -165,7 +172,7 @@ def train(rows: int, seed: int, out: Path, progress: bool = True) -> Path:
     pd.DataFrame(threshold.gridded(curve)).to_csv(staging / "cost_curve.csv", index=False)
     reference = train_set.sample(n=min(REFERENCE_ROWS, len(train_set)), random_state=seed)
     reference = reference[list(FEATURE_NAMES) + ["TARGET"]].assign(
-        probability_default=model.predict(reference[list(FEATURE_NAMES)].to_numpy()))
+        probability_default=_scores(model, reference[list(FEATURE_NAMES)].to_numpy()))
     reference.to_csv(staging / REFERENCE_FILE, index=False, float_format="%.9g",
                      compression={"method": "gzip", "mtime": 0})  # no timestamp in the bytes
     card["artifacts"] = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()

@@ -158,7 +158,7 @@ class TreeTables:
         nan = np.isnan(x)
         has_nan = bool(nan.any())
         if has_nan:   # NaN counts as 0 unless the split's missing type is NaN
-            left |= nan & ~self._missing_nan & (0.0 <= self._threshold)
+            left |= nan & ~self._missing_nan & (self._threshold >= 0.0)
         if has_nan or self._missing_zero.any():
             missing = (self._missing_zero & (nan | (np.abs(x) <= ZERO_THRESHOLD))) | (self._missing_nan & nan)
             left = np.where(missing, self._default_left, left)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -69,7 +69,7 @@ def analyse(window: pd.DataFrame, baseline: Baseline, since: datetime | None, un
 
     def psi_of(name: str) -> float:
         if counts is None:
-            return psi(reference[name], current[name])
+            return psi(np.asarray(reference[name]), np.asarray(current[name]))
         return counts_psi(bins, baseline.frame, counts, name)
 
     columns = [*FEATURE_NAMES, PROBABILITY]
@@ -86,7 +86,7 @@ def analyse(window: pd.DataFrame, baseline: Baseline, since: datetime | None, un
     drifted = sum(f["drifted"] for f in features)
     share = drifted / len(features)
     summary = {
-        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "generated_at": datetime.now(UTC).isoformat(),
         "window": {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
                    "rows": int(len(window)), "first_ts": window["ts"].min().isoformat(),
                    "last_ts": window["ts"].max().isoformat(),

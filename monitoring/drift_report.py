@@ -22,7 +22,7 @@ import asyncio
 import json
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.artifacts import MODELS_DIR, resolve_model_dir
@@ -40,7 +40,7 @@ LATEST = "latest"
 def write_report(analysis: DriftAnalysis, out_dir: Path) -> Path:
     """Write the HTML and JSON report (timestamped and as ``latest``); returns the JSON path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "drift-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stem = "drift-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     html, data = out_dir / f"{stem}.html", out_dir / f"{stem}.json"
     analysis.snapshot.save_html(str(html))
     summary = {**analysis.summary, "html": html.name}
@@ -71,7 +71,7 @@ def _baseline_model(window_versions: dict[str, int], model: str | None) -> Path:
     """The requested model, else the window's most frequent version if present here, else the latest."""
     if model:
         return resolve_model_dir(model)
-    for version in sorted(window_versions, key=window_versions.get, reverse=True):
+    for version in sorted(window_versions, key=lambda v: window_versions[v], reverse=True):
         if (MODELS_DIR / version).is_dir():
             return MODELS_DIR / version
     return resolve_model_dir(None)
@@ -99,7 +99,7 @@ def run(argv: list[str] | None = None) -> int:
               f"({store}). Nothing to compare; widen --days/--since.", file=sys.stderr)
         return EXIT_EMPTY
 
-    versions = window["model_version"].value_counts().to_dict()
+    versions = {str(v): int(n) for v, n in window["model_version"].value_counts().items()}
     baseline = load_baseline(_baseline_model(versions, args.model))
     counts = asyncio.run(window_histograms(settings, drift_bins(baseline.frame), since, until))
     analysis = analyse(window, baseline, since, until, args.max_drift_share, counts)

@@ -19,7 +19,7 @@ import asyncio
 import json
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 def write_report(summary: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / ("fairness-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")
+    path = out_dir / ("fairness-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + ".json")
     path.write_text(json.dumps(summary, indent=2, default=str))
     shutil.copyfile(path, out_dir / "latest.json")
     return path

@@ -20,7 +20,7 @@ import asyncio
 import json
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 def write_report(summary: dict[str, Any], snapshot: Any, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "performance-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stem = "performance-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     html, data = out_dir / f"{stem}.html", out_dir / f"{stem}.json"
     snapshot.save_html(str(html))
     data.write_text(json.dumps({**summary, "html": html.name}, indent=2, default=str))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 def utc(text: str) -> datetime:
     """An ISO 8601 time; naive means UTC."""
     value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def add_window_arguments(parser: argparse.ArgumentParser, days: float) -> None:
@@ -20,4 +20,4 @@ def add_window_arguments(parser: argparse.ArgumentParser, days: float) -> None:
 
 def window_since(args: argparse.Namespace) -> datetime:
     """``--since``, or ``--days`` before ``--until`` (or now)."""
-    return args.since or (args.until or datetime.now(timezone.utc)) - timedelta(days=args.days)
+    return args.since or (args.until or datetime.now(UTC)) - timedelta(days=args.days)

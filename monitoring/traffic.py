@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import numpy as np
@@ -65,7 +65,7 @@ def backfill_records(frame: pd.DataFrame, days: float, model: str | None = None,
     matrix = frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
     probabilities = OnnxBinaryClassifier(model_dir / ONNX_FILE).predict_proba(matrix)
     block = decision_block(matrix, probabilities, card["version"], float(card["threshold"]["value"]), 0.0, "backfill")
-    end = end or datetime.now(timezone.utc)
+    end = end or datetime.now(UTC)
     step_us = int(timedelta(days=days) / max(len(frame), 1) / timedelta(microseconds=1))
     start_us = int((end - timedelta(days=days)).timestamp() * 1_000_000)
     ts = pa.array(start_us + step_us * np.arange(1, len(frame) + 1, dtype=np.int64), pa.int64())
@@ -183,12 +183,14 @@ def main() -> None:
                 raise SystemExit("--outcomes needs API_KEY (the server's key) in the environment")
             time.sleep(args.outcome_delay)
             defaulted, every = true_defaults(scenario, frame, args.seed, not args.no_ramp), _every(args.outcome_share)
-            receipt = send_outcomes(request_ids[::every], defaulted[::every], host, settings.api_key)
+            receipt = send_outcomes(request_ids[::every], defaulted[::every], host,
+                                    settings.api_key.get_secret_value())
             print(f"outcomes: {receipt}")
         if args.groups:
             if settings.api_key is None:
                 raise SystemExit("--groups needs API_KEY (the server's key) in the environment")
-            print(f"groups: {send_groups(request_ids, groups_of(args.rows, args.seed), host, settings.api_key)}")
+            sent = send_groups(request_ids, groups_of(args.rows, args.seed), host, settings.api_key.get_secret_value())
+            print(f"groups: {sent}")
     else:
         records = backfill_records(frame, args.days)
         written = asyncio.run(write_records(records, progress=not args.no_progress))
@@ -196,7 +198,7 @@ def main() -> None:
         if args.outcomes:
             defaulted, every = true_defaults(scenario, frame, args.seed, not args.no_ramp), _every(args.outcome_share)
             labelled = records.take(pa.array(np.arange(0, len(records), every)))
-            accepted = asyncio.run(write_outcomes(labelled, defaulted[::every], datetime.now(timezone.utc)))
+            accepted = asyncio.run(write_outcomes(labelled, defaulted[::every], datetime.now(UTC)))
             print(f"{accepted} outcomes stored")
         if args.groups:
             print(f"{asyncio.run(write_groups(records, groups_of(args.rows, args.seed)))} group memberships stored")

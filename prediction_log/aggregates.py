@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -53,7 +53,7 @@ def window_start(since: datetime | None, bucket: Bucket) -> datetime | None:
     """A window starts with the bucket ``since`` falls in: aggregates cannot split a bucket."""
     if since is None:
         return None
-    since = since.astimezone(timezone.utc)
+    since = since.astimezone(UTC)
     return since.replace(second=0, microsecond=0) if bucket == "minute" else since.replace(minute=0, second=0,
                                                                                            microsecond=0)
 

@@ -55,7 +55,7 @@ def drift_bins(reference: pd.DataFrame) -> Bins:
 
 def counts_psi(bins: Bins, reference: pd.DataFrame, counts: dict[str, np.ndarray], name: str) -> float:
     """PSI of ``name`` from a window's ``counts`` on ``bins`` against the reference frame the bins came from."""
-    return psi_of_counts(bin_counts(np.asarray(bins.edges[name]), reference[name]), counts[name])
+    return psi_of_counts(bin_counts(np.asarray(bins.edges[name]), np.asarray(reference[name])), counts[name])
 
 
 def quantiles(counts: np.ndarray, edges: tuple[float, ...], qs: tuple[float, ...]) -> list[float | None]:

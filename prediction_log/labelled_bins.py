@@ -41,11 +41,11 @@ class LabelledBins:
     def decisions(self) -> int:
         return int(self.count.sum())
 
-    def subset(self, mask: np.ndarray) -> "LabelledBins":
+    def subset(self, mask: np.ndarray) -> LabelledBins:
         return LabelledBins(*(getattr(self, f.name)[mask] for f in fields(self)))
 
     @staticmethod
-    def concat(parts: list["LabelledBins"]) -> "LabelledBins":
+    def concat(parts: list[LabelledBins]) -> LabelledBins:
         return LabelledBins(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(LabelledBins)))
 
 

@@ -14,7 +14,7 @@ import math
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 Event = Literal["started", "applied", "refused"]
@@ -61,7 +61,7 @@ def model_change(event: Event, deployment: str, replica: str, before: tuple[Any,
     control plane takes a change only from a holder of the server user's token, on loopback). What a refused
     change asked for is untrusted: kept as bounded text and finite numbers, so the entry always stores."""
     (from_version, from_threshold), (to_version, to_threshold) = before or (None, None), after or (None, None)
-    return ModelChange(uuid.uuid4().hex, datetime.now(timezone.utc).isoformat(), event, deployment, replica,
+    return ModelChange(uuid.uuid4().hex, datetime.now(UTC).isoformat(), event, deployment, replica,
                        socket.gethostname(), getpass.getuser(), _text(from_version, 200), _number(from_threshold),
                        _text(to_version, 200), _number(to_threshold), _text(reason, 2_000), _text(note, 500))
 

@@ -88,7 +88,7 @@ class Shadowed:
 
 
 def shadowed_of(rows: list[tuple]) -> Shadowed:
-    columns = list(zip(*rows)) if rows else [[]] * 7
+    columns: list[Any] = list(zip(*rows)) if rows else [[]] * 7
     return Shadowed(np.array(columns[0], dtype=object), np.array(columns[1], dtype=np.float64),
                     np.array(columns[2], dtype=bool), np.array(columns[3], dtype=object),
                     np.array(columns[4], dtype=np.float64), np.array(columns[5], dtype=bool),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -12,17 +12,17 @@ MAX_OFFSET = 100_000
 """Deep pages cost the store offset + limit rows; page with ``cursor`` (keyset) instead."""
 
 
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def in_utc_range(value: datetime) -> datetime:
     """A bound in UTC between 1970 and the end of year 9999: a naive time is UTC, anything outside is clamped
     (``9999-12-31T23:59:59-12:00`` is in year 10000 in UTC: the stores' drivers would overflow, a 503)."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     try:
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
     except OverflowError:
         return LATEST if value.year > 1970 else EARLIEST
     return min(max(value, EARLIEST), LATEST)

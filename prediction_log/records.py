@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import orjson
@@ -25,7 +25,7 @@ from pgpq import schema as pgpq_schema
 
 from core.features import FEATURES
 
-Block = pa.RecordBatch
+Block: TypeAlias = pa.RecordBatch
 """A block of decision records with ``SCHEMA``."""
 
 
@@ -143,9 +143,14 @@ def row_values(block: Block, i: int) -> tuple[Any, ...]:
 def _pg_encoder(field: pa.Field) -> Any:
     if field.name == "explanation":
         return pgpq_encoders.StringEncoderBuilder.new_with_output(field, pgpq_schema.Jsonb())
-    builders = {pa.string(): pgpq_encoders.StringEncoderBuilder, _TS_TYPE: pgpq_encoders.TimestampMicrosecondEncoderBuilder,
-                pa.float64(): pgpq_encoders.Float64EncoderBuilder, pa.float32(): pgpq_encoders.Float32EncoderBuilder,
-                pa.int32(): pgpq_encoders.Int32EncoderBuilder, pa.int16(): pgpq_encoders.Int16EncoderBuilder}
+    builders = {
+        pa.string(): pgpq_encoders.StringEncoderBuilder,
+        _TS_TYPE: pgpq_encoders.TimestampMicrosecondEncoderBuilder,
+        pa.float64(): pgpq_encoders.Float64EncoderBuilder,
+        pa.float32(): pgpq_encoders.Float32EncoderBuilder,
+        pa.int32(): pgpq_encoders.Int32EncoderBuilder,
+        pa.int16(): pgpq_encoders.Int16EncoderBuilder,
+    }
     return builders[field.type](field)
 
 

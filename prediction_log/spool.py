@@ -11,6 +11,7 @@ spool is a directory listing, never a read; the quota is checked against the fil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -42,10 +43,8 @@ class Spool:
     def size_bytes(self) -> int:
         total = 0
         for path in self._files(".jsonl", ".replaying"):
-            try:
+            with contextlib.suppress(FileNotFoundError):   # replayed meanwhile
                 total += path.stat().st_size
-            except FileNotFoundError:   # replayed meanwhile
-                pass
         return total
 
     def append_sync(self, block: Block) -> None:

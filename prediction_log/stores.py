@@ -68,7 +68,10 @@ def file_stores(settings: Settings, reads: int = 2) -> LogStores:
     log = open_file_log(settings, reads)
     data = settings.data_dir
     outcomes, groups = FileOutcomes(data / OUTCOMES_FILE_NAME, log), FileGroups(data / GROUPS_FILE_NAME, log)
-    changes, runs = FileModelChanges(data / MODEL_CHANGES_FILE_NAME), FileMonitoringRuns(data / MONITORING_RUNS_FILE_NAME)
+    changes, runs = (
+        FileModelChanges(data / MODEL_CHANGES_FILE_NAME),
+        FileMonitoringRuns(data / MONITORING_RUNS_FILE_NAME),
+    )
 
     def unreadable() -> dict[str, int]:
         files = [log.unreadable] + [side.file.unreadable for side in (outcomes, groups, changes, runs)]
@@ -79,8 +82,9 @@ def file_stores(settings: Settings, reads: int = 2) -> LogStores:
 
 def postgres_stores(log: PostgresStore) -> LogStores:
     """The tables beside the log's, in its database (on its pools)."""
-    return LogStores(log, PostgresOutcomes(log), PostgresGroups(log), PostgresModelChanges(log),
-                     PostgresMonitoringRuns(log), dict)
+    return LogStores(
+        log, PostgresOutcomes(log), PostgresGroups(log), PostgresModelChanges(log), PostgresMonitoringRuns(log), dict
+    )
 
 
 async def open_stores(settings: Settings) -> LogStores:

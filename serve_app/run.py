@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -140,11 +141,12 @@ def processes_of(run_id: str | None, markers: list[str]) -> list[psutil.Process]
         try:
             # /proc/<pid>/environ read raw: Ray's setproctitle garbles the start of it for psutil's parser
             environ = Path(f"/proc/{process.pid}/environ").read_bytes()
-            if (needle is not None and needle in environ.split(b"\0")) or any(m in " ".join(process.cmdline()) for m in markers):
+            command = " ".join(process.cmdline())
+            if (needle is not None and needle in environ.split(b"\0")) or any(m in command for m in markers):
                 found.append(process)
         except (psutil.Error, OSError):
             continue
-    for process in list(found):   # Ray's agents and workers, whose environ setproctitle may have erased
+    for process in list(found):  # Ray's agents and workers, whose environ setproctitle may have erased
         try:
             found.extend(c for c in process.children(recursive=True) if c not in found)
         except psutil.Error:
@@ -156,35 +158,41 @@ def stop_leftovers(run_id: str, markers: list[str], timeout_s: float = 10) -> in
     """SIGTERM, then SIGKILL, every process of this run still alive; returns how many there were."""
     left = processes_of(run_id, markers)
     for process in left:
-        try:
+        with contextlib.suppress(psutil.Error):
             process.terminate()
-        except psutil.Error:
-            pass
     _, alive = psutil.wait_procs(left, timeout=timeout_s)
     for process in alive:
-        try:
+        with contextlib.suppress(psutil.Error):
             process.kill()
-        except psutil.Error:
-            pass
     return len(left)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=str(PROJECT_ROOT / "serve_config.yaml"))
-    parser.add_argument("--node-ip", help="Run a cluster head on this address or host name (default: a "
-                                          "single-machine node on 127.0.0.1)")
+    parser.add_argument(
+        "--node-ip",
+        help="Run a cluster head on this address or host name (default: a single-machine node on 127.0.0.1)",
+    )
     parser.add_argument("--gcs-port", type=int, help="The head's GCS port, where workers join (default: a free one)")
     parser.add_argument("--http-host", help="Where the API listens (default: http_options.host of the config)")
-    parser.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT,
-                        help="Ray's dashboard (the address of `serve deploy` and `serve status`), on the node's "
-                             f"address (default {DASHBOARD_PORT})")
-    parser.add_argument("--metrics-port", type=int, default=METRICS_PORT,
-                        help=f"Prometheus metrics of this node's Ray metrics agent (default {METRICS_PORT})")
+    parser.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=DASHBOARD_PORT,
+        help="Ray's dashboard (the address of `serve deploy` and `serve status`), on the node's "
+        f"address (default {DASHBOARD_PORT})",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=METRICS_PORT,
+        help=f"Prometheus metrics of this node's Ray metrics agent (default {METRICS_PORT})",
+    )
     args = parser.parse_args(argv)
 
-    os.umask(0o077)   # everything the server writes (log, spool, outcomes, Ray's logs) is its user's alone
-    state = Path(tempfile.mkdtemp(prefix="cr-"))   # mode 0700: the admin socket is ours alone; short (socket paths)
+    os.umask(0o077)  # everything the server writes (log, spool, outcomes, Ray's logs) is its user's alone
+    state = Path(tempfile.mkdtemp(prefix="cr-"))  # mode 0700: the admin socket is ours alone; short (socket paths)
     env = dict(os.environ)
     env.update(private_state_env(state, env))
     node_ip = socket.gethostbyname(args.node_ip) if args.node_ip else "127.0.0.1"
@@ -192,31 +200,55 @@ def main(argv: list[str] | None = None) -> int:
     env[RUN_MARKER] = state.name
     temp_dir = state / "r"
     gcs = f"{node_ip}:{args.gcs_port or free_port()}"
-    config = with_http_host(Path(args.config), args.http_host, state / "serve_config.yaml") \
-        if args.http_host else Path(args.config)
+    config = (
+        with_http_host(Path(args.config), args.http_host, state / "serve_config.yaml")
+        if args.http_host
+        else Path(args.config)
+    )
     markers = [str(state), str(Path(env["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"]).parent) + "/"]
-    stopping = {"signal": None}
+    stopping: dict[str, int | None] = {"signal": None}
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         stopping["signal"] = signum
-        print(f"serve_app.run: {signal.Signals(signum).name}: stopping the server gracefully", file=sys.stderr, flush=True)
+        print(
+            f"serve_app.run: {signal.Signals(signum).name}: stopping the server gracefully", file=sys.stderr, flush=True
+        )
         if serve is not None and serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGINT)   # serve run's graceful path, whatever we were sent
+            os.killpg(serve.pid, signal.SIGINT)  # serve run's graceful path, whatever we were sent
 
     serve: subprocess.Popen | None = None
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     try:
-        subprocess.run([_bin("ray"), "start", "--head", f"--node-ip-address={node_ip}", f"--port={gcs.split(':')[1]}",
-                        "--include-dashboard=true", f"--dashboard-host={node_ip}",
-                        f"--dashboard-port={args.dashboard_port}", f"--metrics-export-port={args.metrics_port}",
-                        f"--temp-dir={temp_dir}", "--disable-usage-stats",
-                        f"--num-cpus={os.cpu_count()}"], env=env, check=True, cwd=PROJECT_ROOT,
-                       stdout=subprocess.DEVNULL, start_new_session=True)   # a terminal's Ctrl-C is ours to pass on
+        subprocess.run(
+            [
+                _bin("ray"),
+                "start",
+                "--head",
+                f"--node-ip-address={node_ip}",
+                f"--port={gcs.split(':')[1]}",
+                "--include-dashboard=true",
+                f"--dashboard-host={node_ip}",
+                f"--dashboard-port={args.dashboard_port}",
+                f"--metrics-export-port={args.metrics_port}",
+                f"--temp-dir={temp_dir}",
+                "--disable-usage-stats",
+                f"--num-cpus={os.cpu_count()}",
+            ],
+            env=env,
+            check=True,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # a terminal's Ctrl-C is ours to pass on
         if stopping["signal"] is None:
-            serve = subprocess.Popen([_bin("serve"), "run", "--address", gcs, str(config)], env=env, cwd=PROJECT_ROOT,
-                                     start_new_session=True,
-                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            serve = subprocess.Popen(
+                [_bin("serve"), "run", "--address", gcs, str(config)],
+                env=env,
+                cwd=PROJECT_ROOT,
+                start_new_session=True,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
             while serve.poll() is None:
                 try:
                     serve.wait(timeout=1)

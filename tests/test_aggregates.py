@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +28,7 @@ from tests.conftest import API_KEY
 from tests.support.in_process import InProcessBackend
 from tests.support.pg_cluster import PgCluster
 
-START = datetime(2026, 11, 30, 10, 58, 30, tzinfo=timezone.utc)
+START = datetime(2026, 11, 30, 10, 58, 30, tzinfo=UTC)
 
 
 def spread_block(n: int, seed: int, endpoint: str = "batch", version: str = "v-agg") -> Block:
@@ -95,7 +95,7 @@ def test_postgres_aggregates_equal_the_records_whichever_path_wrote_them(pg: PgC
 
 def test_the_summary_counts_what_the_clients_were_answered(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, _ = local_api
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     applicants = sample_applicants(60, seed=11)
     answers = [client.post("/predict", json=a).json() for a in applicants[:20]]
     answers += client.post("/predict/batch", json=applicants[20:]).json()["results"]

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -96,7 +96,7 @@ def test_shadow_changes_no_answer_and_logs_both_scores(file_app: RunningApp, cha
     deploy(file_app.url, file_app.env, challenger=challenger(challenger_folder, "shadow"))
     wait_mode(file_app, lambda _, records: all(r["challenger_probability"] is not None for r in records.values()))
 
-    since = datetime.now(timezone.utc).isoformat()
+    since = datetime.now(UTC).isoformat()
     with file_app.client() as client:
         after = client.post("/predict/batch", json=applicants).json()["results"]
     singles, failed = send_singles(file_app.url, applicants[:100])

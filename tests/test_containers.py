@@ -234,14 +234,16 @@ def test_stop_under_load_loses_nothing_and_a_restart_keeps_the_data(running: Run
 def test_a_scale_out_worker_joins_with_the_token_and_runs_work(running: Running) -> None:
     running.stack.compose("--profile", "scale-out", "up", "-d", "--no-build", "--wait", "--wait-timeout", "300",
                           "ray-worker")
-    probe = ("import ray, socket\nray.init(address='ray-head:6379')\n"
-             "deadline = __import__('time').monotonic() + 120\n"
-             "while len([n for n in ray.nodes() if n['Alive']]) < 2 and __import__('time').monotonic() < deadline:\n"
-             "    __import__('time').sleep(1)\n"
-             "worker = next(n for n in ray.nodes() if n['Alive'] and not n['Resources'].get('node:__internal_head__'))\n"
-             "where = ray.get(ray.remote(lambda: socket.gethostname()).options(num_cpus=0, resources="
-             "{'node:' + worker['NodeManagerAddress']: 0.001}).remote())\n"
-             "print('RAN_ON', where, socket.gethostname())")
+    probe = (
+        "import ray, socket\nray.init(address='ray-head:6379')\n"
+        "deadline = __import__('time').monotonic() + 120\n"
+        "while len([n for n in ray.nodes() if n['Alive']]) < 2 and __import__('time').monotonic() < deadline:\n"
+        "    __import__('time').sleep(1)\n"
+        "worker = next(n for n in ray.nodes() if n['Alive'] and not n['Resources'].get('node:__internal_head__'))\n"
+        "where = ray.get(ray.remote(lambda: socket.gethostname()).options(num_cpus=0, resources="
+        "{'node:' + worker['NodeManagerAddress']: 0.001}).remote())\n"
+        "print('RAN_ON', where, socket.gethostname())"
+    )
     done = running.stack.exec("api", "python", "-c", probe, env={"RAY_AUTH_MODE": "token"}, timeout_s=240)
     assert "RAN_ON" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
     worker_host, head_host = done.stdout.split("RAN_ON")[1].split()

@@ -34,8 +34,10 @@ def test_compose_environment_names_are_settings_and_hold_no_secret() -> None:
     for name in ("api", "dashboard", "ray-worker"):
         assert set(COMPOSE["services"][name]["environment"]) <= known, name
     for name, service in COMPOSE["services"].items():
-        for key, value in (service.get("environment") or {}).items():
-            assert not re.search(r"PASSWORD$|_KEY$|_KEYS$|TOKEN$|DATABASE_URL", key), f"{name}: {key} in the environment"
+        for key in service.get("environment") or {}:
+            assert not re.search(r"PASSWORD$|_KEY$|_KEYS$|TOKEN$|DATABASE_URL", key), (
+                f"{name}: {key} in the environment"
+            )
     dashboard = COMPOSE["services"]["dashboard"]
     assert dashboard["secrets"] == ["tls_ca"], "the dashboard holds no key (visitors sign in), only the stack's CA"
     assert dashboard["environment"]["API_URL"] == f"https://gateway:{SERVE_CONFIG['http_options']['port']}"
@@ -45,30 +47,39 @@ def test_compose_environment_names_are_settings_and_hold_no_secret() -> None:
 def test_every_secret_is_a_file_made_by_the_script_without_a_default() -> None:
     script = (PROJECT_ROOT / "deploy" / "make_secrets.sh").read_text()
     for name, secret in COMPOSE["secrets"].items():
-        if name == "ca":   # build-time only, optional (a proxy's CA; /dev/null = none)
+        if name == "ca":  # build-time only, optional (a proxy's CA; /dev/null = none)
             assert secret["file"] == "${BUILD_CA_FILE:-/dev/null}"
             continue
         assert secret["file"] == "${SECRETS_DIR:-./secrets}/" + name, name
         assert f"make {name} " in script or f'"$dir/{name}"' in script, name
-    assert "secrets/" in (PROJECT_ROOT / ".gitignore").read_text() and "secrets/" in (
-        PROJECT_ROOT / ".dockerignore").read_text()
-    app_dsn = "make database_url \"postgresql://scoring_app:"
+    assert (
+        "secrets/" in (PROJECT_ROOT / ".gitignore").read_text()
+        and "secrets/" in (PROJECT_ROOT / ".dockerignore").read_text()
+    )
+    app_dsn = 'make database_url "postgresql://scoring_app:'
     assert app_dsn in script, "the server connects as its least-privilege role, not as postgres"
 
 
 def test_only_the_api_and_the_dashboard_are_published_on_loopback_by_default() -> None:
     port = SERVE_CONFIG["http_options"]["port"]
     published = {name: s["ports"] for name, s in COMPOSE["services"].items() if s.get("ports")}
-    assert published == {"gateway": [f"${{PUBLISH_ADDRESS:-127.0.0.1}}:${{API_PORT:-{port}}}:{port}",
-                                     "${PUBLISH_ADDRESS:-127.0.0.1}:${DASHBOARD_PORT:-8501}:8501"]}
-    assert re.findall(r"^EXPOSE .*$", DOCKERFILE, re.M) == [f"EXPOSE {port}"]   # no Ray port
+    assert published == {
+        "gateway": [
+            f"${{PUBLISH_ADDRESS:-127.0.0.1}}:${{API_PORT:-{port}}}:{port}",
+            "${PUBLISH_ADDRESS:-127.0.0.1}:${DASHBOARD_PORT:-8501}:8501",
+        ]
+    }
+    assert re.findall(r"^EXPOSE .*$", DOCKERFILE, re.M) == [f"EXPOSE {port}"]  # no Ray port
     assert f"127.0.0.1:{port}/health" in DOCKERFILE
     gateway = (PROJECT_ROOT / "deploy" / "gateway.cfg").read_text()
     assert f"server api api:{port}" in gateway and "server dashboard dashboard:8501" in gateway
     assert len(re.findall(r"^\s*server ", gateway, re.M)) == 2
-    binds = re.findall(r"^\s*bind (\S+)(.*)$", gateway, re.M)   # TLS on every bind but the loopback health check
-    assert binds == [(f":{port}", " ssl crt /run/secrets/gateway_tls.pem"),
-                     (":8501", " ssl crt /run/secrets/gateway_tls.pem"), ("127.0.0.1:8001", "")], binds
+    binds = re.findall(r"^\s*bind (\S+)(.*)$", gateway, re.M)  # TLS on every bind but the loopback health check
+    assert binds == [
+        (f":{port}", " ssl crt /run/secrets/gateway_tls.pem"),
+        (":8501", " ssl crt /run/secrets/gateway_tls.pem"),
+        ("127.0.0.1:8001", ""),
+    ], binds
     dashboard = COMPOSE["services"]["dashboard"]
     assert "8501" in dashboard["command"] and (PROJECT_ROOT / dashboard["command"][2]).is_file()
 
@@ -76,8 +87,14 @@ def test_only_the_api_and_the_dashboard_are_published_on_loopback_by_default() -
 def test_ray_lives_on_the_internal_network_only() -> None:
     networks = {name: set(s["networks"]) for name, s in COMPOSE["services"].items()}
     assert COMPOSE["networks"]["backend"]["internal"] is True
-    assert networks == {"postgres": {"backend"}, "schema": {"backend"}, "api": {"backend"}, "ray-worker": {"backend"},
-                        "gateway": {"backend", "frontend"}, "dashboard": {"frontend"}}
+    assert networks == {
+        "postgres": {"backend"},
+        "schema": {"backend"},
+        "api": {"backend"},
+        "ray-worker": {"backend"},
+        "gateway": {"backend", "frontend"},
+        "dashboard": {"frontend"},
+    }
     assert COMPOSE["services"]["api"]["networks"]["backend"]["aliases"] == ["ray-head"]
 
 
@@ -91,9 +108,11 @@ def test_dockerfile_copies_paths_that_exist_and_runs_the_launcher() -> None:
     copied = {line.split()[1].rstrip("/") for line in DOCKERFILE.splitlines() if line.startswith("COPY ")}
     assert packages <= copied, f"packages the image lacks: {packages - copied}"
     assert re.search(r"USER scorer", DOCKERFILE) and "uv sync --frozen" in DOCKERFILE
-    assert ". ./serve.env" in DOCKERFILE and "python -m serve_app.run --node-ip=ray-head --gcs-port=6379 " \
-        "--http-host=0.0.0.0" in DOCKERFILE
-    assert "STOPSIGNAL SIGTERM" in DOCKERFILE   # the launcher makes SIGTERM graceful
+    assert (
+        ". ./serve.env" in DOCKERFILE
+        and "python -m serve_app.run --node-ip=ray-head --gcs-port=6379 --http-host=0.0.0.0" in DOCKERFILE
+    )
+    assert "STOPSIGNAL SIGTERM" in DOCKERFILE  # the launcher makes SIGTERM graceful
     assert "--mount=type=secret,id=ca,required=false" in DOCKERFILE
 
 
@@ -107,7 +126,9 @@ def test_ray_worker_joins_the_head_with_the_token() -> None:
     head_port = re.search(r"--gcs-port=(\d+)", DOCKERFILE).group(1)
     worker = COMPOSE["services"]["ray-worker"]
     command = worker["command"][-1]
-    assert f"ray start --address=ray-head:{head_port}" in command and "--block" in command and ". ./serve.env" in command
+    assert (
+        f"ray start --address=ray-head:{head_port}" in command and "--block" in command and ". ./serve.env" in command
+    )
     assert worker["environment"]["RAY_AUTH_MODE"] == "token" and "ray_token" in worker["secrets"]
     assert COMPOSE["services"]["api"]["environment"]["RAY_AUTH_TOKEN_PATH"] == "/run/secrets/ray_token"
 

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from tests.support.pg_cluster import PgCluster
 MOVED = {"EXT_SOURCE_2", "DAYS_BIRTH", "AMT_ANNUITY"}
 DERIVED = {"EXT_SOURCES_MEAN", "EXT_SOURCES_WEIGHTED", "CREDIT_TERM"}
 """Computed from a moved column: may be flagged, nothing else may."""
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 CONTROL_WINDOW = ("--since", (NOW - timedelta(days=13)).isoformat(), "--until", (NOW - timedelta(days=9)).isoformat())
 DRIFT_WINDOW = ("--since", (NOW - timedelta(days=3, hours=1)).isoformat())
 
@@ -94,7 +94,10 @@ def test_drifted_traffic_flags_exactly_the_moved_features(file_log: dict[str, st
         assert name in done.stdout
     html = tmp_path / summary["html"]
     assert html.stat().st_size > 10_000 and (tmp_path / "latest.html").read_bytes() == html.read_bytes()
-    assert json.loads((tmp_path / summary["html"]).with_suffix(".json").read_text())["drift_share"] == summary["drift_share"]
+    assert (
+        json.loads((tmp_path / summary["html"]).with_suffix(".json").read_text())["drift_share"]
+        == summary["drift_share"]
+    )
 
 
 def test_a_higher_alert_share_lets_the_same_drift_pass(file_log: dict[str, str], tmp_path: Path) -> None:
@@ -114,7 +117,7 @@ def test_report_reads_the_postgresql_log(tmp_path: Path) -> None:
     cluster = PgCluster()
     cluster.start()
     try:
-        asyncio.run(counting_for(cluster.dsn, 30))   # as a server counting for a month has
+        asyncio.run(counting_for(cluster.dsn, 30))  # as a server counting for a month has
         drifted = _backfill(Settings(data_dir=tmp_path, database_url=cluster.dsn))
         env = {"DATA_DIR": str(tmp_path), "DATABASE_URL": cluster.dsn}
         drift = _cli(env, tmp_path / "drift", *DRIFT_WINDOW)
@@ -129,5 +132,6 @@ def test_report_reads_the_postgresql_log(tmp_path: Path) -> None:
     frame = load_baseline(resolve_model_dir(None)).frame
     assert summary["psi_from"] == "histograms"
     for f in summary["features"]:
-        assert f["psi"] == pytest.approx(psi(frame[f["feature"]].to_numpy(),
-                                             drifted.column(f["feature"]).to_numpy()), abs=1e-12), f["feature"]
+        assert f["psi"] == pytest.approx(
+            psi(frame[f["feature"]].to_numpy(), drifted.column(f["feature"]).to_numpy()), abs=1e-12
+        ), f["feature"]

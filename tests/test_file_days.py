@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,7 +22,7 @@ from prediction_log.stores import FILE_LOG_NAME, SINGLE_FILE_LOG_NAME, open_file
 from tests.support.file_log import log_lines
 from tests.test_aggregates import spread_block
 
-MIDNIGHT = datetime(2026, 11, 20, tzinfo=timezone.utc)
+MIDNIGHT = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def at(block: Block, start: datetime, step: timedelta) -> Block:

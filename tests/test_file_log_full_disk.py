@@ -74,7 +74,7 @@ class BatchClients(ClientThreads):
                 else:
                     time.sleep(0.05)
 
-    def start(self) -> "BatchClients":
+    def start(self) -> BatchClients:
         super().start()
         return self
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from prediction_log.query import LogQuery
 from prediction_log.records import Block, as_dicts
 from prediction_log.scan_deadline import ScanTimeout, scans_within
 
-NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 QUERIES = [
     LogQuery(limit=10), LogQuery(limit=100, offset=250), LogQuery(limit=50, decision="denied"),
     LogQuery(limit=1000, since=NOW - timedelta(hours=30)), LogQuery(limit=20, until=NOW - timedelta(days=1)),
@@ -130,7 +130,7 @@ def test_a_bound_before_1970_reads_the_whole_log(tmp_path: Path, records: Block)
     store = FileStore(tmp_path / "predictions")
     _insert(store, records)
     everything = LogQuery(limit=1000, since=datetime(1, 1, 1, 0, 0, 3))
-    assert everything.since == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert everything.since == datetime(1970, 1, 1, tzinfo=UTC)
     assert asyncio.run(store.query(everything)) == _expected(records, everything)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, latency_quantil
 from prediction_log.outcomes import Outcomes, shadowed_rows
 from prediction_log.records import Block, as_dicts
 
-NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 SINCE, UNTIL = NOW - timedelta(days=2), NOW - timedelta(hours=3)
 
 

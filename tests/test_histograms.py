@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,7 @@ def test_psi_from_counts_equals_psi_from_the_values() -> None:
 def test_the_file_log_counts_its_window(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = FileStore(tmp_path / "predictions")
-        start = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
+        start = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
         early, late = at(spread_block(200, 1), start), at(spread_block(300, 2), start + timedelta(hours=3))
         await store.insert(concat([early, late]))
         bins = drift_bins(load_baseline(resolve_model_dir(None)).frame)
@@ -86,29 +86,33 @@ def test_postgres_counts_equal_the_records_whichever_path_wrote_them(pg: PgClust
         store = await PostgresStore.connect(await pg.fresh_database("histograms_test"))
         try:
             bins = drift_bins(load_baseline(resolve_model_dir(None)).frame)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             assert await store.histograms(bins, now - timedelta(days=1), None) is None     # registered now
             assert await store.histograms(bins, now, None) is None                          # this hour: not covered
             covered_from = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
             before = at(spread_block(60, 5), now - timedelta(hours=2))   # written after registering, yet too early
-            a, b, single = (at(spread_block(120, 1), covered_from), at(spread_block(80, 2, "predict", "v-b"), covered_from),
-                            at(spread_block(1, 4, "predict"), covered_from + timedelta(hours=5)))
-            extra = at(spread_block(500, 3, version="v-b"), covered_from)   # a big live COPY of two model versions:
-            assert len(concat([before, a, extra])) >= pg_histograms.WRITER_COUNTS_FROM   # counted by the writer
+            a, b, single = (
+                at(spread_block(120, 1), covered_from),
+                at(spread_block(80, 2, "predict", "v-b"), covered_from),
+                at(spread_block(1, 4, "predict"), covered_from + timedelta(hours=5)),
+            )
+            extra = at(spread_block(500, 3, version="v-b"), covered_from)  # a big live COPY of two model versions:
+            assert len(concat([before, a, extra])) >= pg_histograms.WRITER_COUNTS_FROM  # counted by the writer
             assert await store.insert(concat([before, a, extra])) == 680
-            assert await store.replay(a) == 0                                  # a spool replay of what is stored
-            assert await store.insert(concat([a, b])) == 80                    # a COPY refused by one id: merged
+            assert await store.replay(a) == 0  # a spool replay of what is stored
+            assert await store.insert(concat([a, b])) == 80  # a COPY refused by one id: merged
             assert await store.insert_one(single) == 1 and await store.insert_one(single) == 0
             counts = await store.histograms(bins, covered_from, None)
             assert counts is not None and equal(counts, histograms.of_block(concat([a, extra, b, single]), bins))
             later = await store.histograms(bins, covered_from + timedelta(hours=1), None)
             assert later is not None and equal(later, histograms.of_block(single, bins))
 
-            stored = concat([before, a, extra, b, single])                  # latency counts the whole log (and older rows)
+            stored = concat([before, a, extra, b, single])  # latency counts the whole log (and older rows)
             summary = await store.summary(None, None)
             assert summary["latency_ms_quantiles"] == latency_quantiles(
-                histograms.of_block(stored, LATENCY)[LATENCY_VARIABLE])
-            async with store.pool.acquire() as conn:   # a log older than its trigger: counted once at creation
+                histograms.of_block(stored, LATENCY)[LATENCY_VARIABLE]
+            )
+            async with store.pool.acquire() as conn:  # a log older than its trigger: counted once at creation
                 counted = await conn.fetch(f"SELECT * FROM {pg_histograms.TABLE} ORDER BY 1, 2, 3, 4, 5")
                 await conn.execute(f"DROP TRIGGER {pg_histograms.TRIGGER} ON predictions")
                 await conn.execute(f"TRUNCATE {pg_histograms.TABLE}")
@@ -120,7 +124,7 @@ def test_postgres_counts_equal_the_records_whichever_path_wrote_them(pg: PgClust
             assert again is not None and equal(again, histograms.of_block(concat([a, extra, b, single]), bins))
             assert (await store.summary(None, None))["latency_ms_quantiles"] == summary["latency_ms_quantiles"]
 
-            async with store.pool.acquire() as conn:   # the writer's function taken away: the trigger counts instead
+            async with store.pool.acquire() as conn:  # the writer's function taken away: the trigger counts instead
                 await conn.execute(f"DROP FUNCTION {pg_histograms.ADD_SIGNATURE}")
             late = at(spread_block(pg_histograms.WRITER_COUNTS_FROM, 6), covered_from + timedelta(hours=2))
             assert await store.insert(late) == len(late)

@@ -5,7 +5,7 @@ partial days at its edges is answered exactly as its rows would be."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,7 @@ from prediction_log.postgres.store import PostgresStore
 from prediction_log.records import Block
 from tests.support.pg_cluster import PgCluster
 
-START = datetime(2026, 10, 1, 5, 30, tzinfo=timezone.utc)
+START = datetime(2026, 10, 1, 5, 30, tzinfo=UTC)
 
 
 def decisions(n: int) -> Block:
@@ -62,7 +62,7 @@ def test_labelled_days_equal_the_rows_counts(pg: PgCluster) -> None:
             assert await store.insert(block) == 3000
             ids = block.column("request_id").to_pylist()
             defaulted = (np.random.default_rng(6).random(3000) < block.column("probability_default").to_numpy())
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
 
             def post(part: slice) -> Outcomes:
                 return Outcomes(ids[part], [int(d) for d in defaulted[part]], [now] * len(ids[part]))

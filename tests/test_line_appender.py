@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 import stat
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -53,22 +54,23 @@ def _failing_after(monkeypatch: pytest.MonkeyPatch, written: int, error: int = e
 
 
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO])
-def test_a_failed_append_is_cut_back_and_the_retry_is_written_once(tmp_path: Path, records: Block,
-                                                                    monkeypatch: pytest.MonkeyPatch, error: int) -> None:
+def test_a_failed_append_is_cut_back_and_the_retry_is_written_once(
+    tmp_path: Path, records: Block, monkeypatch: pytest.MonkeyPatch, error: int
+) -> None:
     store = FileStore(tmp_path / FILE_LOG_NAME)
     asyncio.run(store.insert(records.slice(0, 100)))
-    _failing_after(monkeypatch, written=5000, error=error)   # 5000 bytes: some whole lines and a torn one
+    _failing_after(monkeypatch, written=5000, error=error)  # 5000 bytes: some whole lines and a torn one
     with pytest.raises(OSError):
         asyncio.run(store.insert(records.slice(100, 100)))
-    assert _logged_ids(tmp_path) == records.column("request_id").to_pylist()[:100]   # nothing of it left
-    asyncio.run(store.insert(records.slice(100, 200)))   # the shipper's retry, then more
+    assert _logged_ids(tmp_path) == records.column("request_id").to_pylist()[:100]  # nothing of it left
+    asyncio.run(store.insert(records.slice(100, 200)))  # the shipper's retry, then more
     assert _logged_ids(tmp_path) == records.column("request_id").to_pylist()
 
 
 def test_a_torn_tail_is_cut_before_the_next_append(tmp_path: Path, records: Block) -> None:
     path = tmp_path / "outcomes.jsonl"
     data = to_json_lines(records.slice(0, 10))
-    path.write_bytes(data + data[:40])   # a crash mid-append
+    path.write_bytes(data + data[:40])  # a crash mid-append
     LineAppender(path).append(to_json_lines(records.slice(10, 5)))
     assert _ids(path) == records.column("request_id").to_pylist()[:15]
 
@@ -96,9 +98,10 @@ def test_stale_temporary_spool_files_are_removed(tmp_path: Path) -> None:
     assert not stale.exists() and fresh.exists()
 
 
-def test_outcomes_file_with_a_torn_line_loses_no_outcome_and_still_refuses_a_conflict(tmp_path: Path,
-                                                                                        records: Block) -> None:
-    from datetime import datetime, timezone
+def test_outcomes_file_with_a_torn_line_loses_no_outcome_and_still_refuses_a_conflict(
+    tmp_path: Path, records: Block
+) -> None:
+    from datetime import datetime
 
     from prediction_log.files.outcomes import FileOutcomes
     from prediction_log.outcomes import Outcomes
@@ -106,16 +109,16 @@ def test_outcomes_file_with_a_torn_line_loses_no_outcome_and_still_refuses_a_con
     store = FileStore(tmp_path / FILE_LOG_NAME)
     asyncio.run(store.insert(records.slice(0, 20)))
     ids = records.column("request_id").to_pylist()[:20]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     path = tmp_path / "outcomes.jsonl"
     asyncio.run(FileOutcomes(path, store).record(Outcomes(ids[:5], [1] * 5, [now] * 5)))
-    with path.open("ab") as f:   # an append torn by an earlier writer, after which more were written
+    with path.open("ab") as f:  # an append torn by an earlier writer, after which more were written
         f.write(b'{"request_id": "torn')
     with path.open("ab") as f:
         f.write(b"\n")
     asyncio.run(FileOutcomes(path, store).record(Outcomes(ids[5:10], [0] * 5, [now] * 5)))
     reopened = FileOutcomes(path, store)
-    receipt = asyncio.run(reopened.record(Outcomes([ids[7]], [1], [now])))   # after the torn line
+    receipt = asyncio.run(reopened.record(Outcomes([ids[7]], [1], [now])))  # after the torn line
     assert receipt.conflicting_request_ids == [ids[7]]
     again = asyncio.run(reopened.record(Outcomes(ids[:10], [1] * 5 + [0] * 5, [now] * 10)))
     assert again.duplicates == 10 and again.accepted == 0

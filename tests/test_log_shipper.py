@@ -213,8 +213,9 @@ def test_the_buffer_is_bounded_in_bytes_too(tmp_path: Path) -> None:
     async def scenario() -> int:
         writer = _Writer()
         writer.write.up = False
-        shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=100_000,
-                                                   log_buffer_max_records=1_000_000, log_buffer_max_bytes=5 * per_block))
+        limits = bounds(log_flush_interval_s=0.01, log_flush_max_records=100_000, log_buffer_max_records=1_000_000,
+                        log_buffer_max_bytes=5 * per_block)
+        shipper = LogShipper(writer, spool, limits)
         peak = 0
         for block in blocks:
             shipper.add(block)
@@ -224,7 +225,7 @@ def test_the_buffer_is_bounded_in_bytes_too(tmp_path: Path) -> None:
         return peak
 
     peak = asyncio.run(scenario())
-    assert peak <= 5 * per_block + 2 * per_block     # the bound + what arrives before the spill runs
+    assert peak <= 5 * per_block + 2 * per_block  # the bound + what arrives before the spill runs
     assert sorted(spooled_ids(spool)) == sorted(i for b in blocks for i in request_ids(b))
 
 
@@ -237,8 +238,11 @@ def test_a_large_block_is_shipped_in_compact_calls_under_the_message_limit(tmp_p
 
     async def scenario() -> _Writer:
         writer = _Writer()
-        shipper = LogShipper(writer, spool, bounds(log_flush_interval_s=0.01, log_flush_max_records=2000,
-                                                   log_flush_max_bytes=records.nbytes // 8))
+        shipper = LogShipper(
+            writer,
+            spool,
+            bounds(log_flush_interval_s=0.01, log_flush_max_records=2000, log_flush_max_bytes=records.nbytes // 8),
+        )
         shipper.add(records)
         await eventually(lambda: shipper.held == 0, "everything shipped")
         await shipper.close()
@@ -255,16 +259,16 @@ def test_a_log_that_cannot_persist_refuses_within_the_window(tmp_path: Path) -> 
     the records either, the ingress stops accepting within ``log_buffer_max_records`` decisions or
     ``log_buffer_max_age_s``, whichever comes first; with space back, nothing was lost."""
     config = IngressConfig()
-    spool = Spool(tmp_path, "ingress", quota_bytes=1)   # takes nothing, as on a disk that stays full
+    spool = Spool(tmp_path, "ingress", quota_bytes=1)  # takes nothing, as on a disk that stays full
 
     async def scenario(rows_per_block: int, pause_s: float) -> tuple[int, float, list[str], Block]:
         writer = _Writer()
         shipper = LogShipper(writer, spool, bounds(spool_quota_bytes=1))
         records = _records(40_000)
         start = 0
-        while start < len(records) and shipper.accepts(rows_per_block):   # as the ingress records a block
+        while start < len(records) and shipper.accepts(rows_per_block):  # as the ingress records a block
             if start == 4 * rows_per_block:
-                writer.write.up = False                      # the store stops persisting here
+                writer.write.up = False  # the store stops persisting here
                 failed_at = asyncio.get_running_loop().time()
             shipper.add(records.slice(start, rows_per_block))
             start += rows_per_block
@@ -274,9 +278,14 @@ def test_a_log_that_cannot_persist_refuses_within_the_window(tmp_path: Path) -> 
         writer.write.up = True
         await eventually(lambda: shipper.held == 0, "the held records shipped once the store is back")
         await shipper.close()
-        return undurable, refused_after, [i for b in writer.write.calls for i in request_ids(b)], records.slice(0, start)
+        return (
+            undurable,
+            refused_after,
+            [i for b in writer.write.calls for i in request_ids(b)],
+            records.slice(0, start),
+        )
 
-    for rows_per_block, pause_s in ((500, 0.005), (10, 0.05)):   # a fast stream: the count bounds; a slow one: time
+    for rows_per_block, pause_s in ((500, 0.005), (10, 0.05)):  # a fast stream: the count bounds; a slow one: time
         undurable, refused_after, written, answered = asyncio.run(scenario(rows_per_block, pause_s))
         assert undurable <= config.log_buffer_max_records
         assert refused_after <= config.log_write_timeout_s + config.log_buffer_max_age_s + 0.5, refused_after

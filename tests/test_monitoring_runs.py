@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from tests.conftest import API_KEY
 from tests.support.in_process import InProcessBackend, on_loop
 from tests.test_alert_rules import PROMTOOL, RULES_DIR
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 ROWS = 4000
 DRIFTING = {"EXT_SOURCE_2", "DAYS_BIRTH", "CREDIT_TERM", "EXT_SOURCES_MEAN", "EXT_SOURCES_WEIGHTED"}
 """The features the drift scenario moves by more than PSI 0.2: its shifted inputs and what is derived from them
@@ -62,17 +62,35 @@ def _promtool(run: dict[str, Any], drifting: set[str], auc_drop: bool, tmp_path:
         return [{"exp_labels": {**rules[name]["labels"], **extra}, "exp_annotations": rules[name]["annotations"]}
                 for extra in labels]
 
-    series = [{"series": f'ray_credit_feature_psi{{feature="{f}"}}', "values": f"{v}x10"} for f, v in run["psi"].items()]
-    series += [{"series": "ray_credit_realized_auc", "values": f"{run['realized_auc']}x10"},
-               {"series": "ray_credit_expected_auc", "values": f"{run['expected_auc']}x10"}]
-    checks = [{"eval_time": "5m", "alertname": "CreditFeatureDrift",
-               "exp_alerts": alerts("CreditFeatureDrift", [{"feature": f} for f in sorted(drifting)])},
-              {"eval_time": "5m", "alertname": "CreditRealizedAucDrop",
-               "exp_alerts": alerts("CreditRealizedAucDrop", [{}] if auc_drop else [])}]
+    series = [
+        {"series": f'ray_credit_feature_psi{{feature="{f}"}}', "values": f"{v}x10"} for f, v in run["psi"].items()
+    ]
+    series += [
+        {"series": "ray_credit_realized_auc", "values": f"{run['realized_auc']}x10"},
+        {"series": "ray_credit_expected_auc", "values": f"{run['expected_auc']}x10"},
+    ]
+    checks = [
+        {
+            "eval_time": "5m",
+            "alertname": "CreditFeatureDrift",
+            "exp_alerts": alerts("CreditFeatureDrift", [{"feature": f} for f in sorted(drifting)]),
+        },
+        {
+            "eval_time": "5m",
+            "alertname": "CreditRealizedAucDrop",
+            "exp_alerts": alerts("CreditRealizedAucDrop", [{}] if auc_drop else []),
+        },
+    ]
     path = tmp_path / "monitoring_test.yml"
-    path.write_text(yaml.safe_dump({"rule_files": [str(RULES_DIR / "alerts.yml")], "evaluation_interval": "1m",
-                                    "tests": [{"interval": "1m", "input_series": series,
-                                               "alert_rule_test": checks}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(RULES_DIR / "alerts.yml")],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": checks}],
+            }
+        )
+    )
     done = subprocess.run([str(PROMTOOL), "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
     return "" if done.returncode == 0 else done.stdout + done.stderr
 
@@ -84,13 +102,13 @@ def test_the_alerts_fire_on_drift_and_concept_and_stay_silent_on_control(tmp_pat
     assert _promtool(runs["control"], set(), False, tmp_path) == ""
     assert _promtool(runs["drift"], DRIFTING, False, tmp_path) == ""
     assert _promtool(runs["concept"], set(), True, tmp_path) == ""
-    assert _promtool(runs["control"], {"DAYS_BIRTH"}, False, tmp_path) != ""   # the check can fail
+    assert _promtool(runs["control"], {"DAYS_BIRTH"}, False, tmp_path) != ""  # the check can fail
 
 
 def test_monitoring_runs_are_served_with_a_key_only(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, backend = local_api
     assert client.post("/predict/batch", json=sample_applicants(300, seed=4)).status_code == 200
-    on_loop(client, backend.monitor_once)   # the log writer's timer
+    on_loop(client, backend.monitor_once)  # the log writer's timer
     assert client.get("/monitoring/runs").status_code == 401
     answer = client.get("/monitoring/runs", headers={"X-API-Key": API_KEY})
     assert answer.status_code == 200
@@ -101,6 +119,9 @@ def test_monitoring_runs_are_served_with_a_key_only(local_api: tuple[TestClient,
 def test_no_decisions_no_psi(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "empty")
     outcomes = FileOutcomes(tmp_path / "outcomes.jsonl", store)
-    run = asyncio.run(monitoring_run(NOW, LogWriterConfig(), store.sample_between, outcomes.labelled,
-                                     card_of_version, store.histograms))
+    run = asyncio.run(
+        monitoring_run(
+            NOW, LogWriterConfig(), store.sample_between, outcomes.labelled, card_of_version, store.histograms
+        )
+    )
     assert run.psi is None and run.realized_auc is None and run.window_decisions == 0

@@ -59,7 +59,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RayNodes
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, timeout_s=180)
         deadline = time.monotonic() + 180
-        while running_replicas(nodes) != {"Ingress": 2, "Scorer": 2, "Challenger": 1, "LogWriter": 1}:   # /health: first replica
+        while running_replicas(nodes) != {
+            "Ingress": 2,
+            "Scorer": 2,
+            "Challenger": 1,
+            "LogWriter": 1,
+        }:  # /health: first replica
             assert time.monotonic() < deadline, f"replicas not running after 180 s: {running_replicas(nodes)}"
             time.sleep(1)
         yield nodes, url
@@ -76,13 +81,13 @@ def test_scorer_replicas_spread_over_both_nodes_and_score(cluster: tuple[RayNode
 
     applicants = sample_applicants(64, seed=7)
     with httpx.Client(base_url=url, timeout=30) as client:
-        for _ in range(20):   # batches: each one a scorer call, spread by Serve's router
+        for _ in range(20):  # batches: each one a scorer call, spread by Serve's router
             response = client.post("/predict/batch", json=applicants)
             assert response.status_code == 200
         assert client.post("/predict", json=applicants[0]).status_code == 200
 
     deadline = time.monotonic() + 60
-    while True:   # each node's metrics agent reports the rows its own scorer replica scored
+    while True:  # each node's metrics agent reports the rows its own scorer replica scored
         rows = [total(scrape(u), "ray_credit_scorer_rows_total") for u in nodes.metrics_urls()]
         if all(r > 0 for r in rows) and sum(rows) == 20 * 64 + 1 or time.monotonic() > deadline:
             break
@@ -97,7 +102,11 @@ def test_cluster_serves_the_readme_status(cluster: tuple[RayNodes, str]) -> None
     app = status["applications"]["credit"]
     assert app["status"] == "RUNNING"
     assert {name: d["status"] for name, d in app["deployments"].items()} == {
-        "Ingress": "HEALTHY", "Scorer": "HEALTHY", "Challenger": "HEALTHY", "LogWriter": "HEALTHY"}
+        "Ingress": "HEALTHY",
+        "Scorer": "HEALTHY",
+        "Challenger": "HEALTHY",
+        "LogWriter": "HEALTHY",
+    }
 
 
 def test_cluster_refuses_whoever_lacks_its_token(cluster: tuple[RayNodes, str]) -> None:
@@ -111,11 +120,25 @@ def test_cluster_refuses_whoever_lacks_its_token(cluster: tuple[RayNodes, str]) 
     assert httpx.post(f"{nodes.dashboard_url}/api/jobs/", json=job, timeout=30).status_code == 401
     without_token = {k: v for k, v in nodes.env.items() if k != "RAY_AUTH_TOKEN"}
     serve_cli = str(Path(sys.executable).with_name("serve"))
-    status = subprocess.run([serve_cli, "status", f"--address={nodes.dashboard_url}"], env=without_token,
-                            capture_output=True, text=True, timeout=120)
+    status = subprocess.run(
+        [serve_cli, "status", f"--address={nodes.dashboard_url}"],
+        env=without_token,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert status.returncode != 0 and "authentication" in (status.stdout + status.stderr).lower()
-    driver = subprocess.run(   # a refused driver may retry for a while: 60 s, then it is stopped
-        ["timeout", "60", sys.executable, "-c",
-         f"import ray; ray.init(address='127.0.0.1:{nodes.gcs_port}'); print('CONNECTED', len(ray.nodes()))"],
-        env={**without_token, "RAY_AUTH_TOKEN": "0" * 64}, capture_output=True, text=True, timeout=120)
+    driver = subprocess.run(  # a refused driver may retry for a while: 60 s, then it is stopped
+        [
+            "timeout",
+            "60",
+            sys.executable,
+            "-c",
+            f"import ray; ray.init(address='127.0.0.1:{nodes.gcs_port}'); print('CONNECTED', len(ray.nodes()))",
+        ],
+        env={**without_token, "RAY_AUTH_TOKEN": "0" * 64},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert driver.returncode != 0 and "CONNECTED" not in driver.stdout, driver.stdout[-2000:]

@@ -1,8 +1,8 @@
 """Schemathesis against the served OpenAPI spec: no generated input (valid or not) gets a 5xx.
 
-Every operation is called with schema-conforming (positive) and schema-violating (negative)
-inputs — wrong types, out-of-range values, missing fields, odd query strings — with the API
-key so /predictions is exercised too, on the file log and on PostgreSQL. Counts per operation go to test-artifacts/resilience.json.
+Every operation is called with schema-conforming (positive) and schema-violating (negative) inputs — wrong types,
+out-of-range values, missing fields, odd query strings — with the API key so /predictions is exercised too, on the file
+log and on PostgreSQL. Counts per operation go to test-artifacts/resilience.json.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 from tests.support.serving import RunningApp
 from tests.test_resilience import record_figures
 
-pytestmark = pytest.mark.slow   # the Serve app on the file log and on PostgreSQL
+pytestmark = pytest.mark.slow  # the Serve app on the file log and on PostgreSQL
 
 EXAMPLES = 40
 """Per operation and generation mode."""
@@ -36,14 +36,14 @@ def test_no_server_error_for_any_generated_input(backend: str, request: pytest.F
 
             @given(case=operation.as_strategy(generation_mode=mode))
             @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-            def call(case: schemathesis.Case) -> None:
+            def call(case: schemathesis.Case, statuses: dict[int, int] = statuses) -> None:
                 response = case.call(base_url=file_app.url, headers=file_app.auth(), timeout=30)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                 case.validate_response(response, checks=[not_a_server_error])
 
             try:
                 call()
-            except Unsatisfiable:   # no parameters or body to violate (e.g. GET /health)
+            except Unsatisfiable:  # no parameters or body to violate (e.g. GET /health)
                 assert mode is GenerationMode.NEGATIVE, operation.label
                 del calls[f"{operation.label} {mode.value}"]
     record_figures(f"openapi_fuzz_{backend}", {op: dict(sorted(s.items())) for op, s in calls.items()})
@@ -57,7 +57,9 @@ def test_inputs_that_once_overflowed_postgresql_answer_without_5xx(pg_app: Runni
         assert far.status_code == 200, far.text
         cursor = client.get("/predictions", params={"cursor": "9999-12-31T23:59:59-12:00|ab"}, headers=pg_app.auth())
         assert cursor.status_code == 200, cursor.text
-        for outcome in ({"request_id": "x", "defaulted": 1, "observed_at": "0001-01-01T00:00:00+14:00"},
-                        {"request_id": "a\u0000b", "defaulted": 1}):
+        for outcome in (
+            {"request_id": "x", "defaulted": 1, "observed_at": "0001-01-01T00:00:00+14:00"},
+            {"request_id": "a\u0000b", "defaulted": 1},
+        ):
             response = client.post("/outcomes", json=[outcome], headers=pg_app.auth())
             assert response.status_code == 422, response.text

@@ -1,12 +1,12 @@
 """Operating the README's run (``python -m serve_app.run``) with ``serve deploy``/``serve status``, under load.
 
-A model folder the project never trained (LightGBM converted with onnxmltools' default zipmap output,
-with its own card) is swapped in with no failed request and each block decided by one version; bad
-changes (a missing folder, a card threshold of NaN / 0 / 1.5, a ``model.onnx`` whose SHA-256 differs
-from its card, the malformed folders of ``tests/support/malformed_models.py``, an out-of-range batching value) are
-refused while the running model keeps answering 200, each named in ``/health`` without a path; the challenger goes disabled → shadow → canary → disabled; Prometheus text from the fixed
-metrics port shows ``ray_credit_decisions_total`` moving with the traffic. Each applied and refused change is
-in the audit record (``GET /model/changes``) with what it changed from and to.
+A model folder the project never trained (LightGBM converted with onnxmltools' default zipmap output, with its own card)
+is swapped in with no failed request and each block decided by one version; bad changes (a missing folder, a card
+threshold of NaN / 0 / 1.5, a ``model.onnx`` whose SHA-256 differs from its card, the malformed folders of
+``tests/support/malformed_models.py``, an out-of-range batching value) are refused while the running model keeps
+answering 200, each named in ``/health`` without a path; the challenger goes disabled → shadow → canary → disabled;
+Prometheus text from the fixed metrics port shows ``ray_credit_decisions_total`` moving with the traffic. Each applied
+and refused change is in the audit record (``GET /model/changes``) with what it changed from and to.
 """
 
 from __future__ import annotations
@@ -51,14 +51,21 @@ APPLY_DEADLINE_S = 120
 def foreign_model(folder: Path) -> Path:
     """A LightGBM the project never trained, converted with onnxmltools' defaults (zipmap output), with a card."""
     data = generate(20_000, seed=99)
-    booster = lgb.train({"objective": "binary", "num_leaves": 7, "verbose": -1},
-                        lgb.Dataset(data[list(FEATURE_NAMES)], data["TARGET"]), num_boost_round=30)
-    onx = onnxmltools.convert_lightgbm(booster, initial_types=[("input", FloatTensorType([None, N_FEATURES]))],
-                                       target_opset=15)   # zipmap=True by default
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 7, "verbose": -1},
+        lgb.Dataset(data[list(FEATURE_NAMES)], data["TARGET"]),
+        num_boost_round=30,
+    )
+    onx = onnxmltools.convert_lightgbm(
+        booster, initial_types=[("input", FloatTensorType([None, N_FEATURES]))], target_opset=15
+    )  # zipmap=True by default
     folder.mkdir(parents=True)
     (folder / ONNX_FILE).write_bytes(onx.SerializeToString())
-    card = {"version": "foreign-zipmap-1", "threshold": {"value": 0.12},
-            "artifacts": {ONNX_FILE: sha256_of(folder / ONNX_FILE)}}
+    card = {
+        "version": "foreign-zipmap-1",
+        "threshold": {"value": 0.12},
+        "artifacts": {ONNX_FILE: sha256_of(folder / ONNX_FILE)},
+    }
     (folder / CARD_FILE).write_text(json.dumps(card))
     return folder
 
@@ -88,8 +95,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     secrets = root / "secrets"
     secrets.mkdir(mode=0o700)
     (secrets / "api_keys").write_text(f"read:{OLD_KEY}\n")
-    env = {"DATA_DIR": str(root / "data"), "API_KEY": API_KEY, "DATABASE_URL": "",
-           "CREDIT_SECRETS_DIR": str(secrets), "TMPDIR": tempfile.mkdtemp(prefix="op-", dir="/tmp")}
+    env = {
+        "DATA_DIR": str(root / "data"),
+        "API_KEY": API_KEY,
+        "DATABASE_URL": "",
+        "CREDIT_SECRETS_DIR": str(secrets),
+        "TMPDIR": tempfile.mkdtemp(prefix="op-", dir="/tmp"),
+    }
     process = ServerProcess(ServerConfig("operate"), env=env, log=root / "serve.log").start()
     try:
         yield process
@@ -103,6 +115,7 @@ def _health(server: ServerProcess) -> dict[str, Any]:
 
 def _audit_entry(server: ServerProcess, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """The newest entry of the model-change audit record that ``match``es (delivered within a second or two)."""
+
     def found() -> dict[str, Any] | None:
         items = httpx.get(f"{server.url}/model/changes", headers={"X-API-Key": API_KEY}, timeout=30).json()["items"]
         return next((e for e in items if match(e)), None)
@@ -110,8 +123,9 @@ def _audit_entry(server: ServerProcess, match: Callable[[dict[str, Any]], bool])
     return wait_until(found, timeout_s=APPLY_DEADLINE_S, what="the change in the audit record")
 
 
-def _deploy_under_load(server: ServerProcess, name: str, deployments: dict[str, dict[str, Any]],
-                       applied: Callable[[dict[str, Any]], Any]) -> Load:
+def _deploy_under_load(
+    server: ServerProcess, name: str, deployments: dict[str, dict[str, Any]], applied: Callable[[dict[str, Any]], Any]
+) -> Load:
     load = Load(server.url, connections=4).start()
     try:
         load.wait_for(50, timeout_s=60)
@@ -134,8 +148,12 @@ def test_bad_changes_are_refused_and_the_model_keeps_answering(server: ServerPro
     before = _health(server)
     figures: dict[str, Any] = {}
     for name, model in bad_folders(tmp_path).items():
-        load = _deploy_under_load(server, f"bad-{len(figures)}", {"Scorer": {"user_config": {"model": str(model)}}},
-                                  lambda h: h.get("change_refused"))
+        load = _deploy_under_load(
+            server,
+            f"bad-{len(figures)}",
+            {"Scorer": {"user_config": {"model": str(model)}}},
+            lambda h: h.get("change_refused"),
+        )
         health = _health(server)
         statuses = Counter(load.statuses)
         figures[name] = {"statuses": dict(statuses), "refused": health["change_refused"]}
@@ -143,13 +161,15 @@ def test_bad_changes_are_refused_and_the_model_keeps_answering(server: ServerPro
         assert "/" + tmp_path.parts[1] not in (health["change_refused"] or ""), health["change_refused"]
         assert health["model_version"] == before["model_version"] and health["threshold"] == before["threshold"]
         assert {b["model_version"] for b in load.bodies} == {before["model_version"]}
-        entry = _audit_entry(server, lambda e: e["event"] == "refused" and e["to_version"] == str(model))
+        entry = _audit_entry(server, lambda e, model=model: e["event"] == "refused" and e["to_version"] == str(model))
         assert entry["from_version"] == before["model_version"] and entry["reason"] == health["change_refused"]
-        server.deploy(ServerConfig("restore", deployments={}))   # the rollback the README documents
-        wait_until(lambda: _health(server)["change_refused"] is None, timeout_s=APPLY_DEADLINE_S,
-                   what="the rollback to apply")
-    load = _deploy_under_load(server, "bad-batching", {"Ingress": {"user_config": {"max_batch_size": 0}}},
-                              lambda h: True)
+        server.deploy(ServerConfig("restore", deployments={}))  # the rollback the README documents
+        wait_until(
+            lambda: _health(server)["change_refused"] is None, timeout_s=APPLY_DEADLINE_S, what="the rollback to apply"
+        )
+    load = _deploy_under_load(
+        server, "bad-batching", {"Ingress": {"user_config": {"max_batch_size": 0}}}, lambda h: True
+    )
     assert set(load.statuses) == {200}
     record_figures("operate_bad_changes", figures)
 
@@ -157,17 +177,24 @@ def test_bad_changes_are_refused_and_the_model_keeps_answering(server: ServerPro
 def test_a_foreign_zipmap_model_is_swapped_in_under_load(server: ServerProcess, tmp_path: Path) -> None:
     folder = foreign_model(tmp_path / "foreign")
     before = _health(server)["model_version"]
-    load = _deploy_under_load(server, "foreign", {"Scorer": {"user_config": {"model": str(folder),
-                                                                            "require_monotonicity": False,
-                                                                            "change_note": "ticket MRM-42"}}},
-                              lambda h: h["model_version"] == "foreign-zipmap-1")
+    load = _deploy_under_load(
+        server,
+        "foreign",
+        {
+            "Scorer": {
+                "user_config": {"model": str(folder), "require_monotonicity": False, "change_note": "ticket MRM-42"}
+            }
+        },
+        lambda h: h["model_version"] == "foreign-zipmap-1",
+    )
     statuses = Counter(load.statuses)
     versions = Counter(b["model_version"] for b in load.bodies)
     record_figures("operate_model_swap", {"statuses": dict(statuses), "versions": dict(versions)})
     assert set(statuses) == {200}, statuses
     assert set(versions) <= {before, "foreign-zipmap-1"} and versions["foreign-zipmap-1"] > 0
-    assert all(b["threshold"] == (0.12 if b["model_version"] == "foreign-zipmap-1" else b["threshold"])
-               for b in load.bodies)   # each answer carries its own model's rule
+    assert all(
+        b["threshold"] == (0.12 if b["model_version"] == "foreign-zipmap-1" else b["threshold"]) for b in load.bodies
+    )  # each answer carries its own model's rule
     entry = _audit_entry(server, lambda e: e["event"] == "applied" and e["to_version"] == "foreign-zipmap-1")
     assert (entry["from_version"], entry["to_threshold"], entry["note"]) == (before, 0.12, "ticket MRM-42")
     server.deploy(ServerConfig("restore", deployments={}))
@@ -191,8 +218,9 @@ def test_challenger_modes_switch_by_serve_deploy(server: ServerProcess) -> None:
     ]
     figures = {}
     for mode, user_config, applied in steps:
-        load = _deploy_under_load(server, f"challenger-{mode}",
-                                  {"Challenger": {"user_config": {"mode": mode, **user_config}}}, applied)
+        load = _deploy_under_load(
+            server, f"challenger-{mode}", {"Challenger": {"user_config": {"mode": mode, **user_config}}}, applied
+        )
         report = httpx.get(f"{server.url}/challenger", headers={"X-API-Key": API_KEY}, timeout=30)
         figures[mode] = {"statuses": dict(Counter(load.statuses)), "challenger_report": report.status_code}
         assert set(load.statuses) == {200}, (mode, load.statuses)
@@ -203,7 +231,7 @@ def test_challenger_modes_switch_by_serve_deploy(server: ServerProcess) -> None:
 def test_prometheus_text_from_the_fixed_metrics_port_moves_with_traffic(server: ServerProcess) -> None:
     def decisions() -> float:
         text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
-        return sum(float(v) for v in re.findall(r'^ray_credit_decisions_total\{[^}]*\} ([0-9.e+]+)$', text, re.M))
+        return sum(float(v) for v in re.findall(r"^ray_credit_decisions_total\{[^}]*\} ([0-9.e+]+)$", text, re.M))
 
     start = wait_until(lambda: decisions() or 0.001, timeout_s=60, what="the metrics port to answer")
     load = Load(server.url, connections=2).start()
@@ -219,12 +247,16 @@ def test_prometheus_text_from_the_fixed_metrics_port_moves_with_traffic(server: 
         ids = [r["request_id"] for r in answered]
         body = [{"request_id": i, "defaulted": n % 2} for n, i in enumerate(ids)]
         # an outcome needs its decision in the log (shipped within a flush interval); a repeated post is idempotent
-        wait_until(lambda: not client.post("/outcomes", json=body).raise_for_status().json()["unknown_request_ids"],
-                   timeout_s=60, what="the decisions in the log for their outcomes")
-    done = server.deploy(ServerConfig("monitoring", deployments={"LogWriter": {"user_config": {
-        "monitoring_interval_s": 5}}}))
+        wait_until(
+            lambda: not client.post("/outcomes", json=body).raise_for_status().json()["unknown_request_ids"],
+            timeout_s=60,
+            what="the decisions in the log for their outcomes",
+        )
+    done = server.deploy(
+        ServerConfig("monitoring", deployments={"LogWriter": {"user_config": {"monitoring_interval_s": 5}}})
+    )
     assert done.returncode == 0, done.stderr
-    gauges = {m for m in rule_metrics() if not m.endswith("_total")}   # a counter appears once incremented
+    gauges = {m for m in rule_metrics() if not m.endswith("_total")}  # a counter appears once incremented
 
     def missing() -> set[str]:
         text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
@@ -248,7 +280,7 @@ def test_a_key_rotated_in_the_secrets_folder_applies_without_a_failed_request(se
     try:
         (secrets / "api_keys").write_text(f"read:{OLD_KEY} read:{NEW_KEY}\n")
         wait_until(lambda: status(NEW_KEY) == 200, timeout_s=60, what="the new key to be accepted")
-        assert status(OLD_KEY) == 200   # both valid while clients move
+        assert status(OLD_KEY) == 200  # both valid while clients move
         (secrets / "api_keys").write_text(f"read:{NEW_KEY}\n")
         wait_until(lambda: status(OLD_KEY) == 401, timeout_s=60, what="the old key to be refused")
         assert status(NEW_KEY) == 200
@@ -261,18 +293,29 @@ def test_a_key_rotated_in_the_secrets_folder_applies_without_a_failed_request(se
 def test_keyless_clients_looping_on_bad_bodies_are_paced(server: ServerProcess) -> None:
     """Issue 24's amplification body from 8 keyless clients at once: every answer a small 422, those past the
     budget paced (the metric says so), and a valid request still answered 200 meanwhile."""
+
     def paced() -> float:
         text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
-        return sum(float(v) for v in re.findall(r'^ray_credit_rejections_total\{[^}]*pace="delayed"[^}]*\} ([0-9.e+]+)$',
-                                                text, re.M))
+        return sum(
+            float(v)
+            for v in re.findall(r'^ray_credit_rejections_total\{[^}]*pace="delayed"[^}]*\} ([0-9.e+]+)$', text, re.M)
+        )
 
     before = paced()
 
     def hostile(_: int) -> list[tuple[int, int]]:
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            return [((r := client.post("/predict/batch", content=HOSTILE_BODY,
-                                        headers={"content-type": "application/json"})).status_code, len(r.content))
-                    for _ in range(12)]
+            return [
+                (
+                    (
+                        r := client.post(
+                            "/predict/batch", content=HOSTILE_BODY, headers={"content-type": "application/json"}
+                        )
+                    ).status_code,
+                    len(r.content),
+                )
+                for _ in range(12)
+            ]
 
     with ThreadPoolExecutor(8) as pool:
         answers = pool.map(hostile, range(8))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def test_parallel_outcome_posts_leave_decision_writes_their_connections(pg: PgCl
             await store.insert(logged)
             ids = logged.column("request_id").to_pylist()
             outcomes = PostgresOutcomes(store)
-            now = [datetime.now(timezone.utc)] * ITEMS
+            now = [datetime.now(UTC)] * ITEMS
             posts = [asyncio.create_task(outcomes.record(Outcomes(ids, [i % 2 for i in range(ITEMS)], now)))
                      for _ in range(POSTS)]
             await asyncio.sleep(0.2)   # the posts are queued (each one a 10,000-item check and insert)

@@ -3,7 +3,7 @@ GET /performance equal to the figures computed here from what the client saw and
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -28,12 +28,18 @@ def post(client: TestClient, body: object, key: dict[str, str] = KEY):
     return client.post("/outcomes", json=body, headers=key)
 
 
-def test_outcomes_stored_once_unknown_reported_duplicates_counted(local_api: tuple[TestClient, InProcessBackend]) -> None:
+def test_outcomes_stored_once_unknown_reported_duplicates_counted(
+    local_api: tuple[TestClient, InProcessBackend],
+) -> None:
     client, backend = local_api
     decided = decide(client, 5)
     ids = [d["request_id"] for d in decided]
-    body = [{"request_id": ids[0], "defaulted": 1}, {"request_id": ids[1], "defaulted": 0},
-            {"request_id": "never-decided", "defaulted": 1}, {"request_id": ids[1], "defaulted": 0}]
+    body = [
+        {"request_id": ids[0], "defaulted": 1},
+        {"request_id": ids[1], "defaulted": 0},
+        {"request_id": "never-decided", "defaulted": 1},
+        {"request_id": ids[1], "defaulted": 0},
+    ]
     first = post(client, body)
     assert first.status_code == 200, first.text
     assert first.json() == {"accepted": 2, "unknown_request_ids": ["never-decided"], "duplicates": 1}
@@ -42,7 +48,9 @@ def test_outcomes_stored_once_unknown_reported_duplicates_counted(local_api: tup
     assert on_loop(client, backend.outcomes_of, ids) == {ids[0]: 1, ids[1]: 0}
 
 
-def test_conflicting_outcome_is_409_naming_it_and_stores_nothing(local_api: tuple[TestClient, InProcessBackend]) -> None:
+def test_conflicting_outcome_is_409_naming_it_and_stores_nothing(
+    local_api: tuple[TestClient, InProcessBackend],
+) -> None:
     client, backend = local_api
     ids = [d["request_id"] for d in decide(client, 3, seed=4)]
     assert post(client, [{"request_id": ids[0], "defaulted": 0}]).status_code == 200
@@ -54,17 +62,21 @@ def test_conflicting_outcome_is_409_naming_it_and_stores_nothing(local_api: tupl
     assert within.status_code == 409 and on_loop(client, backend.outcomes_of, ids) == {ids[0]: 0}
 
 
-@pytest.mark.parametrize("body, field", [
-    ([{"request_id": "a", "defaulted": 2}], "defaulted"),
-    ([{"request_id": "a", "defaulted": "yes"}], "defaulted"),
-    ([{"defaulted": 1}], "request_id"),
-    ([{"request_id": "a", "defaulted": 1, "observed_at": "yesterday"}], "observed_at"),
-    ([{"request_id": "a", "defaulted": 1, "observed_at": "2026-11-01T00:00:00"}], "observed_at"),
-    ([{"request_id": "a", "defaulted": 1, "extra": 1}], "extra"),
-    ([{"request_id": "x" * 65, "defaulted": 1}], "request_id"),
-])
-def test_bad_outcome_is_422_naming_row_and_field(local_api: tuple[TestClient, InProcessBackend], body: list,
-                                                  field: str) -> None:
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ([{"request_id": "a", "defaulted": 2}], "defaulted"),
+        ([{"request_id": "a", "defaulted": "yes"}], "defaulted"),
+        ([{"defaulted": 1}], "request_id"),
+        ([{"request_id": "a", "defaulted": 1, "observed_at": "yesterday"}], "observed_at"),
+        ([{"request_id": "a", "defaulted": 1, "observed_at": "2026-11-01T00:00:00"}], "observed_at"),
+        ([{"request_id": "a", "defaulted": 1, "extra": 1}], "extra"),
+        ([{"request_id": "x" * 65, "defaulted": 1}], "request_id"),
+    ],
+)
+def test_bad_outcome_is_422_naming_row_and_field(
+    local_api: tuple[TestClient, InProcessBackend], body: list, field: str
+) -> None:
     client, _ = local_api
     response = post(client, body)
     assert response.status_code == 422
@@ -77,7 +89,9 @@ def test_outcome_bodies_refused_whole(local_api: tuple[TestClient, InProcessBack
     assert post(client, []).status_code == 422
     assert post(client, {"request_id": "a", "defaulted": 1}).status_code == 422
     assert post(client, [{"request_id": str(i), "defaulted": 0} for i in range(10_001)]).status_code == 422
-    assert client.post("/outcomes", content=b"[{", headers=KEY | {"content-type": "application/json"}).status_code == 422
+    assert (
+        client.post("/outcomes", content=b"[{", headers=KEY | {"content-type": "application/json"}).status_code == 422
+    )
     assert client.post("/outcomes", content=b"[]", headers=KEY | {"content-type": "text/plain"}).status_code == 415
     assert on_loop(client, backend.log.outcome_store().count) == stored
 
@@ -91,14 +105,19 @@ def test_outcomes_and_performance_need_the_key(local_api: tuple[TestClient, InPr
 
 def test_performance_equals_figures_from_what_the_client_saw(local_api: tuple[TestClient, InProcessBackend]) -> None:
     client, _ = local_api
-    since = datetime.now(timezone.utc).isoformat()   # the session's backend holds other tests' decisions
+    since = datetime.now(UTC).isoformat()  # the session's backend holds other tests' decisions
     decided = decide(client, 2000, seed=11)
     rng = np.random.default_rng(5)
     p = np.array([d["probability_default"] for d in decided])
     truth = (rng.random(len(p)) < p).astype(int)
-    labelled = slice(0, 1500)   # a quarter of the decisions has no outcome yet
-    assert post(client, [{"request_id": d["request_id"], "defaulted": int(y)}
-                         for d, y in zip(decided[labelled], truth[labelled])]).json()["accepted"] == 1500
+    labelled = slice(0, 1500)  # a quarter of the decisions has no outcome yet
+    assert (
+        post(
+            client,
+            [{"request_id": d["request_id"], "defaulted": int(y)} for d, y in zip(decided[labelled], truth[labelled])],
+        ).json()["accepted"]
+        == 1500
+    )
 
     report = client.get("/performance", params={"by": "week", "since": since}, headers=KEY)
     assert report.status_code == 200, report.text
@@ -109,11 +128,12 @@ def test_performance_equals_figures_from_what_the_client_saw(local_api: tuple[Te
     denied = np.array([d["credit_decision"] == "denied" for d in decided[labelled]])
     assert figures["labelled"] == 1500 == body["labelled"]
     assert figures["default_rate"] == pytest.approx(y.mean())
-    assert figures["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-4)   # response probabilities: 6 decimals
+    assert figures["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-4)  # response probabilities: 6 decimals
     assert figures["cost"] == FN_COST * np.sum(~denied & (y == 1)) + FP_COST * np.sum(denied & (y == 0))
     assert sum(row["count"] for row in figures["calibration"]) == 1500 and len(figures["calibration"]) == 10
     assert figures["expected"]["auc"] > 0.7 and figures["expected"]["cost"] == pytest.approx(
-        figures["expected"]["cost_per_decision"] * 1500)
+        figures["expected"]["cost_per_decision"] * 1500
+    )
     assert [(period["model_version"], period["labelled"]) for period in body["periods"]] == [(version, 1500)]
 
     other = client.get("/performance", params={"model_version": "no-such-model", "since": since}, headers=KEY).json()

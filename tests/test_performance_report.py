@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from tests.support.cli_runner import run_cli
 
 pytestmark = pytest.mark.slow   # 2 × 24k decisions scored, stored and reported (~30 s)
 ROWS = 24_000
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def backfilled(scenario: str, data_dir: Path) -> dict[str, str]:

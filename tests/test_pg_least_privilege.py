@@ -5,7 +5,7 @@ role — which can change nothing else."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -50,18 +50,18 @@ def test_the_app_role_logs_and_reads_but_changes_nothing_else(pg: PgCluster) -> 
             assert summary["decisions"] == 20 and summary["latency_ms_quantiles"]["p50"] is not None
             bins = drift_bins(load_baseline(resolve_model_dir(None)).frame)
             assert await store.histograms(bins, None, None) is None   # registers the bins: counted from now on
-            assert await store.histograms(bins, datetime.now(timezone.utc) + timedelta(hours=2), None) is not None
+            assert await store.histograms(bins, datetime.now(UTC) + timedelta(hours=2), None) is not None
             async with store.pool.acquire() as conn:   # adds its blocks' counts through the owner's function only
                 assert await pg_histograms.may_add(conn, 5)
                 total = await conn.fetchval(f"SELECT sum(decisions) FROM {pg_histograms.TABLE}")
-                await conn.execute(f"SELECT {pg_histograms.ADD}($1, $2, $3, $4, $5, $6)", [datetime.now(timezone.utc)],
+                await conn.execute(f"SELECT {pg_histograms.ADD}($1, $2, $3, $4, $5, $6)", [datetime.now(UTC)],
                                    [LATENCY.id], [LATENCY_VARIABLE], ["test-version"], [1], [-total])
                 assert await conn.fetchval(f"SELECT sum(decisions) FROM {pg_histograms.TABLE}") == total  # never less
             logged = await store.query(LogQuery(limit=5))
             assert len(logged) == 5
             outcomes = PostgresOutcomes(store)
             ids = [r["request_id"] for r in logged]
-            receipt = await outcomes.record(Outcomes(ids, [0, 1, 0, 0, 1], [datetime.now(timezone.utc)] * 5))
+            receipt = await outcomes.record(Outcomes(ids, [0, 1, 0, 0, 1], [datetime.now(UTC)] * 5))
             assert receipt.accepted == 5
             async with store.pool.acquire() as conn:
                 for statement in ("DELETE FROM predictions", "UPDATE outcomes SET defaulted = 1",
@@ -89,7 +89,7 @@ def test_the_app_role_cannot_spoil_the_histograms_for_later_decisions(pg: PgClus
     small one for the trigger's both store, and each decision can be found."""
     owner = pg.dsn
     app = owner.replace("postgres@", f"{APP_ROLE}:{APP_PASSWORD}@", 1)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     biggest = 2**63 - 1
 
     async def scenario() -> None:

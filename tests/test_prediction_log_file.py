@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -69,7 +69,9 @@ def test_large_batches_are_all_logged(file_app: RunningApp) -> None:
     applicants = sample_applicants(10_000, seed=11)
     body = json.dumps(applicants)
     with file_app.client(timeout=60) as client, ThreadPoolExecutor(4) as pool:
-        statuses = list(pool.map(lambda _: client.post("/predict/batch", content=body, headers=JSON).status_code, range(4)))
+        statuses = list(
+            pool.map(lambda _: client.post("/predict/batch", content=body, headers=JSON).status_code, range(4))
+        )
     assert statuses == [200] * 4
     assert file_app.wait_logged(before + 40_000)["records_in_store"] == before + 40_000
 
@@ -84,7 +86,7 @@ def test_query_filters_and_order(file_app: RunningApp) -> None:
         assert times == sorted(times, reverse=True)
         approved = client.get("/predictions", params={"decision": "approved"}, headers=auth).json()["items"]
         assert approved and {r["credit_decision"] for r in approved} == {"approved"}
-        future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+        future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         assert client.get("/predictions", params={"since": future}, headers=auth).json()["count"] == 0
         page = client.get("/predictions", params={"limit": 2, "offset": 1}, headers=auth).json()["items"]
         assert [r["request_id"] for r in page] == [r["request_id"] for r in rows[1:3]]

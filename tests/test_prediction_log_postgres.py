@@ -48,7 +48,7 @@ class SinglesLoad:
             self.failures += failed
             self.seed += 1
 
-    def start(self) -> "SinglesLoad":
+    def start(self) -> SinglesLoad:
         self._thread.start()
         return self
 
@@ -148,7 +148,8 @@ def test_row_refused_by_database_is_kept(pg_app: RunningApp, pg: PgCluster) -> N
         rejected_file = pg_app.data_dir / "rejected.jsonl"
         while not rejected_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        stored = {r["request_id"] for r in sql(pg, "SELECT request_id FROM predictions WHERE request_id = ANY($1)", ids)}
+        stored = {r["request_id"] for r in sql(pg, "SELECT request_id FROM predictions WHERE request_id = ANY($1)",
+                                               ids)}
         assert stored == set(ids) - {refused_id}
         kept = [json.loads(line) for line in rejected_file.read_text().splitlines()]
         assert [k["record"]["request_id"] for k in kept] == [refused_id]
@@ -171,7 +172,9 @@ def test_restart_with_spooled_records_replays_them(serve_url: str, pg_app: Runni
     deadline = time.monotonic() + 30
     stored: set[str] = set()
     while len(stored) < 60 and time.monotonic() < deadline:
-        stored = {r["request_id"] for r in sql(pg, "SELECT request_id FROM predictions WHERE request_id = ANY($1)", list(ok))}
+        stored = {
+            r["request_id"] for r in sql(pg, "SELECT request_id FROM predictions WHERE request_id = ANY($1)", list(ok))
+        }
         time.sleep(0.3)
     assert stored == set(ok)
 
@@ -179,8 +182,9 @@ def test_restart_with_spooled_records_replays_them(serve_url: str, pg_app: Runni
 def test_predictions_endpoint_reads_postgres(pg_app: RunningApp) -> None:
     with pg_app.client() as client:
         rows = client.get("/predictions", params={"limit": 20}, headers=pg_app.auth()).json()["items"]
-        denied = client.get("/predictions", params={"decision": "denied", "limit": 5},
-                            headers=pg_app.auth()).json()["items"]
+        denied = client.get("/predictions", params={"decision": "denied", "limit": 5}, headers=pg_app.auth()).json()[
+            "items"
+        ]
     assert len(rows) == 20 and [r["ts"] for r in rows] == sorted((r["ts"] for r in rows), reverse=True)
     assert set(FEATURE_NAMES) <= set(rows[0])
     assert all(r["credit_decision"] == "denied" for r in denied)
@@ -202,7 +206,8 @@ def test_ten_thousand_row_batch_is_logged_value_for_value(pg_app: RunningApp, pg
 
 
 def test_hung_database_under_load_loses_nothing_and_a_killed_ingress_loses_within_the_bound(
-        pg_app: RunningApp, pg: PgCluster) -> None:
+    pg_app: RunningApp, pg: PgCluster
+) -> None:
     """An ACCESS EXCLUSIVE lock makes every write hang (not fail) for 60 s: writes time out, blocks are
     spooled, answers stay 200 and ingress memory stays bounded. Half-way, one ingress replica is
     SIGKILLed: the answered decisions missing from the table afterwards are counted and must stay within
@@ -243,10 +248,20 @@ def test_hung_database_under_load_loses_nothing_and_a_killed_ingress_loses_withi
     config = IngressConfig()
     bound = config.log_buffer_max_records + rate * config.log_write_timeout_s
     stats = pg_app.stats()
-    record_figures("hung_database", figures | {
-        "answered_200": len(answered), "non_200_around_the_kill": load.failures, "rows_written": len(logged),
-        "lost_by_the_sigkill": len(missing), "bound": round(bound), "answers_per_s": round(rate),
-        "spooled_so_far": stats["spooled"], "replayed_so_far": stats["replayed"]})
+    record_figures(
+        "hung_database",
+        figures
+        | {
+            "answered_200": len(answered),
+            "non_200_around_the_kill": load.failures,
+            "rows_written": len(logged),
+            "lost_by_the_sigkill": len(missing),
+            "bound": round(bound),
+            "answers_per_s": round(rate),
+            "spooled_so_far": stats["spooled"],
+            "replayed_so_far": stats["replayed"],
+        },
+    )
     assert len(logged) == len(set(logged)), "a decision was written twice"
     assert len(missing) <= bound, f"{len(missing)} answered decisions lost, above the bound {bound:.0f}"
     assert figures["rss_mb_during_hang"] - rss_before < 200, "ingress memory grew without bound during the hang"
@@ -258,9 +273,12 @@ def test_full_spool_refuses_decisions_then_recovers(serve_url: str, pg_app: Runn
     with Retry-After and /health says refusing — never a 200 without a record; when the database is back
     the service recovers and every decision answered 200 is in the table exactly once."""
     quota = 1 << 20
-    deploy(serve_url, pg_app.env, ingress={"log_buffer_max_records": 200, "log_write_timeout_s": 1.0,
-                                           "spool_quota_bytes": quota},
-           log_writer={"retry_interval_s": 0.5, "spool_quota_bytes": quota})
+    deploy(
+        serve_url,
+        pg_app.env,
+        ingress={"log_buffer_max_records": 200, "log_write_timeout_s": 1.0, "spool_quota_bytes": quota},
+        log_writer={"retry_interval_s": 0.5, "spool_quota_bytes": quota},
+    )
     first = last_id(pg)
     answered: list[str] = []
     refused = 0
@@ -269,7 +287,7 @@ def test_full_spool_refuses_decisions_then_recovers(serve_url: str, pg_app: Runn
     try:
         with pg_app.client() as client:
             deadline = time.monotonic() + 90
-            while True:   # until both ingress replicas have found they can record nothing (each on its own time)
+            while True:  # until both ingress replicas have found they can record nothing (each on its own time)
                 assert time.monotonic() < deadline, f"not every replica refused: {refused} refusals, {states}"
                 response = client.post("/predict/batch", json=sample_applicants(100, seed=len(answered)))
                 if response.status_code == 200:
@@ -279,20 +297,22 @@ def test_full_spool_refuses_decisions_then_recovers(serve_url: str, pg_app: Runn
                     refused += 1
                     time.sleep(0.2)
                 if refused >= 5:
-                    states = {client.get("/health").json()["log"] for _ in range(10)}   # both ingress replicas
+                    states = {client.get("/health").json()["log"] for _ in range(10)}  # both ingress replicas
                     if "ok" not in states:
                         break
     finally:
         pg.start()
-        recovered = _recover(pg_app)   # also when an assertion failed: the next test needs a serving app
+        recovered = _recover(pg_app)  # also when an assertion failed: the next test needs a serving app
     assert "refusing" in states, states
     assert recovered is not None, "the service did not recover after the database came back"
     answered += recovered
     logged = wait_ids(pg, first, len(answered), timeout_s=120)
-    record_figures("full_spool", {"quota_bytes": quota, "answered_200": len(answered), "refused_503": refused,
-                                  "rows_written": len(logged)})
+    record_figures(
+        "full_spool",
+        {"quota_bytes": quota, "answered_200": len(answered), "refused_503": refused, "rows_written": len(logged)},
+    )
     assert sorted(logged) == sorted(answered)
-    deploy(serve_url, pg_app.env, log_writer={"retry_interval_s": 0.5})   # back to the module's settings
+    deploy(serve_url, pg_app.env, log_writer={"retry_interval_s": 0.5})  # back to the module's settings
 
 
 def _recover(app: RunningApp, timeout_s: float = 90) -> list[str] | None:

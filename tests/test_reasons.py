@@ -37,4 +37,7 @@ def test_high_risk_applicant_is_told_the_features_that_raise_the_risk() -> None:
     assert [r.contribution for r in explanation.reasons] == sorted((r.contribution for r in explanation.reasons),
                                                                    reverse=True)
     assert all(r.text for r in explanation.reasons)
-    assert explanation.raw_score > ReasonCoder(MODEL_DIR).explain(median[list(FEATURE_NAMES)].to_numpy()[None, :])[0].raw_score
+    assert (
+        explanation.raw_score
+        > ReasonCoder(MODEL_DIR).explain(median[list(FEATURE_NAMES)].to_numpy()[None, :])[0].raw_score
+    )

@@ -10,7 +10,7 @@ import json
 import stat
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -29,7 +29,7 @@ from prediction_log.retention import cutoff_for, expire
 from tests.support.pg_cluster import PgCluster
 from tests.test_aggregates import spread_block
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def at(block: Block, start: datetime) -> Block:
@@ -102,17 +102,27 @@ def test_expired_months_are_dropped_and_a_late_replay_still_expires(pg: PgCluste
         dsn = await pg.fresh_database("partition_retention_test")
         store = await PostgresStore.connect(dsn)
         try:
-            blocks = [at(spread_block(10, i), NOW - timedelta(days=days)) for i, days in enumerate((150, 100, 70, 45, 20, 1))]
+            blocks = [
+                at(spread_block(10, i), NOW - timedelta(days=days)) for i, days in enumerate((150, 100, 70, 45, 20, 1))
+            ]
             for block in blocks:
                 await store.insert(block)
             async with store.pool.acquire() as conn:
                 assert await pg_partitions.is_partitioned(conn, "predictions")
-                months = {r[0] for r in await conn.fetch(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'predictions'::regclass")}
+                months = {
+                    r[0]
+                    for r in await conn.fetch(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "WHERE i.inhparent = 'predictions'::regclass"
+                    )
+                }
             cutoff = cutoff_for(40)
-            expected_drop = {m for m in months if m.startswith("predictions_y") and pg_partitions.add_months(
-                datetime(int(m[13:17]), int(m[18:20]), 1, tzinfo=timezone.utc), 1) <= cutoff}
+            expected_drop = {
+                m
+                for m in months
+                if m.startswith("predictions_y")
+                and pg_partitions.add_months(datetime(int(m[13:17]), int(m[18:20]), 1, tzinfo=UTC), 1) <= cutoff
+            }
             assert "predictions_default" in months and expected_drop
 
             report = await expire(dsn, 40, tmp_path / "archive", chunk=7)
@@ -120,12 +130,16 @@ def test_expired_months_are_dropped_and_a_late_replay_still_expires(pg: PgCluste
             assert report["archived"] == 60 - len(young) and set(report["partitions_dropped"]) == expected_drop
             async with store.pool.acquire() as conn:
                 assert {r[0] for r in await conn.fetch("SELECT request_id FROM predictions")} == set(young)
-                left = {r[0] for r in await conn.fetch(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'predictions'::regclass")}
+                left = {
+                    r[0]
+                    for r in await conn.fetch(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "WHERE i.inhparent = 'predictions'::regclass"
+                    )
+                }
             assert left == months - expected_drop
 
-            late = at(spread_block(3, 9), NOW - timedelta(days=120))   # a spool replayed into a dropped month
+            late = at(spread_block(3, 9), NOW - timedelta(days=120))  # a spool replayed into a dropped month
             assert await store.replay(late) == 3
             again = await expire(dsn, 40, tmp_path / "archive", chunk=7)
             assert (again["expired"], again["archived"]) == (3, 3)
@@ -139,6 +153,7 @@ def test_expired_months_are_dropped_and_a_late_replay_still_expires(pg: PgCluste
 def test_a_row_committed_while_retention_drops_its_month_is_kept(pg: PgCluster) -> None:
     """The check that a month's partition is empty and its drop were two statements: a replay committing a row into
     that month between them lost it unarchived. An insert in progress now holds the drop back, and the month stays."""
+
     async def scenario() -> None:
         dsn = await pg.fresh_database("retention_race")
         store = await PostgresStore.connect(dsn)
@@ -149,8 +164,12 @@ def test_a_row_committed_while_retention_drops_its_month_is_kept(pg: PgCluster) 
             replaying = await asyncpg.connect(dsn)
             transaction = replaying.transaction()
             await transaction.start()
-            await replaying.copy_to_table("predictions", source=io.BytesIO(to_pg_binary(at(spread_block(3, 9), old_month))),
-                                          columns=SQL_COLUMNS, format="binary")   # not yet committed
+            await replaying.copy_to_table(
+                "predictions",
+                source=io.BytesIO(to_pg_binary(at(spread_block(3, 9), old_month))),
+                columns=SQL_COLUMNS,
+                format="binary",
+            )  # not yet committed
             dropping = asyncio.ensure_future(pg_partitions.drop_expired(conn, "predictions", cutoff_for(7, NOW)))
             await asyncio.sleep(1.0)
             await transaction.commit()

@@ -35,7 +35,7 @@ def test_valid_batch_takes_the_fast_path_with_pydantic_values() -> None:
 def test_fast_path_never_accepts_what_pydantic_refuses() -> None:
     rng = random.Random(7)
     base = sample_applicants(20, seed=5)
-    for trial in range(3000):
+    for _ in range(3000):
         rows = [dict(r) for r in base]
         for _ in range(rng.randint(1, 3)):
             row = rng.choice(rows)

@@ -4,7 +4,7 @@ rows (a throwaway cluster): two version pairs, a third of the decisions labelled
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +19,7 @@ from prediction_log.postgres.store import PostgresStore
 from prediction_log.records import Block
 from tests.support.pg_cluster import PgCluster
 
-NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
 def shadowed_decisions() -> Block:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -23,13 +23,13 @@ PAGE_ROWS = 25
 @st.cache_data(ttl=30, show_spinner="Reading the prediction log…")
 def decisions(api: ApiClient, window: str, max_rows: int) -> pd.DataFrame:
     """Newest decisions of the window, cached 30 s per API and key so page views don't hammer the API."""
-    return api.decisions(max_rows, since=datetime.now(timezone.utc) - WINDOWS[window])
+    return api.decisions(max_rows, since=datetime.now(UTC) - WINDOWS[window])
 
 
 @st.cache_data(ttl=30, show_spinner="Counting the window…")
 def window_summary(api: ApiClient, window: str) -> dict:
     """Every decision of the window counted, from the aggregates: cost by buckets, not by decisions."""
-    return api.summary(datetime.now(timezone.utc) - WINDOWS[window], BUCKETS[window])
+    return api.summary(datetime.now(UTC) - WINDOWS[window], BUCKETS[window])
 
 
 @st.cache_data(ttl=30)

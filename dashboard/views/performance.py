@@ -3,7 +3,7 @@ model card (``GET /performance``)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -19,7 +19,7 @@ WINDOWS = {"30 days": 30, "90 days": 90, "180 days": 180, "365 days": 365}
 
 @st.cache_data(ttl=60)
 def compared(api: ApiClient, days: int) -> dict[str, Any]:
-    return api.challenger(datetime.now(timezone.utc) - timedelta(days=days))
+    return api.challenger(datetime.now(UTC) - timedelta(days=days))
 
 
 def _challenger_section(api: ApiClient, days: int) -> None:
@@ -51,7 +51,7 @@ def _challenger_section(api: ApiClient, days: int) -> None:
 
 @st.cache_data(ttl=60, show_spinner="Joining decisions with outcomes…")
 def realized(api: ApiClient, days: int, by: str) -> dict[str, Any]:
-    return api.performance(datetime.now(timezone.utc) - timedelta(days=days), by)
+    return api.performance(datetime.now(UTC) - timedelta(days=days), by)
 
 
 def _delta(value: float | None, card: float | None, fmt: str) -> str | None:

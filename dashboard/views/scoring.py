@@ -15,7 +15,7 @@ from dashboard.context import client
 @st.cache_data
 def defaults() -> dict[str, float]:
     """Medians of the active model's reference sample."""
-    return reference_applicants().median().to_dict()
+    return {str(k): float(v) for k, v in reference_applicants().median().items()}
 
 
 def _input(feature, default: float) -> float | int:
@@ -25,12 +25,22 @@ def _input(feature, default: float) -> float | int:
         return st.number_input(f"{feature.name} ({feature.unit})", min_value=int(feature.low), max_value=high,
                                value=int(round(default)), step=1, help=f"{feature.description} {feature.range_text}")
     if feature.high <= 3:
-        return st.slider(f"{feature.name} ({feature.unit})", min_value=float(feature.low), max_value=float(feature.high),
-                         value=float(default), step=0.001, format="%.3f",
-                         help=f"{feature.description} {feature.range_text}")
-    return st.number_input(f"{feature.name} ({feature.unit})", min_value=float(low) if low is not None else 0.0,
-                           max_value=float(feature.high), value=float(default),
-                           help=f"{feature.description} {feature.range_text}")
+        return st.slider(
+            f"{feature.name} ({feature.unit})",
+            min_value=float(feature.low),
+            max_value=float(feature.high),
+            value=float(default),
+            step=0.001,
+            format="%.3f",
+            help=f"{feature.description} {feature.range_text}",
+        )
+    return st.number_input(
+        f"{feature.name} ({feature.unit})",
+        min_value=float(low) if low is not None else 0.0,
+        max_value=float(feature.high),
+        value=float(default),
+        help=f"{feature.description} {feature.range_text}",
+    )
 
 
 def render() -> None:
@@ -56,9 +66,14 @@ def render() -> None:
         decision = answer["credit_decision"]
         (st.success if decision == "approved" else st.error)(f"Decision: **{decision.upper()}**")
         st.metric("Probability of default", f"{answer['probability_default']:.2%}")
-        st.write(pd.DataFrame({"": ["threshold", "request id", "model version"],
-                               "value": [f"{answer['threshold']:.4f}", answer["request_id"], answer["model_version"]]})
-                 .set_index(""))
+        st.write(
+            pd.DataFrame(
+                {
+                    "": ["threshold", "request id", "model version"],
+                    "value": [f"{answer['threshold']:.4f}", answer["request_id"], answer["model_version"]],
+                }
+            ).set_index("")
+        )
     with right:
         st.plotly_chart(charts.gauge(answer["probability_default"], answer["threshold"]), width="stretch")
     _reasons(answer.get("explanation"), decision)
@@ -73,9 +88,16 @@ def _reasons(explanation: dict | None, decision: str) -> None:
     if not reasons:
         st.write("No feature raises the risk above the base rate.")
         return
-    st.dataframe(pd.DataFrame([{"reason": r["text"], "feature": r["feature"],
-                                "contribution (log-odds)": round(r["contribution"], 3)} for r in reasons]),
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"reason": r["text"], "feature": r["feature"], "contribution (log-odds)": round(r["contribution"], 3)}
+                for r in reasons
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 render()

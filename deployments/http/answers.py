@@ -17,7 +17,7 @@ Figures = dict[str, Any]
 """Realized figures of a group of labelled decisions (``models.performance.realized``): labelled, defaults, AUC and
 its resolution, Brier score, cost, default and approval rates; ``expected`` the model card's."""
 
-LogRecord = create_model(  # type: ignore[call-overload]
+LogRecord = create_model(  # type: ignore[call-overload]  # fields by name, from the features
     "LogRecord",
     __doc__="One decision as the prediction log holds it: the request, the applicant's features, the score, the "
             "decision and the threshold it was taken at, its reasons (denials), the shadow challenger's score.",
@@ -33,7 +33,7 @@ class LogPage(BaseModel):
     limit: int
     offset: int
     count: int
-    items: list[LogRecord]  # type: ignore[valid-type]
+    items: list[LogRecord]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last")
 
 

@@ -30,7 +30,7 @@ PACED_STATUSES = frozenset({401, 403, 415, 422})
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     """Validation errors as {field, row, msg, type}; the offending input is not echoed back."""
-    errors = []
+    errors: list[dict[str, Any]] = []
     for err in exc.errors():
         loc = [p for p in err.get("loc", ()) if p != "body"]
         if err.get("type") == "json_invalid":

@@ -50,7 +50,9 @@ class Backend(Protocol):
     scoring_requires_key: bool
     rejections: RejectionPacer
 
-    body_timeout_s: float
+    @property
+    def body_timeout_s(self) -> float:
+        """A request body not all received within this is answered 408."""
 
     def admitted(self) -> AbstractContextManager[BodySlot]:
         """Hold a scoring slot (taken before the body is read, which reserves its bytes in the slot as they

@@ -19,7 +19,7 @@ async def health(b: BackendDep) -> Health:
         raise unavailable("scorer") from exc
     log = b.log_state()
     return Health(status="ok" if log == "ok" else "degraded", model_loaded=True, model_version=card["version"],
-                  threshold=card["threshold_in_force"], log=log,  # type: ignore[arg-type]
+                  threshold=card["threshold_in_force"], log=log,
                   change_refused=card.get("change_refused"))
 
 

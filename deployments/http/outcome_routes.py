@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
@@ -21,7 +21,7 @@ router = APIRouter(tags=["outcomes"])
              openapi_extra=request_body_doc(OUTCOMES_ADAPTER, [{"request_id": "…", "defaulted": 0}]))
 async def outcomes(b: OutcomeWriter, request: Request) -> Response:
     items = validate(OUTCOMES_ADAPTER, await json_body(request, None, b.body_timeout_s))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     post = Outcomes([o.request_id for o in items], [o.defaulted for o in items],
                     [o.observed_at or now for o in items])
     try:

@@ -81,7 +81,9 @@ def validate_list(item: TypeAdapter[Any], whole: TypeAdapter[Any], body: bytes, 
     for i, value in enumerate(data):
         try:
             # an object is validated as parsed; anything else as JSON, so errors are worded as before
-            items.append(item.validate_python(value) if type(value) is dict else item.validate_json(orjson.dumps(value)))
+            items.append(
+                item.validate_python(value) if type(value) is dict else item.validate_json(orjson.dumps(value))
+            )
         except ValidationError as exc:
             errors.extend({**e, "loc": (i, *e["loc"])} for e in exc.errors(include_input=False, include_url=False))
             if len(errors) > cap:
@@ -100,8 +102,9 @@ def single_row(body: bytes) -> np.ndarray:
     return _matrix([validate(APPLICANT_ADAPTER, body)])
 
 
-def _column_ok(values: np.ndarray, low: float, high: float, low_inclusive: bool, high_inclusive: bool,
-               integral: bool) -> bool:
+def _column_ok(
+    values: np.ndarray, low: float, high: float, low_inclusive: bool, high_inclusive: bool, integral: bool
+) -> bool:
     above = values >= low if low_inclusive else values > low
     below = values <= high if high_inclusive else values < high
     ok = bool(np.all(above & below))  # NaN fails both comparisons

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -42,15 +42,15 @@ def _field_type(feature: Feature) -> Any:
         ("le" if feature.high_inclusive else "lt"): feature.high,
     }
     python_type = int if feature.dtype == "int" else float
-    extra = {} if feature.dtype == "int" else {"allow_inf_nan": False}
-    field = Field(..., description=f"{feature.description} ({feature.unit}, {feature.range_text})",
+    extra: dict[str, Any] = {} if feature.dtype == "int" else {"allow_inf_nan": False}
+    field = Field(...,  # type: ignore[call-overload]  # bounds and extras by name, checked by pydantic at import description=f"{feature.description} ({feature.unit}, {feature.range_text})",
                   examples=[EXAMPLE_APPLICANT[feature.name]], **bounds, **extra)
     return Annotated[python_type, field, BeforeValidator(_no_strings_or_containers)]
 
 
-Applicant = create_model(  # type: ignore[call-overload]
+Applicant = create_model(
     "Applicant",
-    __config__=ConfigDict(json_schema_extra={"examples": [EXAMPLE_APPLICANT]}),
+    __config__=ConfigDict(json_schema_extra={"examples": [dict(EXAMPLE_APPLICANT)]}),
     __doc__="One loan applicant: the ten model features, all required.",
     **{f.name: _field_type(f) for f in FEATURES},
 )
@@ -117,7 +117,7 @@ class Health(BaseModel):
 
 APPLICANT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Applicant)
 APPLICANTS_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(
-    Annotated[list[Applicant], Field(min_length=1, max_length=MAX_BATCH_ROWS)])  # type: ignore[valid-type]
+    Annotated[list[Applicant], Field(min_length=1, max_length=MAX_BATCH_ROWS)])
 
 
 def _inline_schema(adapter: TypeAdapter[Any]) -> dict[str, Any]:
@@ -153,7 +153,7 @@ class Outcome(BaseModel):
         if value is None:
             return None
         try:
-            return value.astimezone(timezone.utc)
+            return value.astimezone(UTC)
         except OverflowError:
             raise ValueError("observed_at is outside the years 1 to 9999 in UTC") from None
 
@@ -175,10 +175,15 @@ class GroupMembership(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$", description="The decision's request_id")
-    attribute: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
-                           description="e.g. 'sex', 'race_ethnicity' (self-reported or a proxy: the lender's choice); "
-                                       f"'{AGE_ATTRIBUTE}' is derived from the features and cannot be posted")
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$",
+                            description="The decision's request_id")
+    attribute: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
+        description="e.g. 'sex', 'race_ethnicity' (self-reported or a proxy: the lender's choice); "
+        f"'{AGE_ATTRIBUTE}' is derived from the features and cannot be posted",
+    )
     group: str = Field(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$")
 
     @field_validator("attribute")
@@ -190,7 +195,8 @@ class GroupMembership(BaseModel):
 
 
 GROUPS_ADAPTER: TypeAdapter[list[GroupMembership]] = TypeAdapter(
-    Annotated[list[GroupMembership], Field(min_length=1, max_length=MAX_GROUPS)])
+    Annotated[list[GroupMembership], Field(min_length=1, max_length=MAX_GROUPS)]
+)
 
 
 class GroupsReceipt(BaseModel):

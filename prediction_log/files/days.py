@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,7 +40,7 @@ def unordered_marker(directory: Path, day: date) -> Path:
 
 
 def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), timezone.utc)
+    return datetime.combine(day, time(), UTC)
 
 
 def day_files(directory: Path, since: datetime | None = None, until: datetime | None = None) -> list[tuple[date, Path]]:

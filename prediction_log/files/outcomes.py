@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +51,12 @@ class FileOutcomes:
             existing = {i: stored[i][0] for i in post.request_ids if i in stored}
             chosen, receipt = reconcile(post, known, existing)
             if chosen:
-                now = datetime.now(timezone.utc).isoformat()
+                now = datetime.now(UTC).isoformat()
                 items = [{"request_id": post.request_ids[i], "defaulted": post.defaulted[i],
                           "observed_at": post.observed_at[i].isoformat(), "recorded_at": now} for i in chosen]
                 await asyncio.to_thread(self.file.append, items)
-                stored.update((item["request_id"], (item["defaulted"], item["observed_at"])) for item in items)
+                stored.update((post.request_ids[i], (post.defaulted[i], post.observed_at[i].isoformat()))
+                              for i in chosen)
         return receipt
 
     async def defaulted_of(self, request_ids: list[str]) -> dict[str, int]:
@@ -72,14 +73,19 @@ class FileOutcomes:
                                                            "request_id"])
             return table if model_version is None else table.filter(pc.equal(table["model_version"], model_version))
 
-        chunks = await self.log.fold_between(since, until, columns, lambda line: line_request_id(line, self.log.unreadable) in stored)
+        chunks = await self.log.fold_between(
+            since, until, columns, lambda line: line_request_id(line, self.log.unreadable) in stored
+        )
         if not chunks:
             return no_labelled()
         table = pa.concat_tables(chunks)
-        return Labelled(table["ts"].to_numpy().astype("datetime64[us]"),
-                        np.array(table["model_version"].to_pylist(), dtype=object),
-                        table["probability_default"].to_numpy(), table["threshold"].to_numpy(),
-                        np.array([stored[i][0] for i in table["request_id"].to_pylist()], dtype=np.int8))
+        return Labelled(
+            table["ts"].to_numpy().astype("datetime64[us]"),
+            np.array(table["model_version"].to_pylist(), dtype=object),
+            table["probability_default"].to_numpy(),
+            table["threshold"].to_numpy(),
+            np.array([stored[i][0] for i in table["request_id"].to_pylist()], dtype=np.int8),
+        )
 
     async def for_reports(self, since: datetime | None, until: datetime | None, model_version: str | None) -> Labelled:
         """The file log keeps no counts: its reports read the labelled rows (exact)."""
@@ -94,11 +100,9 @@ class FileOutcomes:
         stored = await asyncio.to_thread(self._load)
         outcomes = {i: v[0] for i, v in stored.items()}
         parts = await self.log.fold_between(
-            since, until, lambda chunk: shadowed_columns(chunk, outcomes),
-            has_challenger)
+            since, until, lambda chunk: shadowed_columns(chunk, outcomes), has_challenger
+        )
         return shadowed_of([row for part in parts for row in part])
 
     async def count(self) -> int:
         return len(await asyncio.to_thread(self._load))
-
-

@@ -1,11 +1,11 @@
 """Retention of the file log: day files wholly older than the cutoff archived to Parquet, then removed.
 
-Run by ``python -m prediction_log.retention`` when there is no ``DATABASE_URL``, while the server runs. A
-day file is first renamed to ``….jsonl.expiring`` and locked (``flock``): an append already under way
-finishes first, and any later one (a replay of an old spool into that day) finds the name free and starts
-a new file, which the next run expires in turn. A run interrupted before the removal leaves the
-``.expiring`` file, and the next run archives it again, before a new file of that day (the archive may hold a
-day twice, the log never loses one; each archive file of a run is numbered). Outcomes and group memberships of the file log are not expired (``docs/prediction-log.md``).
+Run by ``python -m prediction_log.retention`` when there is no ``DATABASE_URL``, while the server runs. A day file is
+first renamed to ``….jsonl.expiring`` and locked (``flock``): an append already under way finishes first, and any later
+one (a replay of an old spool into that day) finds the name free and starts a new file, which the next run expires in
+turn. A run interrupted before the removal leaves the ``.expiring`` file, and the next run archives it again, before a
+new file of that day (the archive may hold a day twice, the log never loses one; each archive file of a run is
+numbered). Outcomes and group memberships of the file log are not expired (``docs/prediction-log.md``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ def _record_chunks(path: Path) -> Iterator[pa.RecordBatch]:
         try:
             rows.append(parse_line(line))
         except (ValueError, KeyError, TypeError):
-            continue   # a torn line: never acknowledged
+            continue  # a torn line: never acknowledged
         if len(rows) == CHUNK:
             yield from_rows(rows)
             rows = []
@@ -63,7 +63,7 @@ def _archive(path: Path, target: Path) -> int:
                 archived += len(chunk)
         f.flush()
         os.fsync(f.fileno())
-    directory = os.open(target.parent, os.O_RDONLY)   # the archive's name on disk too, before the day is removed
+    directory = os.open(target.parent, os.O_RDONLY)  # the archive's name on disk too, before the day is removed
     try:
         os.fsync(directory)
     finally:
@@ -71,26 +71,30 @@ def _archive(path: Path, target: Path) -> int:
     return archived
 
 
-def expire_days(directory: Path, cutoff: datetime, archive: Path, dry_run: bool = False,
-                now: datetime | None = None) -> dict[str, Any]:
+def expire_days(
+    directory: Path, cutoff: datetime, archive: Path, dry_run: bool = False, now: datetime | None = None
+) -> dict[str, Any]:
     """Archive and remove the day files wholly before ``cutoff``; what was done (or would be)."""
     expired = _expired_days(directory, cutoff)
-    report: dict[str, Any] = {"expired": sum(LineCounter(path).count() for _, path in expired), "archived": 0,
-                              "days_removed": [day.isoformat() for day, _ in expired]}
+    report: dict[str, Any] = {
+        "expired": sum(LineCounter(path).count() for _, path in expired),
+        "archived": 0,
+        "days_removed": [day.isoformat() for day, _ in expired],
+    }
     if dry_run or not expired:
         return report
     private_dir(archive)
-    stamp = f"{now or datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    stamp = f"{now or datetime.now(UTC):%Y%m%dT%H%M%S}"
     for part, (day, path) in enumerate(expired):
         expiring = path if path.name.endswith(EXPIRING) else path.with_name(path.name + EXPIRING)
         if expiring != path:
-            os.rename(path, expiring)   # never over an unfinished copy: that was archived and removed just before
+            os.rename(path, expiring)  # never over an unfinished copy: that was archived and removed just before
         fd = os.open(expiring, os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)   # an append under way to this file finishes first
+            fcntl.flock(fd, fcntl.LOCK_EX)  # an append under way to this file finishes first
             report["archived"] += _archive(expiring, archive / f"predictions-{day.isoformat()}-{stamp}-{part}.parquet")
             expiring.unlink()
-            if not day_path(directory, day).exists():   # no replay has started it again
+            if not day_path(directory, day).exists():  # no replay has started it again
                 unordered_marker(directory, day).unlink(missing_ok=True)
         finally:
             os.close(fd)

@@ -44,8 +44,11 @@ def schema_sql(log_table: str) -> list[str]:
     """The DDL, for the trigger on ``log_table`` (``postgres_store.TABLE``: that module imports this one)."""
     return [
         "SELECT pg_advisory_xact_lock(hashtext('decision_aggregates_schema'))",
-        *[f"CREATE TABLE IF NOT EXISTS {t} ({', '.join(f'{c} {s}' for c, s in SQL_TYPES.items())}, PRIMARY KEY ({_KEY}))"
-          for t in TABLES.values()],
+        *[
+            f"CREATE TABLE IF NOT EXISTS {t} ({', '.join(f'{c} {s}' for c, s in SQL_TYPES.items())}, "
+            f"PRIMARY KEY ({_KEY}))"
+            for t in TABLES.values()
+        ],
         *counting_trigger(TRIGGER, log_table, lambda source: [_upsert("minute", source), _upsert("hour", source)]),
     ]
 
@@ -60,13 +63,17 @@ def stop_counting_sql(log_table: str) -> list[str]:
     return [f"DROP TRIGGER IF EXISTS {TRIGGER} ON {log_table}"]
 
 
-async def rows_between(conn: asyncpg.Connection, since: datetime | None, until: datetime | None, bucket: Bucket,
-                       timeout_s: float) -> list[AggregateRow]:
+async def rows_between(
+    conn: asyncpg.Connection, since: datetime | None, until: datetime | None, bucket: Bucket, timeout_s: float
+) -> list[AggregateRow]:
     """The aggregate rows of the buckets that start in [``window_start(since)``, until)."""
     records = await conn.fetch(
         f"SELECT {', '.join(SQL_TYPES)} FROM {TABLES[bucket]} WHERE ($1::timestamptz IS NULL OR bucket >= $1) "
-        "AND ($2::timestamptz IS NULL OR bucket < $2) ORDER BY bucket", window_start(since, bucket), until,
-        timeout=timeout_s)
+        "AND ($2::timestamptz IS NULL OR bucket < $2) ORDER BY bucket",
+        window_start(since, bucket),
+        until,
+        timeout=timeout_s,
+    )
     return [AggregateRow(*r) for r in records]
 
 

@@ -13,7 +13,7 @@ tables and counts the rows already in the log once, when the trigger is created.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -172,7 +172,7 @@ async def counting(conn: asyncpg.Connection, timeout_s: float | None) -> Registe
     return [(bins_id, variable, np.asarray(edges, dtype=np.float64)) for bins_id, variable, edges in rows]
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR_US = 3_600_000_000
 
 
@@ -247,7 +247,7 @@ def live(block: Block) -> bool:
     """Whether ``ADD`` takes the block's hours: decided within the last hour (a live COPY; older blocks, held while
     the database was away, are counted by the trigger)."""
     ts = pc.min_max(block.column("ts").cast(pa.timestamp("us", tz="UTC")))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     earliest, latest = ts["min"].as_py(), ts["max"].as_py()
     return earliest is not None and now - timedelta(hours=ADD_HOURS_BACK - 1) <= earliest and latest <= now \
         + timedelta(minutes=30)

@@ -40,6 +40,9 @@ class PostgresModelChanges(TableBeside):
     async def newest(self, limit: int) -> list[dict[str, Any]]:
         await self.ensure_schema()
         async with self.log.reading() as conn:
-            rows = await conn.fetch(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY at DESC, id DESC LIMIT $1", limit,
-                                    timeout=self.log.read_timeout_s)
+            rows = await conn.fetch(
+                f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY at DESC, id DESC LIMIT $1",
+                limit,
+                timeout=self.log.read_timeout_s,
+            )
         return [dict(r) | {"at": r["at"].isoformat()} for r in rows]

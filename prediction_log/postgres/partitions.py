@@ -14,7 +14,7 @@ cutoff and its rows are archived. A table created unpartitioned by an earlier ve
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -24,13 +24,13 @@ logger = logging.getLogger(__name__)
 
 
 def month_start(moment: datetime) -> datetime:
-    utc = moment.astimezone(timezone.utc)
-    return datetime(utc.year, utc.month, 1, tzinfo=timezone.utc)
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, 1, tzinfo=UTC)
 
 
 def add_months(month: datetime, months: int) -> datetime:
     index = month.year * 12 + month.month - 1 + months
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def partition_name(table: str, month: datetime) -> str:
@@ -81,7 +81,7 @@ async def drop_expired(conn: asyncpg.Connection, table: str, cutoff: datetime) -
         if name == suffix or "m" not in suffix:
             continue   # the default partition, or not one of ours
         year, month = suffix.split("m")
-        end = add_months(datetime(int(year), int(month), 1, tzinfo=timezone.utc), 1)
+        end = add_months(datetime(int(year), int(month), 1, tzinfo=UTC), 1)
         if end <= cutoff and await _drop_if_empty(conn, table, name):
             dropped.append(name)
     return dropped

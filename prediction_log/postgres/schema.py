@@ -2,13 +2,13 @@
 
     python -m prediction_log.postgres.schema --owner-url-file OWNER_DSN_FILE --app-url-file APP_DSN_FILE
 
-creates or migrates the log's tables (``log_tables``) and its aggregates as the owner, then creates (or
-re-passwords) the role named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT``
-on its tables, ``SELECT`` on the aggregates (kept by triggers with the owner's rights, ``pg_aggregates``,
-``pg_labelled``, ``pg_histograms``; ``INSERT`` on its bins: monitoring registers the bins it reads), temporary tables (its staging table). The server's own start then finds the schema in place
-and does not need the right to change it (``apply_schema``). Run it before a new version's server on a big
-log: it counts the rows and outcomes older than the aggregates' triggers once, without the server's 30 s
-statement limit.
+creates or migrates the log's tables (``log_tables``) and its aggregates as the owner, then creates (or re-passwords)
+the role named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT`` on its tables,
+``SELECT`` on the aggregates (kept by triggers with the owner's rights, ``pg_aggregates``, ``pg_labelled``,
+``pg_histograms``; ``INSERT`` on its bins: monitoring registers the bins it reads), temporary tables (its staging
+table). The server's own start then finds the schema in place and does not need the right to change it
+(``apply_schema``). Run it before a new version's server on a big log: it counts the rows and outcomes older than the
+aggregates' triggers once, without the server's 30 s statement limit.
 """
 
 from __future__ import annotations
@@ -45,13 +45,14 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
     role, password = unquote(parts.username or ""), unquote(parts.password or "")
     if not role or not password:
         raise SystemExit("the app's DSN must name a role and its password")
-    store = await postgres_store.PostgresStore.connect(owner_dsn, statement_timeout_s=None)   # counts a big log once
+    store = await postgres_store.PostgresStore.connect(owner_dsn, statement_timeout_s=None)  # counts a big log once
     try:
         await ensure_tables(store)
         async with store.pool.acquire() as conn, conn.transaction():
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
             quoted, literal, database = await conn.fetchrow(
-                "SELECT quote_ident($1), quote_literal($2), quote_ident(current_database())", role, password)
+                "SELECT quote_ident($1), quote_literal($2), quote_ident(current_database())", role, password
+            )
             verb = "ALTER" if exists else "CREATE"
             await conn.execute(f"{verb} ROLE {quoted} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {literal}")
             await conn.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {quoted}")
@@ -60,8 +61,8 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
             await conn.execute(f"GRANT SELECT, INSERT ON {', '.join(log_tables())} TO {quoted}")
             counts = [*pg_aggregates.TABLES.values(), pg_labelled.TABLE, pg_histograms.TABLE]
             await conn.execute(f"GRANT SELECT ON {', '.join(counts)} TO {quoted}")
-            await conn.execute(f"GRANT SELECT, INSERT ON {pg_histograms.BINS_TABLE} TO {quoted}")   # registers bins
-            await conn.execute(f"GRANT EXECUTE ON FUNCTION {pg_histograms.ADD_SIGNATURE} TO {quoted}")   # adds counts
+            await conn.execute(f"GRANT SELECT, INSERT ON {pg_histograms.BINS_TABLE} TO {quoted}")  # registers bins
+            await conn.execute(f"GRANT EXECUTE ON FUNCTION {pg_histograms.ADD_SIGNATURE} TO {quoted}")  # adds counts
     finally:
         await store.close()
     return role
@@ -73,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-url-file", type=Path, required=True, help="File holding the server's DSN")
     args = parser.parse_args(argv)
     role = asyncio.run(grant(args.owner_url_file.read_text().strip(), args.app_url_file.read_text().strip()))
-    print(f"schema ready; role {role}: SELECT, INSERT on {', '.join(log_tables())}; SELECT on "
-          f"{', '.join(pg_aggregates.TABLES.values())}", file=sys.stderr)
+    print(
+        f"schema ready; role {role}: SELECT, INSERT on {', '.join(log_tables())}; SELECT on "
+        f"{', '.join(pg_aggregates.TABLES.values())}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -73,7 +73,7 @@ async def ensure_schema(conn: asyncpg.Connection, timeout_s: float | None = None
     partitioned = await pg_partitions.is_partitioned(conn, TABLE) is not False
     await apply_schema(conn, schema_sql(partitioned), TABLE, SQL_COLUMNS, timeout_s)
     if partitioned:
-        await pg_partitions.ensure_partitions(conn, TABLE, datetime.now(timezone.utc), timeout_s=timeout_s)
+        await pg_partitions.ensure_partitions(conn, TABLE, datetime.now(UTC), timeout_s=timeout_s)
     await pg_aggregates.ensure_schema(conn, TABLE, timeout_s)
     await pg_histograms.ensure_schema(conn, TABLE, timeout_s)
 
@@ -97,7 +97,7 @@ class PostgresStore:
 
     kind = "postgresql"
     spools_on_failure = True
-    data_errors = DATA_ERRORS
+    data_errors: tuple[type[BaseException], ...] = DATA_ERRORS
 
     def __init__(self, pool: asyncpg.Pool, timeout_s: float | None = 30.0, read_pool: asyncpg.Pool | None = None,
                  read_timeout_s: float = 30.0) -> None:
@@ -113,7 +113,7 @@ class PostgresStore:
     @classmethod
     async def connect(cls, dsn: str, timeout: float = 5.0, statement_timeout_s: float | None = 30.0,
                       write_connections: int = 4, read_connections: int = 2,
-                      read_timeout_s: float = 30.0) -> "PostgresStore":
+                      read_timeout_s: float = 30.0) -> PostgresStore:
         """Open the two pools (schema ensured, staging table per write connection); every statement times out
         (``statement_timeout_s`` None: writes and the schema do not, for the owner's migration of a big log)."""
         conn = await asyncpg.connect(dsn, timeout=timeout)
@@ -202,7 +202,8 @@ class PostgresStore:
 
     async def query(self, q: LogQuery) -> list[dict]:
         """Newest-first page of records matching ``q``."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         for clause, value in (("ts >= ${}", q.since), ("ts < ${}", q.until), ("credit_decision = ${}", q.decision)):
             if value is not None:
                 args.append(value)

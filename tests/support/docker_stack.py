@@ -33,8 +33,8 @@ def engine_problem() -> str | None:
         return None
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         return "no Docker engine running and none this user can start"
-    log = open(Path(tempfile.gettempdir()) / "dockerd.log", "ab")
-    subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(Path(tempfile.gettempdir()) / "dockerd.log", "ab") as log:   # the daemon keeps its own descriptor
+        subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if _ok("docker", "info"):

@@ -1,6 +1,7 @@
-"""Model folders an operator could deploy by mistake: copies of the served model with one thing wrong each (a card
-field of the wrong type, a listed artifact missing or a folder, a model of another width or output type, a file
-that is no model, a reference sample without a column). Each must be refused by the loader, and deployed under load, leave the old model answering."""
+"""Model folders an operator could deploy by mistake: copies of the served model with one thing wrong each (a card field
+of the wrong type, a listed artifact missing or a folder, a model of another width or output type, a file that is no
+model, a reference sample without a column). Each must be refused by the loader, and deployed under load, leave the
+old model answering."""
 
 from __future__ import annotations
 
@@ -35,10 +36,12 @@ def _relist(folder: Path, name: str) -> None:
 def _five_wide(folder: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 5))
-    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4}, lgb.Dataset(x, (x[:, 0] > 0) * 1),
-                        num_boost_round=3)
-    onx = onnxmltools.convert_lightgbm(booster, initial_types=[("input", FloatTensorType([None, 5]))],
-                                       target_opset=15, zipmap=False)
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 4}, lgb.Dataset(x, (x[:, 0] > 0) * 1), num_boost_round=3
+    )
+    onx = onnxmltools.convert_lightgbm(
+        booster, initial_types=[("input", FloatTensorType([None, 5]))], target_opset=15, zipmap=False
+    )
     (folder / ONNX_FILE).write_bytes(onx.SerializeToString())
     (folder / LIGHTGBM_FILE).unlink()
     _edit_card(folder, lambda card: card["artifacts"].pop(LIGHTGBM_FILE))
@@ -49,15 +52,23 @@ def _zipmap_with_string_labels(folder: Path) -> None:
     """The served model's ONNX with its output a zipmap keyed by strings ("0", "1"), not the class integers."""
     onx = onnx.load(str(folder / ONNX_FILE))
     zipmaps = [node for node in onx.graph.node if node.op_type == "ZipMap"]
-    if not zipmaps:   # the project exports without a zipmap: add one over the probabilities
+    if not zipmaps:  # the project exports without a zipmap: add one over the probabilities
         probabilities = onx.graph.output[-1]
-        zipped = onnx.helper.make_node("ZipMap", [probabilities.name], ["zipped"], domain="ai.onnx.ml",
-                                       classlabels_strings=["0", "1"])
+        zipped = onnx.helper.make_node(
+            "ZipMap", [probabilities.name], ["zipped"], domain="ai.onnx.ml", classlabels_strings=["0", "1"]
+        )
         onx.graph.node.append(zipped)
         onx.graph.output.remove(probabilities)
-        onx.graph.output.append(onnx.helper.make_value_info("zipped", onnx.helper.make_sequence_type_proto(
-            onnx.helper.make_map_type_proto(onnx.TensorProto.STRING,
-                                            onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [])))))
+        onx.graph.output.append(
+            onnx.helper.make_value_info(
+                "zipped",
+                onnx.helper.make_sequence_type_proto(
+                    onnx.helper.make_map_type_proto(
+                        onnx.TensorProto.STRING, onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [])
+                    )
+                ),
+            )
+        )
     else:
         for node in zipmaps:
             del node.attribute[:]

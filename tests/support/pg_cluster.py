@@ -3,6 +3,7 @@ test can stop and start the database under load."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -63,8 +64,6 @@ class PgCluster:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)

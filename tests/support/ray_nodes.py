@@ -14,7 +14,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class RayNodes:
     def ray_command(self, *args: str) -> list[str]:
         return [str(Path(sys.executable).with_name("ray")), *args]
 
-    def start(self, timeout_s: float = 120) -> "RayNodes":
+    def start(self, timeout_s: float = 120) -> RayNodes:
         self._spawn("head", "start", "--head", "--block", f"--port={self.gcs_port}", "--node-ip-address=127.0.0.1",
                     f"--num-cpus={self.num_cpus}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
                     f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
@@ -134,15 +134,13 @@ class RayNodes:
         for process in reversed(self.processes):
             _signal_group(process, signal.SIGTERM)
         for process in reversed(self.processes):
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 process.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
             _signal_group(process, signal.SIGKILL)
         subprocess.run(["pkill", "-9", "-f", str(self.temp_dir)], check=False)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
-    def __enter__(self) -> "RayNodes":
+    def __enter__(self) -> RayNodes:
         try:
             return self.start()
         except BaseException:
@@ -154,10 +152,8 @@ class RayNodes:
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 @contextmanager

@@ -105,7 +105,7 @@ class ClientThreads:
     _threads: list[threading.Thread]
     _stop: threading.Event
 
-    def start(self) -> "ClientThreads":
+    def start(self) -> ClientThreads:
         for thread in self._threads:
             thread.start()
         return self
@@ -147,7 +147,7 @@ class Load(ClientThreads):
                     time.sleep(0.01)   # server gone or restarting: don't spin
                 i += self.connections
 
-    def start(self) -> "Load":
+    def start(self) -> Load:
         super().start()
         return self
 
