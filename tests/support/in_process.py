@@ -5,6 +5,7 @@ tier reads back through the API is what the file store wrote."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from deployments.http.backend import Unavailable
 from deployments.http.pacing import RejectionPacer
 from deployments.log_service import LogCall, PredictionLog
 from deployments.scored import Scored
-from models.loader import load_model
+from models.loader import LoadedModel, load_model
 from prediction_log.model_changes import model_change
 from prediction_log.records import Block
 
@@ -34,6 +35,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+@functools.cache
+def _served_model() -> LoadedModel:
+    """The served model through the scorer's own loader and checks, loaded once per test process."""
+    return load_model(None)
+
+
 class InProcessBackend:
     """A ``deployments.http.backend.Backend`` in this process. Decisions are handed to the log as the ingress's
     shipper hands them to the log writer, and every read first waits for the writes before it, so a read sees
@@ -41,7 +48,7 @@ class InProcessBackend:
 
     def __init__(self, data_dir: Path, api_key: str = "test-api-key-0123456789", scoped_keys: str = "",
                  scoring_requires_key: bool = False, rejections: RejectionPacer | None = None) -> None:
-        model = load_model(None)   # the scorer's own loader and checks
+        model = _served_model()
         self.card, self.classifier, self.reasons, self.threshold = model.card, model.classifier, model.reasons, \
             model.threshold
         self.keys = KeyRing((ApiKey(api_key, frozenset(SCOPES)), *parse_scoped_keys(scoped_keys)))
