@@ -209,11 +209,11 @@ def test_model_card_endpoint(client: httpx.Client) -> None:
     assert card["version"] == CARD["version"] and card["holdout"]["auc"] == CARD["holdout"]["auc"]
 
 
-def _validate_against_openapi(spec: dict, path: str, body: object) -> None:
+def _validate_against_openapi(spec: dict, path: str, body: object, method: str = "post") -> None:
     """The response body against the route's documented 200 schema (OpenAPI 3.1 is JSON Schema 2020-12)."""
     import jsonschema
 
-    schema = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    schema = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
     jsonschema.validate(body, {**schema, "components": spec["components"]},
                         cls=jsonschema.Draft202012Validator)
 
@@ -227,8 +227,34 @@ def test_responses_match_the_documented_schema(client: httpx.Client, explain: bo
     _validate_against_openapi(spec, "/predict", single)
     _validate_against_openapi(spec, "/predict/batch", batch)
     assert ("explanation" in single) is explain
-    with pytest.raises(Exception):  # noqa: B017  (whatever the validator raises)  the check can fail: a response missing a required field is refused
+    with pytest.raises(Exception):  # noqa: B017  the check can fail: a response missing a required field is refused
         _validate_against_openapi(spec, "/predict", {k: v for k, v in single.items() if k != "threshold"})
+
+
+def test_every_route_answers_its_declared_shape(local_api) -> None:
+    """Every route documents its answer (a response model), and what each GET answers, on a log with decisions,
+    outcomes, groups and a monitoring run, is that shape."""
+    from core.reference import sample_applicants
+    from tests.conftest import API_KEY
+
+    client, backend = local_api
+    spec = client.get("/openapi.json").json()
+    undeclared = [(path, method) for path, operations in spec["paths"].items() for method, op in operations.items()
+                  if "schema" not in op["responses"]["200"].get("content", {}).get("application/json", {})]
+    assert not undeclared, undeclared
+    key = {"X-API-Key": API_KEY}
+    ids = [r["request_id"] for r in client.post("/predict/batch", json=sample_applicants(60, seed=8)).json()["results"]]
+    assert client.post("/outcomes", json=[{"request_id": i, "defaulted": n % 2} for n, i in enumerate(ids[:40])],
+                       headers=key).status_code == 200
+    assert client.post("/groups", json=[{"request_id": i, "attribute": "sex", "group": "fm"[n % 2]}
+                                        for n, i in enumerate(ids)], headers=key).status_code == 200
+    on_loop(client, backend.monitor_once)
+    gets = [path for path, operations in spec["paths"].items() if "get" in operations and path != "/openapi.json"]
+    for path in gets:
+        answer = client.get(path.replace("{request_id}", ids[0]), headers=key)
+        assert answer.status_code == 200, (path, answer.text[:300])
+        _validate_against_openapi(spec, path, answer.json(), method="get")
+    assert len(gets) == 11, gets   # every GET route of the API (and 4 POSTs): 15
 
 
 def test_every_answer_is_recorded_with_its_own_values(local_api) -> None:

@@ -76,7 +76,7 @@ class Summary(BaseModel):
     approval_rate: float | None
     latency_ms_mean: float | None
     latency_ms_max: float | None
-    by_endpoint: dict[str, Counts]
+    by_endpoint: dict[str, int] = Field(description="Decisions per endpoint (predict, batch)")
     by_model_version: dict[str, Counts]
     probability_histogram: Histogram
     series: list[SeriesPoint]
