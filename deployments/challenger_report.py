@@ -2,8 +2,8 @@
 
 Agreement and approval rates, the confusion of the two models' decisions, a probability scatter sample,
 and — for loans whose outcome is known — each model's realized AUC and cost on exactly those loans. From the
-decisions' rows (file log) or from PostgreSQL's counts of them (``pg_shadowed``: the same figures, AUC within
-its ``auc_resolution``, a hashed scatter sample).
+decisions' counts (``ShadowedCounts``, what either store answers: AUC within its ``auc_resolution``), or from
+the rows themselves (exact: the reference the tests hold the counts to).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from deployments.performance import figures_of
 from models.performance import realized
 from prediction_log.labelled_bins import LabelledBins
 from prediction_log.outcomes import Shadowed
-from prediction_log.postgres.shadowed import SCATTER_POINTS, ShadowedCounts
+from prediction_log.shadowed_counts import SCATTER_POINTS, ShadowedCounts
 
 _DECISIONS = (("approved", False), ("denied", True))
 

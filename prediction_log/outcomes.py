@@ -24,7 +24,7 @@ import numpy as np
 from core.decision import is_denied
 from prediction_log.labelled_bins import LabelledBins, of_rows
 from prediction_log.records import Block
-from prediction_log.shadowed_counts import ShadowedCounts
+from prediction_log.shadowed_counts import SCATTER_POINTS, PairCounts, ShadowedCounts
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,30 @@ def no_labelled() -> Labelled:
                     np.array([], dtype=np.float64), np.array([], dtype=np.int8))
 
 
+def counted(s: Shadowed) -> ShadowedCounts:
+    """The shadowed decisions as the counts PostgreSQL keeps of them (``postgres.shadowed``): per version pair the
+    confusion, the score correlation, a strided sample of score pairs, the labelled decisions per probability bin
+    of each model (the window as one day: a comparison sums the window)."""
+    pairs = []
+    for champion, challenger in sorted(set(zip(s.model_version.tolist(), s.challenger_version.tolist()))):
+        mask = (s.model_version == champion) & (s.challenger_version == challenger)
+        p, q, denied, c_denied = s.probability[mask], s.challenger_probability[mask], s.denied[mask], \
+            s.challenger_denied[mask]
+        confusion = {(a, b): n for a in (False, True) for b in (False, True)
+                     if (n := int(np.sum((denied == a) & (c_denied == b))))}
+        correlation = float(np.corrcoef(p, q)[0, 1]) if len(p) > 1 and p.std() > 0 and q.std() > 0 else None
+        step = max(1, len(p) // SCATTER_POINTS)
+        scatter = list(zip(p[::step][:SCATTER_POINTS].tolist(), q[::step][:SCATTER_POINTS].tolist()))
+        known = s.defaulted[mask] >= 0
+        day = np.zeros(int(known.sum()), dtype="datetime64[us]")
+        versions, defaulted = np.full(len(day), champion, dtype=object), s.defaulted[mask][known]
+        champion_bins = of_rows(day, versions, p[known], denied[known], defaulted) if known.any() else None
+        challenger_bins = of_rows(day, versions, q[known], c_denied[known], defaulted) if known.any() else None
+        pairs.append(PairCounts(champion, challenger, int(mask.sum()), confusion, correlation, scatter,
+                                champion_bins, challenger_bins))
+    return ShadowedCounts(len(s), pairs)
+
+
 def shadowed_rows(block: Block, outcomes: Mapping[str, int]) -> Shadowed:
     """The shadowed decisions of a block of records, with their outcomes (file log, in-process backend)."""
     return shadowed_of(shadowed_columns(block, outcomes))
@@ -152,10 +176,11 @@ class OutcomeStore(Protocol):
                        ) -> Labelled: ...
 
     async def for_reports(self, since: datetime | None, until: datetime | None, model_version: str | None
-                          ) -> Labelled | LabelledBins: ...
+                          ) -> LabelledBins:
+        """The window's labelled decisions as counts (what every report reads)."""
 
-    async def shadowed_for_reports(self, since: datetime | None, until: datetime | None
-                                   ) -> Shadowed | ShadowedCounts: ...
+    async def shadowed_for_reports(self, since: datetime | None, until: datetime | None) -> ShadowedCounts:
+        """The window's shadowed decisions as counts (``GET /challenger``)."""
 
     async def shadowed(self, since: datetime | None, until: datetime | None) -> Shadowed: ...
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 from prediction_log.labelled_bins import LabelledBins
 
+SCATTER_POINTS = 500
+"""Score pairs a comparison carries at most (a sample of the pair's decisions)."""
+
 
 @dataclass
 class PairCounts:

@@ -47,3 +47,22 @@ def test_challenger_route_needs_the_key_and_answers_without_a_shadow(
     assert client.get("/challenger").status_code == 401
     response = client.get("/challenger", headers={"X-API-Key": API_KEY})
     assert response.status_code == 200 and response.json()["shadowed"] == 0
+
+
+def test_the_file_logs_counts_give_the_comparison_of_its_rows() -> None:
+    """What the file log answers (``counted``: the rows counted as PostgreSQL counts them) against the rows
+    themselves: the same figures, AUC within its resolution (what binning costs, measured here)."""
+    from prediction_log.outcomes import counted
+
+    s = shadowed()
+    (c,), (r,) = comparison(counted(s))["pairs"], comparison(s)["pairs"]
+    for name in ("decisions", "confusion", "labelled", "agreement_rate", "approval_rate"):
+        assert c[name] == r[name], name
+    assert c["probability_correlation"] == pytest.approx(r["probability_correlation"], abs=1e-9)
+    assert 0 < len(c["scatter"]["champion"]) == len(c["scatter"]["challenger"]) <= 500
+    for model in ("champion", "challenger"):
+        got, want = c["realized"][model], r["realized"][model]
+        assert (got["labelled"], got["cost"]) == (want["labelled"], want["cost"])
+        assert got["brier"] == pytest.approx(want["brier"], rel=1e-9)
+        assert abs(got["auc"] - want["auc"]) <= got["auc_resolution"] + 1e-12
+        assert got["auc_resolution"] < 0.005   # 1,000 bins over scores crowded near 0: the bound the docs quote

@@ -1,6 +1,6 @@
 """What the HTTP routes need from the serving side, and the scorer's answer type.
 
-The routes (``deployments/http/routes.py``) validate, apply the decision rule and build responses;
+The routes (``deployments/http/*_routes.py``) validate, apply the decision rule and build responses;
 a ``Backend`` scores, records and reads the log. The Ray ingress deployment is one backend; the
 fast tests use an in-process one (``tests/support/in_process.py``: the model's own loader, the real
 ``PredictionLog`` over a temporary file log), so the whole HTTP contract is tested without starting Ray.

@@ -12,17 +12,21 @@ import pyarrow.compute as pc
 
 from prediction_log.files.jsonl import JsonObjects, has_challenger, line_request_id
 from prediction_log.files.store import FileStore
+from prediction_log.labelled_bins import LabelledBins
 from prediction_log.outcomes import (
     Labelled,
     Outcomes,
     Receipt,
     Shadowed,
+    binned,
+    counted,
     no_labelled,
     reconcile,
     shadowed_columns,
     shadowed_of,
 )
 from prediction_log.records import Block
+from prediction_log.shadowed_counts import ShadowedCounts
 
 
 class FileOutcomes:
@@ -87,13 +91,15 @@ class FileOutcomes:
             np.array([stored[i][0] for i in table["request_id"].to_pylist()], dtype=np.int8),
         )
 
-    async def for_reports(self, since: datetime | None, until: datetime | None, model_version: str | None) -> Labelled:
-        """The file log keeps no counts: its reports read the labelled rows (exact)."""
-        return await self.labelled(since, until, model_version)
+    async def for_reports(self, since: datetime | None, until: datetime | None,
+                          model_version: str | None) -> LabelledBins:
+        """The file log keeps no counts: the window's labelled rows, counted now into PostgreSQL's bins (AUC within
+        its ``auc_resolution`` of the rows')."""
+        return binned(await self.labelled(since, until, model_version))
 
-    async def shadowed_for_reports(self, since: datetime | None, until: datetime | None) -> Shadowed:
-        """The file log keeps no counts: its comparison reads the shadowed rows."""
-        return await self.shadowed(since, until)
+    async def shadowed_for_reports(self, since: datetime | None, until: datetime | None) -> ShadowedCounts:
+        """The file log keeps no counts: the window's shadowed rows, counted now as PostgreSQL counts them."""
+        return counted(await self.shadowed(since, until))
 
     async def shadowed(self, since: datetime | None, until: datetime | None) -> Shadowed:
         """The window's shadowed decisions (a line without a challenger score is not parsed), chunk by chunk."""

@@ -16,9 +16,8 @@ from typing import Any
 import asyncpg
 
 from prediction_log.postgres.labelled import bin_sql, bins_of
-from prediction_log.shadowed_counts import PairCounts, ShadowedCounts
+from prediction_log.shadowed_counts import SCATTER_POINTS, PairCounts, ShadowedCounts
 
-SCATTER_POINTS = 500
 _SHADOWED = (
     "p.challenger_probability IS NOT NULL AND ($1::timestamptz IS NULL OR p.ts >= $1) "
     "AND ($2::timestamptz IS NULL OR p.ts < $2)"
