@@ -17,6 +17,7 @@ from prediction_log.outcomes import Outcomes
 from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.store import PostgresStore
 from prediction_log.records import Block
+from tests.support.comparisons import assert_counts_give_the_rows_comparison
 from tests.support.pg_cluster import PgCluster
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -54,20 +55,7 @@ def test_counts_give_the_comparison_of_the_rows(pg: PgCluster) -> None:
             await outcomes.record(Outcomes(ids, defaulted, [NOW] * len(ids)))
             for since, until in ((None, None), (NOW - timedelta(days=2, hours=5), NOW - timedelta(hours=7))):
                 counted = comparison(await outcomes.shadowed_for_reports(since, until))
-                rows = comparison(await outcomes.shadowed(since, until))
-                assert counted["shadowed"] == rows["shadowed"] > 0
-                assert [(p["champion"], p["challenger"]) for p in counted["pairs"]] == \
-                    [(p["champion"], p["challenger"]) for p in rows["pairs"]]
-                for c, r in zip(counted["pairs"], rows["pairs"]):
-                    for name in ("decisions", "confusion", "labelled", "agreement_rate", "approval_rate"):
-                        assert c[name] == r[name], name
-                    assert c["probability_correlation"] == pytest.approx(r["probability_correlation"], abs=1e-9)
-                    assert 0 < len(c["scatter"]["champion"]) == len(c["scatter"]["challenger"]) <= 500
-                    for model in ("champion", "challenger"):
-                        got, want = c["realized"][model], r["realized"][model]
-                        assert (got["labelled"], got["cost"]) == (want["labelled"], want["cost"])
-                        assert got["brier"] == pytest.approx(want["brier"], rel=1e-9)
-                        assert abs(got["auc"] - want["auc"]) <= got["auc_resolution"] + 1e-12
+                assert_counts_give_the_rows_comparison(counted, comparison(await outcomes.shadowed(since, until)))
         finally:
             await store.close()
 
