@@ -11,6 +11,7 @@ so adding a read is its method here and its route (``docs/architecture.md``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -75,10 +76,10 @@ def api_call(method: Callable[Concatenate[PredictionLog, P], Awaitable[T]]) -> C
                                                                                         Awaitable[T]]:
     """Mark a method the HTTP API may call (``PredictionLog.call``); its scans of the file log stop at
     ``read_timeout_s`` (``scan_deadline``), so a timed-out request leaves no scan running on a read thread."""
+    @functools.wraps(method)
     async def bounded(self: PredictionLog, *args: P.args, **kwargs: P.kwargs) -> T:
         with scans_within(self.config.read_timeout_s):
             return await method(self, *args, **kwargs)
-    bounded.__name__, bounded.__qualname__, bounded.__doc__ = method.__name__, method.__qualname__, method.__doc__
     bounded.api_call = True   # type: ignore[attr-defined]  # the mark ``call`` checks
     return bounded
 

@@ -38,22 +38,21 @@ logger = logging.getLogger("ray.serve")
 class LogWriter:
     def __init__(self) -> None:
         bind_replica_servers_to_loopback()
-        self.config = LogWriterConfig()
         self._configured = False
-        self.log = PredictionLog(get_settings(), self.config, LogWriterMetrics())
+        self.log = PredictionLog(get_settings(), LogWriterConfig(), LogWriterMetrics())
         self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
         self._monitor_now = asyncio.Event()
         self._monitoring = asyncio.get_event_loop().create_task(self._monitor())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply an edited user_config; an invalid one is refused (logged) and the one in force stays."""
-        config = validated_or_kept(LogWriterConfig, user_config, self.config if self._configured else None,
+        config = validated_or_kept(LogWriterConfig, user_config, self.log.config if self._configured else None,
                                    "log writer")
         if config is None:
             return
-        if config.monitoring_interval_s != self.config.monitoring_interval_s:
+        if config.monitoring_interval_s != self.log.config.monitoring_interval_s:
             self._monitor_now.set()   # a shortened interval applies now, not after the old one
-        self._configured, self.config = True, config
+        self._configured = True
         self.log.apply(config)
 
     async def write(self, block: Block) -> int:
@@ -80,7 +79,7 @@ class LogWriter:
         """Connect when needed, and replay the spool whenever the store is up."""
         while True:
             await self.log.maintain_once()
-            await asyncio.sleep(self.config.retry_interval_s)
+            await asyncio.sleep(self.log.config.retry_interval_s)
 
     async def _monitor(self) -> None:
         """A monitoring run every ``monitoring_interval_s``, the first at start: stored beside the log, published
@@ -93,7 +92,7 @@ class LogWriter:
                 logger.warning("log writer: monitoring run failed (%s: %s)", type(exc).__name__, exc)
             self._monitor_now.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._monitor_now.wait(), self.config.monitoring_interval_s)
+                await asyncio.wait_for(self._monitor_now.wait(), self.log.config.monitoring_interval_s)
 
     async def __del__(self) -> None:
         self._maintenance.cancel()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import orjson
@@ -40,26 +41,19 @@ def require(b: Backend, x_api_key: str | None, scope: Scope) -> None:
     raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
 
 
-async def _reader(b: BackendDep, x_api_key: ApiKeyHeader = None) -> Backend:
-    require(b, x_api_key, "read")
-    return b
+def _scoped(scope: Scope) -> Callable[..., Awaitable[Backend]]:
+    """The dependency that lets a request through with a key holding ``scope`` (else 401/403)."""
+    async def authorized(b: BackendDep, x_api_key: ApiKeyHeader = None) -> Backend:
+        require(b, x_api_key, scope)
+        return b
+    return authorized
 
 
-async def _outcomes(b: BackendDep, x_api_key: ApiKeyHeader = None) -> Backend:
-    require(b, x_api_key, "outcomes")
-    return b
-
-
-async def _fairness(b: BackendDep, x_api_key: ApiKeyHeader = None) -> Backend:
-    require(b, x_api_key, "fairness")
-    return b
-
-
-Reader = Annotated[Backend, Depends(_reader)]
+Reader = Annotated[Backend, Depends(_scoped("read"))]
 """The backend, for a request whose X-API-Key has the scope ``read`` (else 401/403)."""
-OutcomeWriter = Annotated[Backend, Depends(_outcomes)]
+OutcomeWriter = Annotated[Backend, Depends(_scoped("outcomes"))]
 """... the scope ``outcomes``."""
-FairnessReader = Annotated[Backend, Depends(_fairness)]
+FairnessReader = Annotated[Backend, Depends(_scoped("fairness"))]
 """... the scope ``fairness``."""
 
 
