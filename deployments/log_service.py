@@ -255,7 +255,8 @@ class PredictionLog:
         """Compute, store and publish one monitoring run now (``deployments.monitoring_run``); returns it."""
         stores = self._live()
         run = asdict(await monitoring_run(datetime.now(UTC), self.config, stores.log.sample_between,
-                                          stores.outcomes.for_reports, card_of_version, stores.log.histograms))
+                                          stores.outcomes.for_reports, card_of_version, stores.log.histograms,
+                                          stores.log.scored))
         await stores.monitoring_runs.record(run)
         self.metrics.monitored(run)
         return run
@@ -324,9 +325,11 @@ class PredictionLog:
 
     @api_call
     async def performance(self, query: PerformanceQuery) -> dict[str, Any]:
-        """Realized performance computed here, beside the store, from its counts: only the figures travel."""
+        """Realized and estimated performance computed here, beside the store, from its counts: only the figures
+        travel."""
         labelled = await self.outcome_store().for_reports(query.since, query.until, query.model_version)
-        return await asyncio.to_thread(performance, labelled, query.by, card_of_version)
+        scored = await self._live().log.scored(query.since, query.until, query.model_version)
+        return await asyncio.to_thread(performance, labelled, query.by, card_of_version, scored)
 
     @api_call
     async def challenger_comparison(self, window: Window) -> dict[str, Any]:

@@ -106,6 +106,11 @@ class LogWriterMetrics:
                                                                      "realized_window_days that have an outcome.")
         self.expected_auc = Gauge("credit_expected_auc", description="The model card's holdout AUC of the version "
                                                                      "that made most of those decisions.")
+        self.estimated_auc = Gauge("credit_estimated_auc", description="AUC estimated before outcomes (CBPE) of the "
+                                                                       "last monitoring window's decisions.")
+        self.estimated_auc_drop = Gauge("credit_estimated_auc_drop",
+                                        description="The card's holdout AUC minus the estimated AUC, of the version "
+                                                    "that made most of the window's decisions.")
         self.monitored_decisions = Gauge("credit_monitored_decisions",
                                          description="Decisions in the last monitoring window.")
 
@@ -128,3 +133,7 @@ class LogWriterMetrics:
             self.realized_auc.set(run["realized_auc"])
         if run["expected_auc"] is not None:
             self.expected_auc.set(run["expected_auc"])
+        if run.get("estimated_auc") is not None:
+            self.estimated_auc.set(run["estimated_auc"])
+            if run.get("estimated_expected_auc") is not None:
+                self.estimated_auc_drop.set(run["estimated_expected_auc"] - run["estimated_auc"])

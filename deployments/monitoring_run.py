@@ -4,9 +4,10 @@ The log writer (beside the store) computes a run every ``monitoring_interval_s``
 ``monitoring_window_hours`` of decisions against the model's reference sample, from the histograms the log keeps of
 every decision on the reference's bins (``Store.histograms``: cost in hours, not decisions), or where it has not counted
 the whole window yet, over a uniform sample of it (at most ``monitoring_sample_rows``), and the realized AUC of the
-decisions of the last ``realized_window_days`` that have an outcome, beside the model card's holdout AUC. Each run is
-stored (``prediction_log.monitoring_runs``) and set as gauges for the alert rules (``deploy/prometheus/alerts.yml``: PSI
-> 0.2, AUC more than 0.03 below the card's).
+decisions of the last ``realized_window_days`` that have an outcome, beside the model card's holdout AUC, and the AUC
+estimated before outcomes (``models.estimated``) of the drift window's decisions. Each run is stored
+(``prediction_log.monitoring_runs``) and set as gauges for the alert rules (``deploy/prometheus/alerts.yml``: PSI > 0.2,
+realized or estimated AUC more than 0.03 below the card's).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from core.artifacts import resolve_model_dir
 from core.features import FEATURE_NAMES
 from core.psi import psi
 from core.settings import LogWriterConfig
-from deployments.performance import figures_of
+from deployments.performance import estimated_of, figures_of
 from models.baseline import load_baseline
 from prediction_log.histograms import counts_psi, drift_bins
 from prediction_log.labelled_bins import LabelledBins
@@ -46,6 +47,10 @@ class MonitoringRun:
     expected_auc: float | None  # the model card's holdout AUC (the most frequent version labelled)
     model_version: str | None
     psi_from: str = "sample"  # or "histograms"
+    estimated_auc: float | None = None  # CBPE over the drift window's decisions of ``estimated_version``
+    estimated_auc_interval: list[float] | None = None  # where the realized AUC should fall if calibrated
+    estimated_version: str | None = None  # the version most of the window's decisions were made by
+    estimated_expected_auc: float | None = None  # that version's card holdout AUC
 
 
 _baseline = lru_cache(maxsize=2)(load_baseline)
@@ -83,9 +88,10 @@ async def monitoring_run(
     labelled_between: Callable[..., Any],
     card_of: Callable[[str], dict[str, Any] | None],
     histograms: Callable[..., Any] | None = None,
+    scored: Callable[..., Any] | None = None,
 ) -> MonitoringRun:
     """One run ending at ``now``; ``sample_between``, ``histograms`` and ``labelled_between`` are the store's and
-    the outcome store's reads (``Store.sample_between``, ``Store.histograms``, ``for_reports``)."""
+    the outcome store's reads (``Store.sample_between``, ``Store.histograms``, ``for_reports``, ``Store.scored``)."""
     since = now - timedelta(hours=config.monitoring_window_hours)
     baseline = _baseline(resolve_model_dir(None))
     bins = drift_bins(baseline.frame)
@@ -104,6 +110,7 @@ async def monitoring_run(
     labelled_since = now - timedelta(days=config.realized_window_days)
     labelled = await labelled_between(labelled_since, now, None)
     realized_auc, expected_auc, version = realized(labelled, card_of)
+    estimate, estimated_version = estimated(await scored(since, now) if scored is not None else None)
     return MonitoringRun(
         uuid.uuid4().hex,
         now.isoformat(),
@@ -117,4 +124,22 @@ async def monitoring_run(
         expected_auc,
         version,
         "sample" if counts is None else "histograms",
+        estimate["auc"] if estimate else None,
+        estimate["auc_interval"] if estimate else None,
+        estimated_version,
+        card_auc(card_of, estimated_version),
     )
+
+
+def card_auc(card_of: Callable[[str], dict[str, Any] | None], version: str | None) -> float | None:
+    card = card_of(version) if version is not None else None
+    return card["holdout"]["auc"] if card else None
+
+
+def estimated(scored: LabelledBins | None) -> tuple[dict[str, Any] | None, str | None]:
+    """CBPE of the window's decisions made by its most frequent version, and that version."""
+    if scored is None or not len(scored):
+        return None, None
+    versions, codes = np.unique(scored.model_version.astype(str), return_inverse=True)
+    top = int(np.argmax(np.bincount(codes, scored.count)))
+    return estimated_of(scored, codes == top), str(versions[top])

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from core.artifacts import CARD_FILE, MODELS_DIR, load_card
 from core.decision import is_denied
+from models.estimated import estimated_from_bins
 from models.performance import card_expectation, realized, realized_from_bins
 from prediction_log.aggregates import Bucket
 from prediction_log.labelled_bins import LabelledBins
@@ -82,29 +83,42 @@ def figures_of(labelled: Labelled | LabelledBins, mask: np.ndarray) -> dict[str,
                     is_denied(labelled.probability[mask], labelled.threshold[mask]))
 
 
-def performance(labelled: Labelled | LabelledBins, by: Period,
-                card_of: Callable[[str], dict[str, Any] | None]) -> dict[str, Any]:
-    """Per model version overall, and per period and version; ``card_of(version)``: its card, or None if unknown."""
-    starts = period_starts(labelled.ts, by)
+def estimated_of(scored: LabelledBins, mask: np.ndarray) -> dict[str, Any]:
+    """``models.estimated.estimated_from_bins`` of the masked decisions' counts."""
+    b = scored.subset(mask)
+    return estimated_from_bins(b.probability_bin, b.denied, b.count, b.probability_sum, b.probability_sq_sum)
 
-    def group(mask: np.ndarray, version: str) -> dict[str, Any]:
-        figures = figures_of(labelled, mask)
+
+def _groups(ts: np.ndarray, versions: np.ndarray, by: Period) -> dict[tuple[str, str], np.ndarray]:
+    """(period start, model version) → mask of the entries in it."""
+    period_values, period_codes = np.unique(period_starts(ts, by), return_inverse=True)
+    version_values, version_codes = np.unique(versions.astype(str), return_inverse=True)
+    keys = period_codes.astype(np.int64) * max(len(version_values), 1) + version_codes
+    return {(str(period_values[k // len(version_values)]), str(version_values[k % len(version_values)])): keys == k
+            for k in np.unique(keys).tolist()}
+
+
+def performance(labelled: Labelled | LabelledBins, by: Period, card_of: Callable[[str], dict[str, Any] | None],
+                scored: LabelledBins | None = None) -> dict[str, Any]:
+    """Per model version overall, and per period and version: realized figures of the labelled decisions beside
+    the card, and, from ``scored`` (every decision's counts), the performance estimated before outcomes."""
+    def group(realized_mask: np.ndarray | None, scored_mask: np.ndarray | None, version: str) -> dict[str, Any]:
+        figures = figures_of(labelled, realized_mask if realized_mask is not None
+                             else np.zeros(len(labelled), dtype=bool))
         card = card_of(version)
         figures["expected"] = card_expectation(card, figures["labelled"]) if card else None
+        if scored is not None:
+            figures["estimated"] = estimated_of(scored, scored_mask if scored_mask is not None
+                                                else np.zeros(len(scored), dtype=bool))
         return figures
 
-    versions, version_codes = np.unique(labelled.model_version.astype(str), return_inverse=True)
-    overall = {str(v): group(version_codes == i, str(v)) for i, v in enumerate(versions)}
-    period_values, period_codes = np.unique(starts, return_inverse=True)
-    keys = period_codes * max(len(versions), 1) + version_codes    # one integer per (period, version)
-    order = np.argsort(keys, kind="stable")
-    bounds = np.flatnonzero(np.diff(keys[order])) + 1
-    periods = []
-    for rows in np.split(order, bounds) if len(order) else []:
-        mask = np.zeros(len(labelled), dtype=bool)
-        mask[rows] = True
-        key = keys[rows[0]]
-        version = str(versions[key % max(len(versions), 1)])
-        periods.append({"period_start": str(period_values[key // max(len(versions), 1)]), "model_version": version,
-                        **group(mask, version)})
+    labelled_versions = labelled.model_version.astype(str)
+    scored_versions = scored.model_version.astype(str) if scored is not None else np.array([], dtype=str)
+    overall = {v: group(labelled_versions == v, scored_versions == v if scored is not None else None, v)
+               for v in sorted({*labelled_versions.tolist(), *scored_versions.tolist()})}
+    realized_groups = _groups(labelled.ts, labelled.model_version, by)
+    scored_groups = _groups(scored.ts, scored.model_version, by) if scored is not None else {}
+    periods = [{"period_start": start, "model_version": version,
+                **group(realized_groups.get((start, version)), scored_groups.get((start, version)), version)}
+               for start, version in sorted({*realized_groups, *scored_groups})]
     return {"by": by, "labelled": labelled.decisions, "model_versions": overall, "periods": periods}

@@ -1,6 +1,7 @@
 """What counting as the log writes costs per decision, apart from the server: COPYs of 1,000 decisions timed with
 no counting, with the aggregates' trigger (``pg_aggregates``) and with the histograms too (``pg_histograms``, a
-baseline's PSI bins and latency: counted by the writer with NumPy and added in the COPY's transaction).
+baseline's PSI bins and latency: counted by the writer with NumPy and added in the COPY's transaction) and with the
+days' probability bins of estimated performance (``pg_scored``).
 
     uv run python -m loadtest.bench_log_triggers --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
@@ -35,11 +36,12 @@ from models.baseline import load_baseline
 from prediction_log.histograms import drift_bins
 from prediction_log.postgres import aggregates as pg_aggregates
 from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres import scored as pg_scored
 from prediction_log.postgres.store import TABLE, PostgresStore
 from prediction_log.records import Block
 
-DROPPED = {"no trigger": (pg_histograms, pg_aggregates), "aggregates": (pg_histograms,),
-           "aggregates and histograms": ()}
+DROPPED = {"no trigger": (pg_histograms, pg_aggregates, pg_scored), "aggregates": (pg_histograms, pg_scored),
+           "aggregates and histograms": (pg_scored,), "aggregates, histograms and scored days": ()}
 """Each way: the counting dropped from the schema the store makes."""
 WAYS = tuple(DROPPED)
 ROWS = 1000

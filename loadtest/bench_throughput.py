@@ -52,6 +52,7 @@ from models.loader import load_model
 from models.onnx_classifier import OnnxBinaryClassifier
 from prediction_log.postgres import aggregates as pg_aggregates
 from prediction_log.postgres import histograms as pg_histograms
+from prediction_log.postgres import scored as pg_scored
 from prediction_log.postgres.ddl import apply_schema
 from prediction_log.postgres.store import SECONDARY_INDEXES, SQL_COLUMNS, TABLE, schema_sql
 
@@ -246,7 +247,7 @@ def aggregates_trigger(dsn: str, on: bool) -> Callable[[], None]:
     async def change() -> None:
         conn = await asyncpg.connect(dsn)
         try:
-            for module in (pg_aggregates, pg_histograms):
+            for module in (pg_aggregates, pg_histograms, pg_scored):
                 if on:
                     await module.ensure_schema(conn, TABLE)
                 else:

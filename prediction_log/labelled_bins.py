@@ -12,8 +12,11 @@ the same rows from exact ones (the partial days at a window's edges).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+
+from prediction_log.records import Block
 
 LABELLED_BINS = 1000
 """Equal-width bins of the probability of default: 0.001 wide."""
@@ -21,7 +24,8 @@ LABELLED_BINS = 1000
 
 @dataclass(frozen=True)
 class LabelledBins:
-    """One entry per (day, model version, bin, denied, defaulted); ``ts`` is the day (UTC) as datetime64[us]."""
+    """One entry per (day, model version, bin, denied, defaulted); ``ts`` is the day (UTC) as datetime64[us].
+    ``defaulted`` is -1 in the counts of every decision, labelled or not (``scored_days``)."""
 
     ts: np.ndarray              # datetime64[us]: the decisions' UTC day
     model_version: np.ndarray   # str objects
@@ -62,22 +66,24 @@ def empty() -> LabelledBins:
 
 def of_rows(ts: np.ndarray, model_version: np.ndarray, probability: np.ndarray, denied: np.ndarray,
             defaulted: np.ndarray) -> LabelledBins:
-    """The bins of exact labelled decisions (``ts`` datetime64, one entry per decision)."""
+    """The bins of exact decisions (``ts`` datetime64, one entry per decision); ``defaulted`` -1 counts decisions
+    whose outcome is not asked for (``scored``: every decision, for estimated performance)."""
     if not len(probability):
         return empty()
     days = ts.astype("datetime64[D]")
     versions, version_codes = np.unique(model_version.astype(str), return_inverse=True)
     day_values, day_codes = np.unique(days, return_inverse=True)
     bins = bin_of(probability)
-    key = (((day_codes.astype(np.int64) * len(versions) + version_codes) * LABELLED_BINS + bins) * 4
-           + denied.astype(np.int64) * 2 + defaulted.astype(np.int64))
+    key = ((((day_codes.astype(np.int64) * len(versions) + version_codes) * LABELLED_BINS + bins) * 2
+            + denied.astype(np.int64)) * 3 + defaulted.astype(np.int64) + 1)
     keys, group = np.unique(key, return_inverse=True)
     count = np.bincount(group)
     low = np.full(len(keys), np.inf)
     high = np.full(len(keys), -np.inf)
     np.minimum.at(low, group, probability)
     np.maximum.at(high, group, probability)
-    rest, defaulted_k = np.divmod(keys, 2)
+    rest, outcome_k = np.divmod(keys, 3)
+    defaulted_k = outcome_k - 1
     rest, denied_k = np.divmod(rest, 2)
     rest, bin_k = np.divmod(rest, LABELLED_BINS)
     day_k, version_k = np.divmod(rest, len(versions))
@@ -85,3 +91,32 @@ def of_rows(ts: np.ndarray, model_version: np.ndarray, probability: np.ndarray, 
                         bin_k.astype(np.int16), denied_k.astype(bool), defaulted_k.astype(np.int8),
                         count.astype(np.int64), np.bincount(group, probability),
                         np.bincount(group, probability * probability), low, high)
+
+
+def scored(ts: np.ndarray, model_version: np.ndarray, probability: np.ndarray, denied: np.ndarray) -> LabelledBins:
+    """The bins of every decision, labelled or not (``defaulted`` -1): what estimated performance reads."""
+    return of_rows(ts, model_version, probability, denied, np.full(len(probability), -1, np.int8))
+
+
+def scored_block(block: Block) -> LabelledBins:
+    """``scored`` of some records (the file log's way, and the partial days at a window's edges)."""
+    return scored(block.column("ts").to_numpy().astype("datetime64[us]"),
+                  np.array(block.column("model_version").to_pylist(), dtype=object),
+                  block.column("probability_default").to_numpy(zero_copy_only=False),
+                  np.array(block.column("credit_decision").to_pylist(), dtype=object) == "denied")
+
+
+SCORED_COLUMNS = ("ts", "model_version", "probability_default", "credit_decision")
+"""The log's columns ``scored_block`` reads."""
+
+
+def whole_days(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The first whole UTC day at or after ``since`` and the day ``until`` falls in (open bounds stay open): the
+    days a window reads from day counts; the partial days at its edges are counted from their rows."""
+    first = last = None
+    if since is not None:
+        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        first = day if day == since else day + timedelta(days=1)
+    if until is not None:
+        last = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return first, last

@@ -10,6 +10,7 @@ import numpy as np
 
 from prediction_log.aggregates import Bucket
 from prediction_log.histograms import Bins
+from prediction_log.labelled_bins import LabelledBins
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
 
@@ -60,6 +61,11 @@ class Store(Protocol):
         """Every decision of the window's whole hours counted in each variable's ``bins``, or None where the store
         has not counted them all (PostgreSQL counts as it writes, from the hour after ``bins`` were first asked
         for: ``pg_histograms``; the file log counts the window's records)."""
+
+    async def scored(self, since: datetime | None, until: datetime | None,
+                     model_version: str | None = None) -> LabelledBins:
+        """Every decision of the window counted per day, model version, probability bin and decision
+        (``labelled_bins.scored``): what estimated performance reads."""
 
     async def summary(self, since: datetime | None, until: datetime | None,
                       bucket: Bucket | None = None) -> dict[str, Any]:

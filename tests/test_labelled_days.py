@@ -1,11 +1,12 @@
 """``labelled_days``: PostgreSQL's counts of labelled decisions equal the same counts made from the rows (a
 throwaway cluster), after two posts, a re-post of duplicates and outcomes older than the trigger; a window with
-partial days at its edges is answered exactly as its rows would be."""
+partial days at its edges is answered exactly as its rows would be. ``scored_days`` (every decision) likewise."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,9 +18,11 @@ from core.reference import sample_applicants
 from deployments.decisions import decision_block
 from deployments.monitoring_run import realized as run_realized
 from deployments.performance import performance
+from prediction_log.files.store import FileStore
 from prediction_log.labelled_bins import LabelledBins, of_rows
 from prediction_log.outcomes import Labelled, Outcomes
 from prediction_log.postgres import labelled as pg_labelled
+from prediction_log.postgres import scored as pg_scored
 from prediction_log.postgres.outcomes import TABLE as OUTCOMES
 from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.store import PostgresStore
@@ -103,5 +106,41 @@ def test_labelled_days_equal_the_rows_counts(pg: PgCluster) -> None:
             assert table(everything) == table(from_rows(await outcomes.labelled(None, None, None)))
         finally:
             await store.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_scored_days_equal_the_file_logs_counts(pg: PgCluster, tmp_path: Path) -> None:
+    """``scored_days`` (every decision, kept by a trigger) equals the file log's counts of the same records, over
+    whole days and a window with partial days at its edges; a replay counts nothing twice; rows stored before the
+    trigger existed are counted once when it is made."""
+    async def scenario() -> None:
+        store = await PostgresStore.connect(await pg.fresh_database("scored_days_test"))
+        files = FileStore(tmp_path / "log")
+        try:
+            block = decisions(3000)
+            assert await store.insert(block.slice(0, 2000)) == 2000
+            assert await store.replay(block.slice(1000, 500)) == 0   # a spool replayed over what is stored
+            await files.insert(block.slice(0, 2000))
+            assert table(await store.scored(None, None)) == table(await files.scored(None, None))
+            assert (await store.scored(None, None)).decisions == 2000
+            since, until = START + timedelta(days=2, hours=7), START + timedelta(days=9, hours=3)
+            window = await store.scored(since, until, "v-days")
+            assert table(window) == table(await files.scored(since, until, "v-days")) and window.decisions > 0
+
+            async with store.pool.acquire() as conn:   # rows older than the trigger: counted once at creation
+                await conn.execute(f"DROP TRIGGER {pg_scored.TRIGGER} ON predictions")
+                await conn.execute(f"TRUNCATE {pg_scored.TABLE}")
+            assert await store.insert(block.slice(2000)) == 1000
+            await files.insert(block.slice(2000))
+            async with store.pool.acquire() as conn:
+                await pg_scored.ensure_schema(conn, "predictions")
+                await pg_scored.ensure_schema(conn, "predictions")
+            assert table(await store.scored(None, None)) == table(await files.scored(None, None))
+            assert (await store.scored(None, None)).decisions == 3000
+        finally:
+            await store.close()
+            await files.close()
 
     asyncio.run(scenario())

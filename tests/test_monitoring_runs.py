@@ -46,15 +46,17 @@ async def _run(scenario: str, tmp_path: Path) -> dict[str, Any]:
     defaulted = [int(v) for v in true_defaults(SCENARIOS[scenario], frame, 3, ramp=False)]
     await outcomes.record(Outcomes(records.column("request_id").to_pylist(), defaulted, [NOW] * ROWS))
     run = await monitoring_run(NOW, LogWriterConfig(), store.sample_between, outcomes.labelled, card_of_version,
-                               store.histograms)
+                               store.histograms, store.scored)
     await store.close()
     assert (run.psi_from, run.window_decisions, run.sampled) == ("histograms", ROWS, 0)
     return asdict(run)
 
 
-def _promtool(run: dict[str, Any], drifting: set[str], auc_drop: bool, tmp_path: Path) -> str:
-    """``promtool test rules`` on the run's gauges, expecting exactly ``CreditFeatureDrift`` for ``drifting`` and
-    ``CreditRealizedAucDrop`` when ``auc_drop``; its output when that is not what the rules do, else ''."""
+def _promtool(run: dict[str, Any], drifting: set[str], auc_drop: bool, tmp_path: Path,
+              estimated_drop: bool = False) -> str:
+    """``promtool test rules`` on the run's gauges, expecting exactly ``CreditFeatureDrift`` for ``drifting``,
+    ``CreditRealizedAucDrop`` when ``auc_drop`` and ``CreditEstimatedAucDrop`` when ``estimated_drop``; its output
+    when that is not what the rules do, else ''."""
     rules = {r["alert"]: r for g in yaml.safe_load((RULES_DIR / "alerts.yml").read_text())["groups"]
              for r in g["rules"]}
 
@@ -68,6 +70,8 @@ def _promtool(run: dict[str, Any], drifting: set[str], auc_drop: bool, tmp_path:
     series += [
         {"series": "ray_credit_realized_auc", "values": f"{run['realized_auc']}x10"},
         {"series": "ray_credit_expected_auc", "values": f"{run['expected_auc']}x10"},
+        {"series": "ray_credit_estimated_auc_drop",
+         "values": f"{run['estimated_expected_auc'] - run['estimated_auc']}x10"},
     ]
     checks = [
         {
@@ -79,6 +83,11 @@ def _promtool(run: dict[str, Any], drifting: set[str], auc_drop: bool, tmp_path:
             "eval_time": "5m",
             "alertname": "CreditRealizedAucDrop",
             "exp_alerts": alerts("CreditRealizedAucDrop", [{}] if auc_drop else []),
+        },
+        {
+            "eval_time": "5m",
+            "alertname": "CreditEstimatedAucDrop",
+            "exp_alerts": alerts("CreditEstimatedAucDrop", [{}] if estimated_drop else []),
         },
     ]
     path = tmp_path / "monitoring_test.yml"
@@ -103,6 +112,22 @@ def test_the_alerts_fire_on_drift_and_concept_and_stay_silent_on_control(tmp_pat
     assert _promtool(runs["drift"], DRIFTING, False, tmp_path) == ""
     assert _promtool(runs["concept"], set(), True, tmp_path) == ""
     assert _promtool(runs["control"], {"DAYS_BIRTH"}, False, tmp_path) != ""  # the check can fail
+    worse = {**runs["control"], "estimated_auc": runs["control"]["estimated_expected_auc"] - 0.05}
+    assert _promtool(worse, set(), False, tmp_path, estimated_drop=True) == ""
+    assert _promtool(worse, set(), False, tmp_path) != ""
+
+
+def test_the_estimate_follows_drift_and_cannot_see_concept_drift(tmp_path: Path) -> None:
+    """CBPE from every decision's counts, before outcomes: on drifted inputs within 0.02 of the AUC their outcomes
+    give, inside its interval; on the concept scenario (inputs unchanged, their relation to default not) the
+    realized AUC falls far outside the interval while the estimate stays where calibration puts it."""
+    runs = {name: asyncio.run(_run(name, tmp_path)) for name in ("drift", "concept")}
+    drift, concept = runs["drift"], runs["concept"]
+    assert abs(drift["estimated_auc"] - drift["realized_auc"]) < 0.02
+    low, high = drift["estimated_auc_interval"]
+    assert low <= drift["realized_auc"] <= high
+    assert concept["realized_auc"] < concept["estimated_auc_interval"][0] - 0.05
+    assert abs(concept["estimated_auc"] - concept["estimated_expected_auc"]) < 0.03
 
 
 def test_monitoring_runs_are_served_with_a_key_only(local_api: tuple[TestClient, InProcessBackend]) -> None:

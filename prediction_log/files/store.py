@@ -28,6 +28,8 @@ from prediction_log.files.days import ONE_DAY, by_day, day_files, day_path, day_
 from prediction_log.files.jsonl import ID_PREFIX, UnreadableLines, line_request_id, line_ts, parsed, to_json_lines
 from prediction_log.files.lines import LineCounter, complete_lines, lines_backwards
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, Bins
+from prediction_log.labelled_bins import LabelledBins, scored_block
+from prediction_log.labelled_bins import empty as empty_bins
 from prediction_log.query import LogQuery
 from prediction_log.records import (
     COLUMNS,
@@ -274,6 +276,13 @@ class FileStore:
         latency = histograms.added([counts for _, counts in parts], LATENCY)[LATENCY_VARIABLE]
         return {**summary([r for rows, _ in parts for r in rows], bucket),
                 "latency_ms_quantiles": histograms.latency_quantiles(latency)}
+
+    async def scored(self, since: datetime | None, until: datetime | None,
+                     model_version: str | None = None) -> LabelledBins:
+        """The window's decisions counted chunk by chunk into PostgreSQL's ``scored_days`` bins."""
+        parts = await self.fold_between(since, until, scored_block)
+        bins = LabelledBins.concat(parts) if parts else empty_bins()
+        return bins if model_version is None else bins.subset(bins.model_version == model_version)
 
     async def histograms(self, bins: Bins, since: datetime | None,
                          until: datetime | None) -> dict[str, np.ndarray] | None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 import numpy as np
 import pyarrow as pa
 from pyarrow import csv as pa_csv
 
-from prediction_log.labelled_bins import LabelledBins
+from prediction_log.labelled_bins import LabelledBins, whole_days
 from prediction_log.outcomes import Labelled, Outcomes, Receipt, Shadowed, binned, reconcile, shadowed_of
 from prediction_log.postgres import labelled as pg_labelled
 from prediction_log.postgres import shadowed as pg_shadowed
@@ -34,17 +34,6 @@ SCHEMA_SQL = [
 READ_TIMEOUT_S = 30.0
 """Reads for reports join the whole window: longer than the log's write timeout (a hung write is spooled;
 a slow report is only slow)."""
-
-
-def _whole_days(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """The first whole UTC day at or after ``since`` and the day ``until`` falls in (open bounds stay open)."""
-    first = last = None
-    if since is not None:
-        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        first = day if day == since else day + timedelta(days=1)
-    if until is not None:
-        last = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return first, last
 
 
 class PostgresOutcomes:
@@ -152,7 +141,7 @@ class PostgresOutcomes:
     ) -> LabelledBins:
         """The window's labelled decisions as counts: whole days from ``labelled_days`` (cost grows with days, not
         outcomes), the partial days at the window's edges from their rows."""
-        first, last = _whole_days(since, until)
+        first, last = whole_days(since, until)
         if first is not None and last is not None and first >= last:
             return binned(await self.labelled(since, until, model_version))
         async with self.log.reading() as conn:

@@ -20,9 +20,11 @@ import pyarrow as pa
 
 from prediction_log.aggregates import Bucket, bucket_for, summary
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, Bins, latency_quantiles
+from prediction_log.labelled_bins import SCORED_COLUMNS, LabelledBins, scored_block, whole_days
 from prediction_log.postgres import aggregates as pg_aggregates
 from prediction_log.postgres import histograms as pg_histograms
 from prediction_log.postgres import partitions as pg_partitions
+from prediction_log.postgres import scored as pg_scored
 from prediction_log.postgres.ddl import apply_schema
 from prediction_log.query import LogQuery
 from prediction_log.records import COLUMNS, SCHEMA, SQL_TYPES, Block, from_rows, row_values, to_pg_binary
@@ -76,6 +78,7 @@ async def ensure_schema(conn: asyncpg.Connection, timeout_s: float | None = None
         await pg_partitions.ensure_partitions(conn, TABLE, datetime.now(UTC), timeout_s=timeout_s)
     await pg_aggregates.ensure_schema(conn, TABLE, timeout_s)
     await pg_histograms.ensure_schema(conn, TABLE, timeout_s)
+    await pg_scored.ensure_schema(conn, TABLE, timeout_s)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -267,6 +270,26 @@ class PostgresStore:
             rows = await pg_aggregates.rows_between(conn, since, until, bucket, self.read_timeout_s)
             latency = await pg_histograms.counts_between(conn, LATENCY, since, until, self.read_timeout_s)
         return {**summary(rows, bucket), "latency_ms_quantiles": latency_quantiles(latency[LATENCY_VARIABLE])}
+
+    async def scored(self, since: datetime | None, until: datetime | None,
+                     model_version: str | None = None) -> LabelledBins:
+        """The window's decisions per day, version, probability bin and decision: whole days from ``scored_days``
+        (cost grows with days, not decisions), the partial days at its edges from their rows."""
+        first, last = whole_days(since, until)
+        if first is not None and last is not None and first >= last:
+            return await self._scored_rows(since, until, model_version)
+        async with self.reading() as conn:
+            parts = [await pg_scored.bins_between(conn, first, last, model_version, self.read_timeout_s)]
+        if since is not None and first is not None and since != first:
+            parts.append(await self._scored_rows(since, first, model_version))
+        if until is not None and last is not None and until != last:
+            parts.append(await self._scored_rows(last, until, model_version))
+        return LabelledBins.concat(parts)
+
+    async def _scored_rows(self, since: datetime | None, until: datetime | None,
+                           model_version: str | None) -> LabelledBins:
+        bins = scored_block(await self.records_between(since, until, SCORED_COLUMNS))
+        return bins if model_version is None else bins.subset(bins.model_version == model_version)
 
     async def histograms(self, bins: Bins, since: datetime | None,
                          until: datetime | None) -> dict[str, np.ndarray] | None:
