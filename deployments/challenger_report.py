@@ -1,7 +1,9 @@
 """``GET /challenger``: the shadow challenger against the champion on the same loans.
 
-Agreement and approval rates, the confusion of the two models' decisions, a probability scatter sample,
-and — for loans whose outcome is known — each model's realized AUC and cost on exactly those loans. From the
+Agreement and approval rates, the confusion of the two models' decisions, a probability scatter sample, each
+model's performance estimated before outcomes (``models.estimated``) on the same decisions, and — for loans whose
+outcome is known — each model's realized AUC and cost on exactly those loans with the paired statistics of their
+difference (``models.paired``: DeLong, McNemar, cost difference, the smallest gap the sample can detect). From the
 decisions' counts (``ShadowedCounts``, what either store answers: AUC within its ``auc_resolution``), or from
 the rows themselves (exact: the reference the tests hold the counts to).
 """
@@ -12,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from deployments.performance import figures_of
+from deployments.performance import estimated_of, figures_of
+from models.paired import PairedCells, cells_of_rows, paired_evidence
 from models.performance import realized
-from prediction_log.labelled_bins import LabelledBins
+from prediction_log.labelled_bins import LabelledBins, scored
 from prediction_log.outcomes import Shadowed
 from prediction_log.shadowed_counts import SCATTER_POINTS, ShadowedCounts
 
@@ -23,7 +26,8 @@ _DECISIONS = (("approved", False), ("denied", True))
 
 def _report(champion: str, challenger: str, confusion: dict[tuple[bool, bool], int], correlation: float | None,
             scatter: tuple[list[float], list[float]], labelled: int,
-            realized_pair: tuple[dict[str, Any], dict[str, Any]] | None) -> dict[str, Any]:
+            realized_pair: tuple[dict[str, Any], dict[str, Any]] | None, cells: PairedCells | None,
+            scored_pair: tuple[LabelledBins, LabelledBins] | None) -> dict[str, Any]:
     """One pair's comparison from its counts, whichever way they were made."""
     n = sum(confusion.values())
     return {
@@ -38,7 +42,14 @@ def _report(champion: str, challenger: str, confusion: dict[tuple[bool, bool], i
         "labelled": labelled,
         "realized": None if realized_pair is None else {"champion": _headline(realized_pair[0]),
                                                         "challenger": _headline(realized_pair[1])},
+        "statistics": paired_evidence(cells) if cells is not None and cells.loans else None,
+        "estimated": None if scored_pair is None else {"champion": _estimated(scored_pair[0]),
+                                                       "challenger": _estimated(scored_pair[1])},
     }
+
+
+def _estimated(bins: LabelledBins) -> dict[str, Any]:
+    return estimated_of(bins, np.ones(len(bins), dtype=bool))
 
 
 def _pair(s: Shadowed, mask: np.ndarray, champion: str, challenger: str) -> dict[str, Any]:
@@ -54,9 +65,15 @@ def _pair(s: Shadowed, mask: np.ndarray, champion: str, challenger: str) -> dict
     realized_pair = (realized(s.probability[labelled], y, s.denied[labelled]),
                      realized(s.challenger_probability[labelled], y, s.challenger_denied[labelled])) \
         if labelled.any() else None
+    every_day = np.zeros(int(mask.sum()), dtype="datetime64[us]")
+    every_version = np.full(len(every_day), champion, dtype=object)
     return _report(champion, challenger, confusion, correlation,
                    (s.probability[picked].tolist(), s.challenger_probability[picked].tolist()), int(labelled.sum()),
-                   realized_pair)
+                   realized_pair,
+                   cells_of_rows(s.probability[labelled], s.challenger_probability[labelled], s.denied[labelled],
+                                 s.challenger_denied[labelled], y),
+                   (scored(every_day, every_version, s.probability[mask], denied),
+                    scored(every_day, every_version, s.challenger_probability[mask], challenger_denied)))
 
 
 def _all_of(bins: LabelledBins) -> dict[str, Any]:
@@ -75,7 +92,9 @@ def comparison(s: Shadowed | ShadowedCounts) -> dict[str, Any]:
             p.champion, p.challenger, p.confusion, p.correlation,
             ([a for a, _ in p.scatter], [b for _, b in p.scatter]), p.labelled,
             (_all_of(p.champion_bins), _all_of(p.challenger_bins))
-            if p.champion_bins and p.challenger_bins else None) for p in s.pairs]}
+            if p.champion_bins and p.challenger_bins else None, p.paired,
+            (p.champion_scored, p.challenger_scored) if p.champion_scored and p.challenger_scored else None)
+            for p in s.pairs]}
     pairs = sorted(set(zip(s.model_version.tolist(), s.challenger_version.tolist())))
     return {"shadowed": len(s), "pairs": [_pair(s, (s.model_version == a) & (s.challenger_version == b), a, b)
                                           for a, b in pairs]}

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.decision import is_denied
-from prediction_log.labelled_bins import LabelledBins, of_rows
+from models.paired import PairedCells
+from prediction_log.labelled_bins import LabelledBins, bin_of, of_rows, scored
 from prediction_log.records import Block
 from prediction_log.shadowed_counts import SCATTER_POINTS, PairCounts, ShadowedCounts
 
@@ -128,7 +129,8 @@ def no_labelled() -> Labelled:
 def counted(s: Shadowed) -> ShadowedCounts:
     """The shadowed decisions as the counts PostgreSQL keeps of them (``postgres.shadowed``): per version pair the
     confusion, the score correlation, a strided sample of score pairs, the labelled decisions per probability bin
-    of each model (the window as one day: a comparison sums the window)."""
+    of each model, the labelled loans per pair of bins, every decision per bin of each model (the window as one
+    day: a comparison sums the window)."""
     pairs = []
     for champion, challenger in sorted(set(zip(s.model_version.tolist(), s.challenger_version.tolist()))):
         mask = (s.model_version == champion) & (s.challenger_version == challenger)
@@ -144,8 +146,13 @@ def counted(s: Shadowed) -> ShadowedCounts:
         versions, defaulted = np.full(len(day), champion, dtype=object), s.defaulted[mask][known]
         champion_bins = of_rows(day, versions, p[known], denied[known], defaulted) if known.any() else None
         challenger_bins = of_rows(day, versions, q[known], c_denied[known], defaulted) if known.any() else None
+        paired = PairedCells(bin_of(p[known]), bin_of(q[known]), denied[known], c_denied[known], defaulted,
+                             np.ones(len(defaulted), np.int64)).merged() if known.any() else None
+        every_day, every_version = np.zeros(len(p), dtype="datetime64[us]"), np.full(len(p), champion, dtype=object)
         pairs.append(PairCounts(champion, challenger, int(mask.sum()), confusion, correlation, scatter,
-                                champion_bins, challenger_bins))
+                                champion_bins, challenger_bins, paired,
+                                scored(every_day, every_version, p, denied),
+                                scored(every_day, every_version, q, c_denied)))
     return ShadowedCounts(len(s), pairs)
 
 

@@ -1,11 +1,13 @@
 """A shadow challenger's window as counts, whichever store counted it: per (champion, challenger) version pair,
-the confusion of their decisions, the correlation of their scores, a sample of score pairs, and the labelled
-decisions per probability bin of each model (``labelled_bins``)."""
+the confusion of their decisions, the correlation of their scores, a sample of score pairs, the labelled
+decisions per probability bin of each model (``labelled_bins``), the labelled loans per pair of bins
+(``models.paired``: the paired tests) and every shadowed decision per bin of each model (estimated performance)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from models.paired import PairedCells
 from prediction_log.labelled_bins import LabelledBins
 
 SCATTER_POINTS = 500
@@ -26,6 +28,11 @@ class PairCounts:
     champion_bins: LabelledBins | None = None
     """The pair's labelled decisions by the champion's probability bin and decision; the challenger's below."""
     challenger_bins: LabelledBins | None = None
+    paired: PairedCells | None = None
+    """The labelled loans per (champion bin, challenger bin, decisions, outcome)."""
+    champion_scored: LabelledBins | None = None
+    """Every decision of the pair by the champion's probability bin (``defaulted`` -1); the challenger's below."""
+    challenger_scored: LabelledBins | None = None
 
     @property
     def labelled(self) -> int:

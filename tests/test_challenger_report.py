@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from MLstatkit import Delong_test
 from sklearn.metrics import roc_auc_score
 
 from deployments.challenger_report import comparison
@@ -40,6 +41,30 @@ def test_comparison_counts_agree_with_the_arrays() -> None:
     fp = np.sum(s.challenger_denied[known] & (s.defaulted[known] == 0))
     assert pair["realized"]["challenger"]["cost"] == 10 * fn + fp
     assert len(pair["scatter"]["champion"]) == 500
+
+
+def test_the_paired_statistics_agree_with_mlstatkit_and_direct_counts() -> None:
+    """DeLong's test on the rows against MLstatkit's (aligned with R's pROC::roc.test); McNemar's discordant loans
+    and the cost difference against a direct count."""
+    s = shadowed()
+    (pair,) = comparison(s)["pairs"]
+    known = s.defaulted >= 0
+    y, p, q = s.defaulted[known], s.probability[known], s.challenger_probability[known]
+    z, p_value, _, _, auc_a, auc_b, info = Delong_test(y, p, q)
+    stats = pair["statistics"]
+    assert stats["labelled"] == known.sum()
+    assert (stats["auc"]["champion_auc"], stats["auc"]["challenger_auc"]) == (pytest.approx(auc_a),
+                                                                              pytest.approx(auc_b))
+    assert stats["auc"]["standard_error"] ** 2 == pytest.approx(info["var_diff"], rel=1e-9)
+    assert stats["auc"]["p_value"] == pytest.approx(p_value, rel=1e-6)
+    assert stats["auc"]["min_detectable_gap"] == pytest.approx(2.8016 * stats["auc"]["standard_error"], rel=1e-3)
+    champion_right = s.denied[known] == (y == 1)
+    challenger_right = s.challenger_denied[known] == (y == 1)
+    assert stats["mcnemar"]["only_champion_right"] == np.sum(champion_right & ~challenger_right)
+    assert stats["mcnemar"]["only_challenger_right"] == np.sum(challenger_right & ~champion_right)
+    cost = pair["realized"]["challenger"]["cost"] - pair["realized"]["champion"]["cost"]
+    assert stats["cost"]["per_loan"] == pytest.approx(cost / known.sum())
+    assert pair["estimated"]["challenger"]["decisions"] == len(s)
 
 
 def test_challenger_route_needs_the_key_and_answers_without_a_shadow(

@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import numpy as np
 
+from models.paired import PairedCells
 from prediction_log.postgres.labelled import bin_sql, bins_of
 from prediction_log.shadowed_counts import SCATTER_POINTS, PairCounts, ShadowedCounts
 
@@ -22,6 +24,8 @@ _SHADOWED = (
     "p.challenger_probability IS NOT NULL AND ($1::timestamptz IS NULL OR p.ts >= $1) "
     "AND ($2::timestamptz IS NULL OR p.ts < $2)"
 )
+_EPOCH = datetime(1970, 1, 1)
+"""The day of a window's counts summed as one (what the file log's ``counted`` gives them)."""
 _COLUMNS = (
     "p.model_version AS champion, p.challenger_version AS challenger, p.probability_default AS pp, "
     "p.prediction = 1 AS denied, p.challenger_probability AS cp, p.challenger_decision = 'denied' AS c_denied"
@@ -70,6 +74,7 @@ async def shadowed_counts(
             pair.champion_bins = bins_of(rows)
         else:
             pair.challenger_bins = bins_of(rows)
+    await _paired_and_scored(conn, log_table, outcomes_table, since, until, timeout_s, pairs)
     for pair in pairs.values():
         pair.scatter = [
             tuple(r)
@@ -87,3 +92,38 @@ async def shadowed_counts(
             )
         ]
     return ShadowedCounts(sum(p.decisions for p in pairs.values()), [pairs[k] for k in sorted(pairs)])
+
+
+async def _paired_and_scored(conn: asyncpg.Connection, log_table: str, outcomes_table: str,
+                             since: datetime | None, until: datetime | None, timeout_s: float,
+                             pairs: dict[tuple[str, str], PairCounts]) -> None:
+    """The labelled loans per (champion bin, challenger bin, decisions, outcome), and every shadowed decision per bin
+    of each model (as ``scored_days`` rows: the window as one day)."""
+    cells: dict[tuple[str, str], list[Any]] = {}
+    for row in await conn.fetch(
+        f"SELECT champion, challenger, {bin_sql('pp')}, {bin_sql('cp')}, denied, c_denied, o.defaulted, count(*) "
+        f"FROM (SELECT {_COLUMNS}, p.request_id FROM {log_table} p WHERE {_SHADOWED}) s "
+        f"JOIN {outcomes_table} o USING (request_id) GROUP BY 1, 2, 3, 4, 5, 6, 7",
+        since, until, timeout=timeout_s,
+    ):
+        cells.setdefault((row[0], row[1]), []).append(tuple(row[2:]))
+    for key, rows in cells.items():
+        columns = list(zip(*rows))
+        pairs[key].paired = PairedCells(np.array(columns[0], np.float64), np.array(columns[1], np.float64),
+                                        np.array(columns[2], bool), np.array(columns[3], bool),
+                                        np.array(columns[4], np.int8), np.array(columns[5], np.int64))
+    sides: dict[tuple[str, str, bool], list[Any]] = {}
+    for row in await conn.fetch(
+        f"WITH s AS MATERIALIZED (SELECT {_COLUMNS} FROM {log_table} p WHERE {_SHADOWED}) "
+        f"SELECT true, champion, challenger, {bin_sql('pp')}, denied, count(*), sum(pp), sum(pp * pp), min(pp), "
+        "max(pp) FROM s GROUP BY 2, 3, 4, 5 UNION ALL "
+        f"SELECT false, champion, challenger, {bin_sql('cp')}, c_denied, count(*), sum(cp), sum(cp * cp), min(cp), "
+        "max(cp) FROM s GROUP BY 2, 3, 4, 5",
+        since, until, timeout=timeout_s,
+    ):
+        sides.setdefault((row[1], row[2], row[0]), []).append((_EPOCH, row[1], row[3], row[4], -1, *row[5:]))
+    for (champion, challenger, is_champion), rows in sides.items():
+        if is_champion:
+            pairs[(champion, challenger)].champion_scored = bins_of(rows)
+        else:
+            pairs[(champion, challenger)].challenger_scored = bins_of(rows)
