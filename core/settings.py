@@ -174,6 +174,35 @@ class LogWriterConfig(BaseModel):
                                                                 "that have an outcome")
 
 
+class PromotionGates(BaseSettings):
+    """The gates ``python -m models.promote`` checks before a candidate replaces the champion (env ``PROMOTION_*``).
+    Evidence is the shadowed decisions the candidate scored beside the champion (docs/model-risk.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="PROMOTION_", extra="ignore")
+    window_days: float = Field(90.0, gt=0, le=92, description="Evidence from the shadowed decisions of the last days")
+    min_labelled: int = Field(2000, ge=100, description="Labelled shadowed loans the realized comparison needs")
+    min_shadowed: int = Field(20_000, ge=1000, description="Before outcomes: shadowed decisions the estimated "
+                                                           "comparison needs")
+    auc_margin: float = Field(0.01, ge=0, le=0.1, description="Non-inferiority: the lower bound of the paired AUC "
+                                                              "difference (candidate - champion) must be above minus "
+                                                              "this")
+    estimated_auc_margin: float = Field(0.005, ge=0, le=0.1, description="Before outcomes: the candidate's "
+                                                                         "estimated AUC at least the champion's "
+                                                                         "minus this")
+    cost_margin_per_loan: float = Field(0.0, ge=0, description="Cost not worse: the lower bound of the paired cost "
+                                                               "difference per loan (or the estimated one) at most "
+                                                               "this")
+    min_adverse_impact_ratio: float = Field(0.8, gt=0, le=1, description="Every judged group's approval rate over "
+                                                                         "the most favoured group's, on the same "
+                                                                         "applicants")
+    min_group_decisions: int = Field(100, ge=1, description="Groups with fewer shadowed decisions are not judged")
+    max_calibration_error: float = Field(0.03, gt=0, le=0.5, description="Calibration: mean |predicted - observed| "
+                                                                         "default rate over deciles of labelled "
+                                                                         "loans (before outcomes: the estimated "
+                                                                         "default rate's distance from the "
+                                                                         "champion's)")
+
+
 class DeploymentOptions(BaseModel):
     """Serve options of one deployment (``serve_config.yaml`` may override each, per deployment)."""
 
@@ -218,10 +247,12 @@ def describe() -> str:
     """Every setting with its default and meaning, as a Markdown table (``python -m core.settings``)."""
     lines = ["| where | setting | default | meaning |", "|---|---|---|---|"]
     sections: list[tuple[str, type[BaseModel]]] = [("environment", Settings),
-                                                   *((f"{n} user_config", c) for n, c in USER_CONFIGS.items())]
+                                                   *((f"{n} user_config", c) for n, c in USER_CONFIGS.items()),
+                                                   ("environment (models.promote)", PromotionGates)]
     for where, model in sections:
         for name, field in model.model_fields.items():
-            shown = name.upper() if model is Settings else name
+            shown = name.upper() if model is Settings else f"PROMOTION_{name.upper()}" \
+                if model is PromotionGates else name
             default = "unset" if field.default is None else field.default
             lines.append(f"| {where} | `{shown}` | {default} | {field.description or ''} |")
     for name, options in DEPLOYMENT_DEFAULTS.items():

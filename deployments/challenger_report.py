@@ -82,7 +82,7 @@ def _all_of(bins: LabelledBins) -> dict[str, Any]:
 
 def _headline(figures: dict[str, Any]) -> dict[str, Any]:
     return {k: figures[k] for k in ("labelled", "auc", "auc_resolution", "brier", "cost", "cost_per_decision",
-                                    "default_rate")}
+                                    "default_rate", "calibration_mean_abs_error")}
 
 
 def comparison(s: Shadowed | ShadowedCounts) -> dict[str, Any]:

@@ -1,18 +1,20 @@
-"""``GET /fairness`` and the fairness report: the window's decisions joined to group membership and outcomes."""
+"""``GET /fairness`` and the fairness report: the window's decisions counted per group, with their outcomes
+(``prediction_log.fairness_counts``)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from core.features import AGE_FEATURE
 from deployments.performance import Window
-from models.fairness import MIN_DECISIONS, MIN_RATIO, fairness
-from prediction_log.groups import Memberships
-from prediction_log.records import Block
+from models.fairness import MIN_DECISIONS, MIN_RATIO, fairness_from_counts
+from prediction_log.fairness_counts import COLUMNS, FairnessCounts, of_block
+from prediction_log.labelled_bins import whole_days
+from prediction_log.stores import LogStores
 
 MAX_FAIRNESS_WINDOW = timedelta(days=92)
 """The longest window ``/fairness`` reads (a quarter: the monitoring period of a fair-lending review)."""
@@ -27,8 +29,8 @@ class FairnessQuery(Window):
 
     @model_validator(mode="after")
     def _bounded(self) -> FairnessQuery:
-        """The figures are computed from the window's rows: without ``since`` the last ``MAX_FAIRNESS_WINDOW``, and
-        never a longer one (a key with scope fairness must not make the log writer read the whole log)."""
+        """Without ``since`` the last ``MAX_FAIRNESS_WINDOW``, and never a longer one (a key with scope fairness
+        must not make the log writer read the whole log where it keeps no counts: the file log)."""
         until = self.until = self.until or datetime.now(UTC)
         if self.since is None:
             try:
@@ -40,19 +42,34 @@ class FairnessQuery(Window):
         return self
 
 
-FAIRNESS_COLUMNS = ("request_id", AGE_FEATURE, "prediction", "probability_default")
-"""The log columns ``fairness_of`` reads."""
+async def window_counts(stores: LogStores, since: datetime, until: datetime) -> FairnessCounts:
+    """The window's decisions counted per group: its whole days as the store counted them (``fairness_days``), the
+    partial days at its edges (or the whole window, where the store keeps no counts) from their records."""
+    first, last = whole_days(since, until)
+    assert first is not None and last is not None   # a bounded window
+    days = await stores.groups.counted(first, last) if first < last else None
+    if days is None:
+        return await _of_records(stores, since, until)
+    parts = [days]
+    if since < first:
+        parts.append(await _of_records(stores, since, first))
+    if last < until:
+        parts.append(await _of_records(stores, last, until))
+    return FairnessCounts.concat(parts)
 
 
-def fairness_of(block: Block, memberships: Memberships, defaulted: dict[str, int],
-                query: FairnessQuery) -> dict[str, Any]:
-    """``models.fairness.fairness`` of a window's records (memberships and outcomes keyed by request_id)."""
+async def _of_records(stores: LogStores, since: datetime, until: datetime) -> FairnessCounts:
+    block = await stores.log.records_between(since, until, COLUMNS)
     ids = block.column("request_id").to_pylist()
-    row = {request_id: i for i, request_id in enumerate(ids)}
-    by_row = {attribute: {row[i]: g for i, g in groups.items() if i in row}
-              for attribute, groups in memberships.items()}
-    outcomes = np.array([defaulted.get(i, -1) for i in ids], dtype=np.int8)
-    return fairness(block.column(AGE_FEATURE).to_numpy(zero_copy_only=False),
-                    block.column("prediction").to_numpy(zero_copy_only=False).astype(bool),
-                    block.column("probability_default").to_numpy(zero_copy_only=False), outcomes, by_row,
-                    query.min_ratio, query.min_decisions)
+    memberships = await stores.groups.of(ids)
+    defaulted = await stores.outcomes.defaulted_of(ids)
+    return await asyncio.to_thread(of_block, block, memberships, defaulted)
+
+
+def fairness_of(counts: FairnessCounts, query: FairnessQuery) -> dict[str, Any]:
+    """``models.fairness.fairness_from_counts`` of a window's counts."""
+    probability = counts.probability_sum / np.maximum(counts.count, 1)
+    return fairness_from_counts(counts.attribute, counts.group, counts.denied, counts.challenger_version,
+                                counts.challenger_denied,
+                                counts.defaulted, probability, counts.probability_bin,
+                                counts.count.astype(np.float64), query.min_ratio, query.min_decisions)

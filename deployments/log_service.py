@@ -21,7 +21,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from core.settings import LogWriterConfig, Settings
 from deployments.challenger_report import comparison
-from deployments.fairness import FAIRNESS_COLUMNS, FairnessQuery, fairness_of
+from deployments.fairness import FairnessQuery, fairness_of, window_counts
 from deployments.monitoring_run import monitoring_run
 from deployments.performance import PerformanceQuery, SummaryQuery, Window, card_of_version, performance
 from prediction_log.appender import LineAppender
@@ -344,12 +344,10 @@ class PredictionLog:
 
     @api_call
     async def fairness(self, query: FairnessQuery) -> dict[str, Any]:
-        """The window's decisions with their groups and outcomes; figures computed here, beside the store."""
-        block = await self._live().log.records_between(query.since, query.until, FAIRNESS_COLUMNS)
-        ids = block.column("request_id").to_pylist()
-        memberships = await self._live().groups.of(ids)
-        defaulted = await self.outcome_store().defaulted_of(ids)
-        return await asyncio.to_thread(fairness_of, block, memberships, defaulted, query)
+        """The window's decisions counted per group with their outcomes; figures computed here, beside the store."""
+        assert query.since is not None and query.until is not None   # FairnessQuery bounds every window
+        counts = await window_counts(self._live(), query.since, query.until)
+        return await asyncio.to_thread(fairness_of, counts, query)
 
     async def close(self) -> None:
         if self.store is not None:

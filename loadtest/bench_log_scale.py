@@ -11,7 +11,8 @@ trigger (so the aggregates are kept exactly as live writes keep them); 20 % of t
 template row's outcome. Then our server starts on the database (the README's command) and the reads are timed:
 ``/predictions`` first page and a deep page (keyset cursor half-way through the log), ``/predictions/stats``,
 ``/predictions/summary`` for 24 h and 7 days (what the dashboard's Monitoring page reads, and the page itself rendered
-signed in), ``/performance`` over 90 days (with the peak RSS of the server's largest process), and the drift report over
+signed in), ``/performance`` over 90 days (with the peak RSS of the server's largest process), ``/fairness`` over 7 days
+(every decision posted a group of ``segment``), and the drift report over
 7 days (wall time and peak RSS of the command; the baseline's bins registered before the decisions are written, so its
 PSI reads the histograms of all of them). Writes JSON to ``--out``; the database is dropped afterwards unless
 ``--keep``.
@@ -47,9 +48,11 @@ from loadtest.bench_throughput import _database
 from loadtest.server_process import ServerConfig, ServerProcess
 from models.baseline import load_baseline
 from prediction_log.histograms import drift_bins
+from prediction_log.postgres import fairness_days as pg_fairness_days
+from prediction_log.postgres import groups, outcomes
 from prediction_log.postgres import histograms as pg_histograms
-from prediction_log.postgres import outcomes
 from prediction_log.postgres import schema as pg_schema
+from prediction_log.postgres import scored as pg_scored
 from prediction_log.postgres.store import SQL_COLUMNS, TABLE, PostgresStore
 
 API_KEY = "bench-" + os.urandom(8).hex()
@@ -123,8 +126,8 @@ async def generate(dsn: str, decisions: int, template_rows: int, end: datetime, 
             "USING (request_id)"
         )
         await conn.execute(
-            f"TRUNCATE {TABLE}, {outcomes.TABLE}, decision_minutes, decision_hours, labelled_days, "
-            f"{pg_histograms.TABLE}"
+            f"TRUNCATE {TABLE}, {outcomes.TABLE}, {groups.TABLE}, decision_minutes, decision_hours, labelled_days, "
+            f"{pg_scored.TABLE}, {pg_fairness_days.TABLE}, {pg_histograms.TABLE}"
         )
         if shadow:
             await conn.execute(
@@ -142,6 +145,11 @@ async def generate(dsn: str, decisions: int, template_rows: int, end: datetime, 
             f"$3::timestamptz + (($2::bigint * {template_rows} + t.rn) * {step_us}) * interval '1 microsecond', "
             f"{', '.join('t.' + c for c in _COPIED)} FROM template t WHERE t.rn < $4"
         )
+        member = (
+            f"INSERT INTO {groups.TABLE} (request_id, attribute, group_name) SELECT {request_id}, 'segment', "
+            f"CASE WHEN t.rn % 5 < 2 THEN 'B' ELSE 'A' END FROM template t WHERE t.rn < $4 "
+            "AND $3::timestamptz IS NOT NULL"   # the day's start: the statement takes the insert's arguments
+        )
         label = (
             f"INSERT INTO {outcomes.TABLE} (request_id, defaulted, observed_at) SELECT {request_id}, t.defaulted, "
             f"$3::timestamptz FROM template t WHERE t.rn < $4 AND t.rn % {LABELLED_EVERY} = 0"
@@ -153,6 +161,7 @@ async def generate(dsn: str, decisions: int, template_rows: int, end: datetime, 
             for copy in range((per_day + template_rows - 1) // template_rows):
                 rows = min(template_rows, per_day - copy * template_rows)
                 written += int((await conn.execute(insert, day, copy, day_start, rows)).split()[-1])
+                await conn.execute(member, day, copy, day_start, rows)
                 if day < DAYS - 1:
                     began = time.monotonic()
                     labelled += int((await conn.execute(label, day, copy, end, rows)).split()[-1])
@@ -264,8 +273,12 @@ def reads(server: ServerProcess, end: datetime, repeats: int, shadow: bool) -> d
         with PeakRss() as peak:
             results["performance_90d"], body = timed(client, "/performance", {"since": since}, max(1, repeats // 20))
         results["performance_90d"].update(labelled=body["labelled"], replica_peak_rss_bytes=peak.peaks)
+        since = (end - timedelta(days=7)).isoformat()
+        with PeakRss() as peak:
+            results["fairness_7d"], body = timed(client, "/fairness", {"since": since, "until": end.isoformat()},
+                                                 max(1, repeats // 20))
+        results["fairness_7d"].update(decisions=body["decisions"], replica_peak_rss_bytes=peak.peaks)
         if shadow:
-            since = (end - timedelta(days=7)).isoformat()
             with PeakRss() as peak:
                 results["challenger_7d"], body = timed(client, "/challenger", {"since": since}, max(1, repeats // 20))
             results["challenger_7d"].update(shadowed=body["shadowed"], replica_peak_rss_bytes=peak.peaks)

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from typing import Any
 
 import numpy as np
-from fairlearn.metrics import MetricFrame, count, false_negative_rate, false_positive_rate, selection_rate
+from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate, selection_rate
 from sklearn.metrics import roc_auc_score
 
 from core.features import ELDERLY_AGE_YEARS
@@ -25,27 +25,33 @@ MIN_DECISIONS = 100
 """Groups with fewer decisions in the window are shown, never alerted on (their rate is noise)."""
 AGE_ATTRIBUTE = "age_band"
 ELDERLY_BAND = f"{ELDERLY_AGE_YEARS} and over"
-_BANDS = ((25, "under 25"), (40, "25-39"), (ELDERLY_AGE_YEARS, f"40-{ELDERLY_AGE_YEARS - 1}"),
-          (math.inf, ELDERLY_BAND))
+AGE_BANDS = ((25, "under 25"), (40, "25-39"), (ELDERLY_AGE_YEARS, f"40-{ELDERLY_AGE_YEARS - 1}"),
+             (math.inf, ELDERLY_BAND))
+"""(upper bound in years, exclusive; label): ``age_bands`` here, ``postgres.fairness_days`` in SQL."""
 
 
 def age_bands(days_birth: np.ndarray) -> np.ndarray:
     """The age band of each applicant (``DAYS_BIRTH`` counts days back, negative)."""
     years = -np.asarray(days_birth, dtype=np.float64) / 365.25
-    edges = np.array([b for b, _ in _BANDS[:-1]])
-    return np.array([label for _, label in _BANDS], dtype=object)[np.searchsorted(edges, years, side="right")]
+    edges = np.array([b for b, _ in AGE_BANDS[:-1]])
+    return np.array([label for _, label in AGE_BANDS], dtype=object)[np.searchsorted(edges, years, side="right")]
 
 
-def _auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    return float(roc_auc_score(y_true, y_score)) if len(np.unique(y_true)) == 2 else float("nan")
+def _auc(y_true: np.ndarray, y_score: np.ndarray, sample_weight: np.ndarray) -> float:
+    return float(roc_auc_score(y_true, y_score, sample_weight=sample_weight)) if len(np.unique(y_true)) == 2 \
+        else float("nan")
 
 
-def _mean(_y_true: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(y)) if len(y) else float("nan")
+def _decisions(_y_true: np.ndarray, _y: np.ndarray, sample_weight: np.ndarray) -> float:
+    return float(np.sum(sample_weight))
 
 
-def _observed(y_true: np.ndarray, _y: np.ndarray) -> float:
-    return float(np.mean(y_true)) if len(y_true) else float("nan")
+def _mean(_y_true: np.ndarray, y: np.ndarray, sample_weight: np.ndarray) -> float:
+    return float(np.average(y, weights=sample_weight)) if np.sum(sample_weight) else float("nan")
+
+
+def _observed(y_true: np.ndarray, _y: np.ndarray, sample_weight: np.ndarray) -> float:
+    return float(np.average(y_true, weights=sample_weight)) if np.sum(sample_weight) else float("nan")
 
 
 def _clean(value: Any) -> Any:
@@ -54,64 +60,118 @@ def _clean(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
-def group_figures(group: np.ndarray, denied: np.ndarray, probability: np.ndarray, defaulted: np.ndarray,
-                  min_ratio: float = MIN_RATIO, min_decisions: int = MIN_DECISIONS,
-                  judged: Collection[str] | None = None) -> dict[str, Any]:
-    """Figures per group of one attribute; ``defaulted`` is -1 where the outcome is not known yet. Alerts for the
-    groups in ``judged`` (all when None)."""
+def _weighted(metrics: dict[str, Any], weight: np.ndarray, **data: Any) -> Any:
+    """Fairlearn's ``MetricFrame`` of ``metrics``, each given the decisions' counts as ``sample_weight``."""
+    return MetricFrame(metrics=metrics, sample_params={name: {"sample_weight": weight} for name in metrics},
+                       **data).by_group
+
+
+def approval_figures(group: np.ndarray, denied: np.ndarray, weight: np.ndarray,
+                     min_decisions: int = MIN_DECISIONS) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Decisions, approval rate and adverse-impact ratio per group (against the most favoured group with at least
+    ``min_decisions``), and that group."""
     approved = (~denied.astype(bool)).astype(int)
-    decisions = MetricFrame(metrics={"decisions": count, "approval_rate": selection_rate},
-                            y_true=approved, y_pred=approved, sensitive_features=group)
-    table = decisions.by_group
+    table = _weighted({"decisions": _decisions, "approval_rate": selection_rate}, weight,
+                      y_true=approved, y_pred=approved, sensitive_features=group)
     eligible = table[table["decisions"] >= min_decisions]
     favoured = (eligible if len(eligible) else table)["approval_rate"].idxmax()
     best = table.loc[favoured, "approval_rate"]
-    groups: dict[str, dict[str, Any]] = {
-        str(g): {"decisions": int(row["decisions"]), "approval_rate": float(row["approval_rate"]),
+    return str(favoured), {
+        str(g): {"decisions": int(round(row["decisions"])), "approval_rate": float(row["approval_rate"]),
                  "adverse_impact_ratio": float(row["approval_rate"] / best) if best > 0 else None}
         for g, row in table.iterrows()}
-    labelled = defaulted >= 0
+
+
+def _alerts(groups: dict[str, dict[str, Any]], min_ratio: float, min_decisions: int,
+            judged: Collection[str] | None) -> list[dict[str, Any]]:
+    return [{"group": name, "adverse_impact_ratio": round(f["adverse_impact_ratio"], 4),
+             "approval_rate": round(f["approval_rate"], 4), "decisions": f["decisions"]}
+            for name, f in groups.items()
+            if (judged is None or name in judged) and f["decisions"] >= min_decisions
+            and f["adverse_impact_ratio"] is not None and f["adverse_impact_ratio"] < min_ratio]
+
+
+def group_figures(group: np.ndarray, denied: np.ndarray, probability: np.ndarray, score: np.ndarray,
+                  defaulted: np.ndarray, weight: np.ndarray, min_ratio: float = MIN_RATIO,
+                  min_decisions: int = MIN_DECISIONS, judged: Collection[str] | None = None) -> dict[str, Any]:
+    """Figures per group of one attribute from counted decisions (``weight`` decisions an entry, ``probability``
+    their mean probability, ``score`` what orders them for AUC: the probability, or its bin); ``defaulted`` is -1
+    where the outcome is not known yet. Alerts for the groups in ``judged`` (all when None)."""
+    favoured, groups = approval_figures(group, denied, weight, min_decisions)
+    labelled = (defaulted >= 0) & (weight > 0)
     if labelled.any():
-        y, g = defaulted[labelled].astype(int), group[labelled]
-        errors = MetricFrame(metrics={"labelled": count, "false_negative_rate": false_negative_rate,
-                                      "false_positive_rate": false_positive_rate},
-                             y_true=y, y_pred=denied[labelled].astype(int), sensitive_features=g).by_group
-        scores = MetricFrame(metrics={"auc": _auc, "mean_predicted_default": _mean, "observed_default_rate": _observed},
-                             y_true=y, y_pred=probability[labelled], sensitive_features=g).by_group
+        y, g, w = defaulted[labelled].astype(int), group[labelled], weight[labelled]
+        errors = _weighted({"labelled": _decisions, "false_negative_rate": false_negative_rate,
+                            "false_positive_rate": false_positive_rate}, w,
+                           y_true=y, y_pred=denied[labelled].astype(int), sensitive_features=g)
+        scores = _weighted({"auc": _auc}, w, y_true=y, y_pred=score[labelled], sensitive_features=g).join(
+            _weighted({"mean_predicted_default": _mean, "observed_default_rate": _observed}, w,
+                      y_true=y, y_pred=probability[labelled], sensitive_features=g))
         for name in errors.index:
             groups[str(name)].update({k: float(v) for k, v in errors.loc[name].items()} |
                                      {k: float(v) for k, v in scores.loc[name].items()})
-    alerts = [{"group": name, "adverse_impact_ratio": round(f["adverse_impact_ratio"], 4),
-               "approval_rate": round(f["approval_rate"], 4), "decisions": f["decisions"]}
-              for name, f in groups.items()
-              if (judged is None or name in judged) and f["decisions"] >= min_decisions
-              and f["adverse_impact_ratio"] is not None
-              and f["adverse_impact_ratio"] < min_ratio]
-    return {"most_favoured": str(favoured),
+            groups[str(name)]["labelled"] = int(round(groups[str(name)]["labelled"]))
+    return {"most_favoured": favoured,
             "groups": {name: {k: _clean(v) for k, v in f.items()} for name, f in groups.items()},
-            "alerts": alerts}
+            "alerts": _alerts(groups, min_ratio, min_decisions, judged)}
+
+
+def same_applicants(group: np.ndarray, denied: np.ndarray, challenger_version: np.ndarray,
+                    challenger_denied: np.ndarray, weight: np.ndarray, min_ratio: float, min_decisions: int,
+                    judged: Collection[str] | None) -> dict[str, Any]:
+    """Per shadow challenger version: its and the champion's approval rates and adverse-impact ratios per group on
+    the applicants it shadowed (``challenger_denied`` -1 elsewhere)."""
+    out: dict[str, Any] = {}
+    for version in sorted(set(challenger_version[challenger_denied >= 0].tolist())):
+        shadowed = (challenger_denied >= 0) & (challenger_version == version)
+        out[version] = {}
+        for model, decisions in (("champion", denied[shadowed]), ("challenger", challenger_denied[shadowed] == 1)):
+            favoured, groups = approval_figures(group[shadowed], decisions, weight[shadowed], min_decisions)
+            out[version][model] = {"most_favoured": favoured,
+                                   "groups": {n: {k: _clean(v) for k, v in f.items()} for n, f in groups.items()},
+                                   "alerts": _alerts(groups, min_ratio, min_decisions, judged)}
+    return out
+
+
+def fairness_from_counts(attribute: np.ndarray, group: np.ndarray, denied: np.ndarray,
+                         challenger_version: np.ndarray, challenger_denied: np.ndarray, defaulted: np.ndarray,
+                         probability: np.ndarray, score: np.ndarray, weight: np.ndarray, min_ratio: float = MIN_RATIO,
+                         min_decisions: int = MIN_DECISIONS) -> dict[str, Any]:
+    """Every attribute counted (``prediction_log.fairness_counts``): the age band and each posted one. A count's AUC
+    orders decisions by ``score`` (its probability bin: two decisions in one bin are a tie)."""
+    age = attribute == AGE_ATTRIBUTE
+    decisions = int(weight[age].sum())
+    if not decisions:   # an empty window: nothing to compare
+        return {"decisions": 0, "min_ratio": min_ratio, "min_decisions": min_decisions, "attributes": {},
+                "alerts": []}
+    attributes = {}
+    for name in [AGE_ATTRIBUTE, *sorted(set(attribute[~age].tolist()))]:
+        rows = attribute == name
+        # Age is a model input, which Regulation B allows an empirically derived system as long as an applicant
+        # aged 62 or older is never disfavoured for it (1002.6(b)(2)): that band is judged; the others are shown.
+        judged = (ELDERLY_BAND,) if name == AGE_ATTRIBUTE else None
+        attributes[name] = group_figures(group[rows], denied[rows], probability[rows], score[rows], defaulted[rows],
+                                         weight[rows], min_ratio, min_decisions, judged)
+        attributes[name]["same_applicants"] = same_applicants(group[rows], denied[rows], challenger_version[rows],
+                                                              challenger_denied[rows], weight[rows], min_ratio,
+                                                              min_decisions, judged)
+    return {"decisions": decisions, "min_ratio": min_ratio, "min_decisions": min_decisions,
+            "attributes": attributes,
+            "alerts": [{"attribute": a, **alert} for a, f in attributes.items() for alert in f["alerts"]]}
 
 
 def fairness(days_birth: np.ndarray, denied: np.ndarray, probability: np.ndarray, defaulted: np.ndarray,
              memberships: dict[str, dict[int, str]], min_ratio: float = MIN_RATIO,
              min_decisions: int = MIN_DECISIONS) -> dict[str, Any]:
-    """Every attribute: the age band (from the features) and each posted one (row index → group)."""
-    if not len(denied):   # an empty window: nothing to compare
-        return {"decisions": 0, "min_ratio": min_ratio, "min_decisions": min_decisions, "attributes": {},
-                "alerts": []}
-    # Age is a model input, which Regulation B allows an empirically derived system as long as an applicant aged
-    # 62 or older is never disfavoured for it (1002.6(b)(2)): that band is judged; the others are shown.
-    attributes = {AGE_ATTRIBUTE: group_figures(age_bands(days_birth), denied, probability, defaulted,
-                                               min_ratio, min_decisions, judged=(ELDERLY_BAND,))}
+    """``fairness_from_counts`` of decisions one by one: the age band (from the features) and each posted
+    attribute (row index → group)."""
+    names, groups, rows = [AGE_ATTRIBUTE] * len(denied), list(age_bands(days_birth)), list(range(len(denied)))
     for attribute, by_row in sorted(memberships.items()):
-        rows = np.fromiter(by_row.keys(), dtype=np.int64, count=len(by_row))
-        if len(rows):
-            group = np.array(list(by_row.values()), dtype=object)
-            attributes[attribute] = group_figures(group, denied[rows], probability[rows], defaulted[rows],
-                                                min_ratio, min_decisions)
-    return {"decisions": int(len(denied)), "min_ratio": min_ratio, "min_decisions": min_decisions,
-            "attributes": attributes,
-            "alerts": [{"attribute": a, **alert} for a, f in attributes.items() for alert in f["alerts"]]}
-
-
-
+        names += [attribute] * len(by_row)
+        groups += list(by_row.values())
+        rows += list(by_row.keys())
+    index = np.array(rows, dtype=np.int64)
+    return fairness_from_counts(np.array(names, dtype=object), np.array(groups, dtype=object), denied[index],
+                                np.full(len(index), "", dtype=object), np.full(len(index), -1, np.int8),
+                                defaulted[index], probability[index], probability[index], np.ones(len(index)),
+                                min_ratio, min_decisions)

@@ -9,6 +9,7 @@ reference_sample.csv.gz) and records the version in ``<out>/LATEST``.
 from __future__ import annotations
 
 import argparse
+import getpass
 import hashlib
 import json
 import shutil
@@ -105,11 +106,17 @@ def _unconstrained(train_set: pd.DataFrame, valid: pd.DataFrame, seed: int, x_ho
     return {"auc": float(roc_auc_score(y_hold, p)), "cost": threshold.business_cost(y_hold, p, t.best_threshold)}
 
 
-def train(rows: int, seed: int, out: Path, progress: bool = True) -> Path:
-    """Run the whole pipeline; returns the version folder."""
+def train(rows: int, seed: int, out: Path, progress: bool = True, dropped: tuple[str, ...] = (),
+          trained_by: str | None = None) -> Path:
+    """Run the whole pipeline; returns the version folder. ``dropped`` features are held at their median in the
+    training and validation data (the model cannot use them: a challenger without them); ``trained_by`` is
+    recorded on the card (the OS user by default), so a validation can be seen to be someone else's."""
     steps = tqdm(total=6, desc="pipeline", disable=not progress)
     data = generator.generate(rows, seed)
     train_set, valid, hold = split(data, seed)
+    for name in dropped:
+        median = float(train_set[name].median())
+        train_set, valid = train_set.assign(**{name: median}), valid.assign(**{name: median})
     steps.update(1)
 
     model = _fit(train_set, seed, progress)
@@ -141,7 +148,9 @@ def train(rows: int, seed: int, out: Path, progress: bool = True) -> Path:
     card = {
         "version": version,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "trained_by": trained_by or getpass.getuser(),
         "features": list(FEATURE_NAMES),
+        "features_held_constant": list(dropped),
         "data": {"generator": "models.generator", "seed": seed, "rows": rows,
                  "split": dict(zip(("train", "validation", "holdout"), map(len, (train_set, valid, hold)))),
                  "default_rate": float(data["TARGET"].mean())},
@@ -196,9 +205,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=MODELS_DIR, help="folder for version folders")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--trained-by", help="who trained it, on the card (default: the OS user)")
+    parser.add_argument("--drop-feature", action="append", default=[], choices=FEATURE_NAMES,
+                        help="hold this feature at its median in training (repeat for several)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    folder = train(args.rows, args.seed, args.out, progress=not args.no_progress)
+    folder = train(args.rows, args.seed, args.out, progress=not args.no_progress, dropped=tuple(args.drop_feature),
+                   trained_by=args.trained_by)
     card = json.loads((folder / CARD_FILE).read_text())
     h = card["holdout"]
     print(f"{card['version']}: AUC {h['auc']:.4f} (Bayes {h['bayes_auc']:.4f}), "

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings, get_settings
-from deployments.fairness import FAIRNESS_COLUMNS, FairnessQuery, fairness_of
+from deployments.fairness import FairnessQuery, fairness_of, window_counts
 from models.fairness import MIN_DECISIONS, MIN_RATIO
 from monitoring.report_window import add_window_arguments, window_since
 from prediction_log.stores import open_stores
@@ -36,11 +36,8 @@ EXIT_OK, EXIT_ALERT, EXIT_EMPTY = 0, 1, 3
 async def compute(settings: Settings, query: FairnessQuery) -> dict[str, Any]:
     stores = await open_stores(settings)
     try:
-        block = await stores.log.records_between(query.since, query.until, FAIRNESS_COLUMNS)
-        ids = block.column("request_id").to_pylist()
-        memberships = await stores.groups.of(ids)
-        defaulted = await stores.outcomes.defaulted_of(ids)
-        return fairness_of(block, memberships, defaulted, query)
+        assert query.since is not None and query.until is not None   # FairnessQuery bounds every window
+        return fairness_of(await window_counts(stores, query.since, query.until), query)
     finally:
         await stores.log.close()
 

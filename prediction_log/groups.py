@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:   # fairness_counts imports this module's Memberships
+    from prediction_log.fairness_counts import FairnessCounts
 
 MAX_GROUPS = 10_000
 """Per post."""
@@ -56,3 +60,7 @@ class GroupStore(Protocol):
     async def record(self, post: GroupPost) -> GroupReceipt: ...
 
     async def of(self, request_ids: list[str]) -> Memberships: ...
+
+    async def counted(self, since: datetime | None, until: datetime | None) -> FairnessCounts | None:
+        """The decisions of the whole days in [since, until) counted per group as they were stored
+        (``fairness_counts``), or None where the store keeps no counts (the file log)."""

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from prediction_log.fairness_counts import FairnessCounts
 from prediction_log.groups import GroupPost, GroupReceipt, Memberships, choose
+from prediction_log.postgres import fairness_days as pg_fairness_days
 from prediction_log.postgres.ddl import apply_schema
+from prediction_log.postgres.outcomes import TABLE as OUTCOMES_TABLE
+from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.store import TABLE as LOG_TABLE
 from prediction_log.postgres.store import PostgresStore
 
@@ -22,9 +28,19 @@ class PostgresGroups:
         self._schema_ready = False
 
     async def ensure_schema(self) -> None:
+        """The table, and ``fairness_days`` with its triggers (which need the outcomes table too)."""
+        await PostgresOutcomes(self.log).ensure_schema()
         async with self.log.writing() as conn:
             await apply_schema(conn, SCHEMA_SQL, TABLE, tuple(SQL_TYPES))
+            await pg_fairness_days.ensure_schema(conn, LOG_TABLE, OUTCOMES_TABLE, TABLE)
         self._schema_ready = True
+
+    async def counted(self, since: datetime | None, until: datetime | None) -> FairnessCounts:
+        """The decisions of the whole days in [since, until) counted per group (``fairness_days``)."""
+        if not self._schema_ready:
+            await self.ensure_schema()
+        async with self.log.reading() as conn:
+            return await pg_fairness_days.counts_between(conn, since, until, self.log.read_timeout_s)
 
     async def record(self, post: GroupPost) -> GroupReceipt:
         if not self._schema_ready:

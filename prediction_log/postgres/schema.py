@@ -5,10 +5,10 @@
 creates or migrates the log's tables (``log_tables``) and its aggregates as the owner, then creates (or re-passwords)
 the role named in the app's DSN with only what the server needs: connect, ``SELECT``/``INSERT`` on its tables,
 ``SELECT`` on the aggregates (kept by triggers with the owner's rights, ``pg_aggregates``, ``pg_labelled``,
-``pg_histograms``; ``INSERT`` on its bins: monitoring registers the bins it reads), temporary tables (its staging
-table). The server's own start then finds the schema in place and does not need the right to change it
-(``apply_schema``). Run it before a new version's server on a big log: it counts the rows and outcomes older than the
-aggregates' triggers once, without the server's 30 s statement limit.
+``pg_scored``, ``pg_fairness_days``, ``pg_histograms``; ``INSERT`` on its bins: monitoring registers the bins it
+reads), temporary tables (its staging table). The server's own start then finds the schema in place and does not
+need the right to change it (``apply_schema``). Run it before a new version's server on a big log: it counts the rows
+and outcomes older than the aggregates' triggers once, without the server's 30 s statement limit.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import fairness_days as pg_fairness_days
 from prediction_log.postgres import groups, model_changes, monitoring_runs, outcomes
 from prediction_log.postgres import histograms as pg_histograms
 from prediction_log.postgres import labelled as pg_labelled
+from prediction_log.postgres import scored as pg_scored
 from prediction_log.postgres import store as postgres_store
 
 
@@ -59,7 +61,8 @@ async def grant(owner_dsn: str, app_dsn: str) -> str:
             await conn.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")
             await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {quoted}")
             await conn.execute(f"GRANT SELECT, INSERT ON {', '.join(log_tables())} TO {quoted}")
-            counts = [*pg_aggregates.TABLES.values(), pg_labelled.TABLE, pg_histograms.TABLE]
+            counts = [*pg_aggregates.TABLES.values(), pg_labelled.TABLE, pg_histograms.TABLE, pg_scored.TABLE,
+                      pg_fairness_days.TABLE]
             await conn.execute(f"GRANT SELECT ON {', '.join(counts)} TO {quoted}")
             await conn.execute(f"GRANT SELECT, INSERT ON {pg_histograms.BINS_TABLE} TO {quoted}")  # registers bins
             await conn.execute(f"GRANT EXECUTE ON FUNCTION {pg_histograms.ADD_SIGNATURE} TO {quoted}")  # adds counts
