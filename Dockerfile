@@ -32,6 +32,7 @@ COPY models/ models/
 COPY monitoring/ monitoring/
 COPY loadtest/ loadtest/
 COPY dashboard/ dashboard/
+COPY .streamlit/ .streamlit/
 COPY serve_config.yaml serve.env pyproject.toml ./
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app DATA_DIR=/data REPORTS_DIR=/data/reports
 USER scorer

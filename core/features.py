@@ -6,6 +6,7 @@ all read this module; nothing else lists feature names or ranges.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -109,6 +110,21 @@ or older is never assigned a negative factor for it; the age feature is never ci
 def is_elderly(days_birth: np.ndarray) -> np.ndarray:
     """Aged ``ELDERLY_AGE_YEARS`` or older at application (``DAYS_BIRTH`` counts days back, negative)."""
     return -np.asarray(days_birth, dtype=np.float64) / 365.25 >= ELDERLY_AGE_YEARS
+
+
+AGE_ATTRIBUTE = "age_band"
+"""The attribute fair-lending figures group every decision by (from the age feature, never posted)."""
+ELDERLY_BAND = f"{ELDERLY_AGE_YEARS} and over"
+AGE_BANDS = ((25, "under 25"), (40, "25-39"), (ELDERLY_AGE_YEARS, f"40-{ELDERLY_AGE_YEARS - 1}"),
+             (math.inf, ELDERLY_BAND))
+"""(upper bound in years, exclusive; label): ``age_bands`` here, ``prediction_log.postgres.fairness_days`` in SQL."""
+
+
+def age_bands(days_birth: np.ndarray) -> np.ndarray:
+    """The age band of each applicant (``DAYS_BIRTH`` counts days back, negative)."""
+    years = -np.asarray(days_birth, dtype=np.float64) / 365.25
+    edges = np.array([b for b, _ in AGE_BANDS[:-1]])
+    return np.array([label for _, label in AGE_BANDS], dtype=object)[np.searchsorted(edges, years, side="right")]
 N_FEATURES: int = len(FEATURES)
 
 EXAMPLE_APPLICANT: dict[str, float] = {

@@ -50,32 +50,54 @@ def binned_histogram(histogram: dict, threshold: float) -> go.Figure:
     return figure
 
 
-def volume(periods: pd.DataFrame) -> go.Figure:
-    return go.Figure(go.Bar(x=periods["ts"], y=periods["decisions"]),
-                     layout={"title": "Decisions over time", "yaxis_title": "decisions"})
+MAX_BUCKET_TICKS = 12
+"""Up to this many buckets on the axis, one tick per bucket; past it Plotly chooses."""
 
 
-def approval_rate(periods: pd.DataFrame) -> go.Figure:
-    return go.Figure(go.Scatter(x=periods["ts"], y=periods["approval_rate"] * 100, mode="lines+markers"),
-                     layout={"title": "Approval rate", "yaxis_title": "% approved", "yaxis_range": [0, 100]})
+def time_axis(figure: go.Figure, times: pd.Series, bucket: pd.Timedelta) -> go.Figure:
+    """A time axis at the buckets' unit: one bucket before the first and after the last, so a window of one or two
+    buckets is not stretched into sub-millisecond ticks with one bar across the whole chart."""
+    if times.empty:
+        return figure
+    low, high = times.min() - bucket, times.max() + bucket
+    ticks = {"dtick": bucket.total_seconds() * 1000} if (high - low) / bucket <= MAX_BUCKET_TICKS else {}
+    figure.update_xaxes(range=[low, high], **ticks)
+    return figure
 
 
-def latency(periods: pd.DataFrame) -> go.Figure:
+def volume(periods: pd.DataFrame, bucket: pd.Timedelta) -> go.Figure:
+    figure = go.Figure(go.Bar(x=periods["ts"], y=periods["decisions"], width=bucket.total_seconds() * 1000 * 0.9),
+                       layout={"title": "Decisions over time", "yaxis_title": "decisions"})
+    return time_axis(figure, periods["ts"], bucket)
+
+
+def approval_rate(periods: pd.DataFrame, bucket: pd.Timedelta) -> go.Figure:
+    figure = go.Figure(go.Scatter(x=periods["ts"], y=periods["approval_rate"] * 100, mode="lines+markers"),
+                       layout={"title": "Approval rate", "yaxis_title": "% approved", "yaxis_range": [0, 100]})
+    return time_axis(figure, periods["ts"], bucket)
+
+
+def latency(periods: pd.DataFrame, bucket: pd.Timedelta) -> go.Figure:
     figure = go.Figure()
     for column, name in (("latency_p50_ms", "p50"), ("latency_p99_ms", "p99")):
         figure.add_trace(go.Scatter(x=periods["ts"], y=periods[column], mode="lines+markers", name=name))
     figure.update_layout(title="Server latency (ms)", yaxis_title="ms")
-    return figure
+    return time_axis(figure, periods["ts"], bucket)
 
 
 def realized_auc(periods: pd.DataFrame, card_auc: float | None) -> go.Figure:
     """Realized AUC per period and model version, the model card's holdout AUC as a line."""
     figure = go.Figure()
     for version, rows in periods.groupby("model_version"):
-        figure.add_trace(go.Scatter(x=rows["period_start"], y=rows["auc"], mode="lines+markers", name=str(version)))
+        figure.add_trace(go.Scatter(x=rows["period_start"], y=rows["auc"], mode="lines+markers",
+                                    name=f"{version} realized"))
+        if "estimated" in rows:
+            estimate = [e["auc"] if isinstance(e, dict) else None for e in rows["estimated"]]
+            figure.add_trace(go.Scatter(x=rows["period_start"], y=estimate, mode="lines+markers",
+                                        line={"dash": "dot"}, name=f"{version} estimated (CBPE)"))
     if card_auc is not None:
         figure.add_hline(y=card_auc, line_dash="dash", annotation_text=f"model card {card_auc:.3f}")
-    figure.update_layout(title="Realized AUC", yaxis_title="AUC")
+    figure.update_layout(title="AUC: realized, and estimated before outcomes", yaxis_title="AUC")
     return figure
 
 

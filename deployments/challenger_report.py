@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from deployments.performance import estimated_of, figures_of
-from models.paired import PairedCells, cells_of_rows, paired_evidence
+from models.paired import paired_evidence
 from models.performance import realized
 from prediction_log.labelled_bins import LabelledBins, scored
 from prediction_log.outcomes import Shadowed
-from prediction_log.shadowed_counts import SCATTER_POINTS, ShadowedCounts
+from prediction_log.shadowed_counts import SCATTER_POINTS, PairedCells, ShadowedCounts, cells_of_rows
 
 _DECISIONS = (("approved", False), ("denied", True))
 

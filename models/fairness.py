@@ -17,26 +17,12 @@ import numpy as np
 from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate, selection_rate
 from sklearn.metrics import roc_auc_score
 
-from core.features import ELDERLY_AGE_YEARS
+from core.features import AGE_ATTRIBUTE, ELDERLY_BAND, age_bands
 
 MIN_RATIO = 0.8
 """The four-fifths rule (EEOC Uniform Guidelines, used for credit by the CFPB's and lenders' practice)."""
 MIN_DECISIONS = 100
 """Groups with fewer decisions in the window are shown, never alerted on (their rate is noise)."""
-AGE_ATTRIBUTE = "age_band"
-ELDERLY_BAND = f"{ELDERLY_AGE_YEARS} and over"
-AGE_BANDS = ((25, "under 25"), (40, "25-39"), (ELDERLY_AGE_YEARS, f"40-{ELDERLY_AGE_YEARS - 1}"),
-             (math.inf, ELDERLY_BAND))
-"""(upper bound in years, exclusive; label): ``age_bands`` here, ``postgres.fairness_days`` in SQL."""
-
-
-def age_bands(days_birth: np.ndarray) -> np.ndarray:
-    """The age band of each applicant (``DAYS_BIRTH`` counts days back, negative)."""
-    years = -np.asarray(days_birth, dtype=np.float64) / 365.25
-    edges = np.array([b for b, _ in AGE_BANDS[:-1]])
-    return np.array([label for _, label in AGE_BANDS], dtype=object)[np.searchsorted(edges, years, side="right")]
-
-
 def _auc(y_true: np.ndarray, y_score: np.ndarray, sample_weight: np.ndarray) -> float:
     return float(roc_auc_score(y_true, y_score, sample_weight=sample_weight)) if len(np.unique(y_true)) == 2 \
         else float("nan")

@@ -13,8 +13,7 @@ as well as exact probabilities (two loans in one bin are a tie, as in the realiz
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.stats import binomtest, norm
@@ -25,30 +24,22 @@ LEVEL = 0.95
 POWER = 0.80
 
 
-@dataclass(frozen=True)
-class PairedCells:
-    """Labelled loans scored by both models: parallel arrays, one entry per cell."""
-
-    champion_score: np.ndarray     # any ordered number: a probability, or its bin
-    challenger_score: np.ndarray
-    champion_denied: np.ndarray    # bool
-    challenger_denied: np.ndarray  # bool
-    defaulted: np.ndarray          # 0/1
-    count: np.ndarray              # int64
+class PairedCells(Protocol):
+    """Labelled loans scored by both models: parallel arrays, one entry per cell (``prediction_log.shadowed_counts``
+    keeps them so)."""
 
     @property
-    def loans(self) -> int:
-        return int(self.count.sum())
-
-    def merged(self) -> PairedCells:
-        """One cell per distinct key, counts added (cells made per chunk or per day, summed over a window)."""
-        key = np.stack([self.champion_score.astype(np.float64), self.challenger_score.astype(np.float64),
-                        self.champion_denied, self.challenger_denied, self.defaulted], axis=1)
-        if not len(key):
-            return self
-        unique, inverse = np.unique(key, axis=0, return_inverse=True)
-        return PairedCells(unique[:, 0], unique[:, 1], unique[:, 2].astype(bool), unique[:, 3].astype(bool),
-                           unique[:, 4].astype(np.int8), np.bincount(inverse.ravel(), self.count).astype(np.int64))
+    def champion_score(self) -> np.ndarray: ...   # any ordered number: a probability, or its bin
+    @property
+    def challenger_score(self) -> np.ndarray: ...
+    @property
+    def champion_denied(self) -> np.ndarray: ...  # bool
+    @property
+    def challenger_denied(self) -> np.ndarray: ...
+    @property
+    def defaulted(self) -> np.ndarray: ...        # 0/1
+    @property
+    def count(self) -> np.ndarray: ...            # int64
 
 
 def _placements(score: np.ndarray, positive: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,12 +123,5 @@ def cost_difference(cells: PairedCells) -> dict[str, Any] | None:
 
 def paired_evidence(cells: PairedCells) -> dict[str, Any]:
     """DeLong, McNemar and the cost difference of the same labelled loans."""
-    return {"labelled": cells.loans, "level": LEVEL, "auc": delong(cells), "mcnemar": mcnemar(cells),
+    return {"labelled": int(cells.count.sum()), "level": LEVEL, "auc": delong(cells), "mcnemar": mcnemar(cells),
             "cost": cost_difference(cells)}
-
-
-def cells_of_rows(champion: np.ndarray, challenger: np.ndarray, champion_denied: np.ndarray,
-                  challenger_denied: np.ndarray, defaulted: np.ndarray) -> PairedCells:
-    """One cell per loan (exact probabilities)."""
-    return PairedCells(champion, challenger, champion_denied.astype(bool), challenger_denied.astype(bool),
-                       defaulted.astype(np.int8), np.ones(len(defaulted), dtype=np.int64))

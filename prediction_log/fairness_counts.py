@@ -17,12 +17,12 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from core.features import AGE_FEATURE
-from models.fairness import AGE_ATTRIBUTE, age_bands
-from prediction_log.groups import Memberships
+from core.features import AGE_ATTRIBUTE, AGE_FEATURE, age_bands
 from prediction_log.labelled_bins import bin_of
 from prediction_log.records import Block
 
+Memberships = dict[str, dict[str, str]]
+"""Posted group membership (``prediction_log.groups``): attribute → request_id → group."""
 COLUMNS = ("request_id", AGE_FEATURE, "prediction", "probability_default", "challenger_version",
            "challenger_decision")
 """The log columns ``of_block`` reads."""

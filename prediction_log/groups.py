@@ -12,15 +12,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:   # fairness_counts imports this module's Memberships
-    from prediction_log.fairness_counts import FairnessCounts
+from prediction_log.fairness_counts import FairnessCounts, Memberships
 
 MAX_GROUPS = 10_000
 """Per post."""
-Memberships = dict[str, dict[str, str]]
-"""attribute → request_id → group."""
 
 
 @dataclass(frozen=True)

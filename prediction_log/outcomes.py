@@ -22,10 +22,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.decision import is_denied
-from models.paired import PairedCells
 from prediction_log.labelled_bins import LabelledBins, bin_of, of_rows, scored
 from prediction_log.records import Block
-from prediction_log.shadowed_counts import SCATTER_POINTS, PairCounts, ShadowedCounts
+from prediction_log.shadowed_counts import SCATTER_POINTS, PairCounts, PairedCells, ShadowedCounts
 
 logger = logging.getLogger(__name__)
 

@@ -7,11 +7,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from models.paired import PairedCells
+import numpy as np
+
 from prediction_log.labelled_bins import LabelledBins
 
 SCATTER_POINTS = 500
 """Score pairs a comparison carries at most (a sample of the pair's decisions)."""
+
+
+@dataclass(frozen=True)
+class PairedCells:
+    """Labelled loans scored by both models: parallel arrays, one entry per cell (``models.paired`` reads them)."""
+
+    champion_score: np.ndarray     # any ordered number: a probability, or its bin
+    challenger_score: np.ndarray
+    champion_denied: np.ndarray    # bool
+    challenger_denied: np.ndarray  # bool
+    defaulted: np.ndarray          # 0/1
+    count: np.ndarray              # int64
+
+    @property
+    def loans(self) -> int:
+        return int(self.count.sum())
+
+    def merged(self) -> PairedCells:
+        """One cell per distinct key, counts added (cells made per chunk or per day, summed over a window)."""
+        key = np.stack([self.champion_score.astype(np.float64), self.challenger_score.astype(np.float64),
+                        self.champion_denied, self.challenger_denied, self.defaulted], axis=1)
+        if not len(key):
+            return self
+        unique, inverse = np.unique(key, axis=0, return_inverse=True)
+        return PairedCells(unique[:, 0], unique[:, 1], unique[:, 2].astype(bool), unique[:, 3].astype(bool),
+                           unique[:, 4].astype(np.int8), np.bincount(inverse.ravel(), self.count).astype(np.int64))
+
+
+
+def cells_of_rows(champion: np.ndarray, challenger: np.ndarray, champion_denied: np.ndarray,
+                  challenger_denied: np.ndarray, defaulted: np.ndarray) -> PairedCells:
+    """One cell per loan (exact probabilities)."""
+    return PairedCells(champion, challenger, champion_denied.astype(bool), challenger_denied.astype(bool),
+                       defaulted.astype(np.int8), np.ones(len(defaulted), dtype=np.int64))
 
 
 @dataclass

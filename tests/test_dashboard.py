@@ -122,3 +122,19 @@ def test_performance_page_shows_what_the_api_reports(dashboard_env: Path, file_a
     assert [e.value for e in at.error] == []
     assert at.metric[0].value == f"{labelled:,}" and labelled >= 400
     assert len(at.get("plotly_chart")) == 4
+
+
+def test_a_window_of_one_bucket_keeps_its_time_axis_at_the_buckets_unit() -> None:
+    """One hour of decisions in hourly buckets: the axis spans three hours with a tick per hour (Plotly alone
+    stretches one point into sub-millisecond ticks), and the bar is an hour wide, not the whole chart."""
+    import pandas as pd
+
+    from dashboard import charts
+
+    hour = pd.Timedelta(1, unit="h")
+    periods = pd.DataFrame({"ts": [pd.Timestamp("2026-12-05T06:00:00Z")], "decisions": [40], "approval_rate": [0.9]})
+    figure = charts.volume(periods, hour)
+    low, high = (pd.Timestamp(x) for x in figure.layout.xaxis.range)
+    assert (low, high) == (pd.Timestamp("2026-12-05T05:00:00Z"), pd.Timestamp("2026-12-05T07:00:00Z"))
+    assert figure.layout.xaxis.dtick == 3_600_000 and figure.data[0].width == 0.9 * 3_600_000
+    assert charts.approval_rate(periods, hour).layout.xaxis.dtick == 3_600_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,12 @@ def test_score_an_applicant_then_see_the_monitoring_charts(dashboard_url: str, f
         expect(page.locator(".js-plotly-plot")).to_have_count(4, timeout=60_000)
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "dashboard-monitoring.png"), full_page=True)
+        # What a lender's analyst must not see: Streamlit's Deploy button, a developer's docstring above the
+        # title, time ticks finer than the buckets (this window's decisions fall in one hour)
+        assert page.get_by_role("button", name="Deploy").count() == 0
+        assert page.get_by_text("bucket per window").count() == 0
+        ticks = page.locator(".js-plotly-plot").first.locator(".xtick text").all_text_contents()
+        assert ticks and not any(re.search(r"\d:\d\d\.\d", t) for t in ticks), ticks
 
         page.get_by_role("link", name="Performance").click()   # still signed in
         expect(page.get_by_text("Realized performance")).to_be_visible(timeout=60_000)

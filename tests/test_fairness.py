@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from core.features import AGE_ATTRIBUTE, ELDERLY_BAND, age_bands
 from core.reference import json_rows
 from core.settings import PROJECT_ROOT
-from models.fairness import AGE_ATTRIBUTE, ELDERLY_BAND, age_bands, fairness
+from models.fairness import fairness
 from monitoring.scenarios import GROUP_ATTRIBUTE, SCENARIOS, applicants, groups_of
 from tests.support.in_process import InProcessBackend, serving
 

@@ -13,11 +13,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.features import FEATURE_NAMES
+from core.features import FEATURE_NAMES, age_bands
 from core.reference import sample_applicants
 from deployments.decisions import decision_block, with_challenger
 from deployments.fairness import FairnessQuery, fairness_of, window_counts
-from models.fairness import age_bands
 from prediction_log.fairness_counts import COLUMNS, FairnessCounts, of_block
 from prediction_log.groups import GroupPost
 from prediction_log.outcomes import Outcomes

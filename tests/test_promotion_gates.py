@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.features import AGE_ATTRIBUTE
 from core.settings import PROJECT_ROOT, PromotionGates
 from deployments.challenger_report import comparison
-from models.fairness import AGE_ATTRIBUTE, fairness_from_counts
+from models.fairness import fairness_from_counts
 from models.promotion_gates import Evidence, check
 from models.serve_config_edit import set_user_config, user_config
 from models.validation import validation_problem

@@ -14,8 +14,8 @@ from dashboard.drift import feature_table, latest_report
 
 WINDOWS = {"1 hour": timedelta(hours=1), "24 hours": timedelta(days=1), "7 days": timedelta(days=7),
            "30 days": timedelta(days=30)}
+# The aggregates' bucket per window (GET /predictions/summary).
 BUCKETS = {"1 hour": "minute", "24 hours": "hour", "7 days": "hour", "30 days": "hour"}
-"""The aggregates' bucket per window (``GET /predictions/summary``)."""
 LATENCY_BUCKETS = {"1 hour": "5min", "24 hours": "1h", "7 days": "6h", "30 days": "1D"}
 PAGE_ROWS = 25
 
@@ -58,16 +58,19 @@ def _log_section(api: ApiClient, window: str, max_rows: int) -> None:
     d.metric("Latency p99", "—" if p99 is None else f"≤ {p99:.1f} ms",
              help="Every decision of the window, from the log's latency histogram "
                   "(bins 10 % wide; PostgreSQL: whole hours)")
-    periods = charts.summary_periods(summary)
+    periods, bucket = charts.summary_periods(summary), pd.Timedelta(1, unit="min" if summary["bucket"] == "minute"
+                                                                    else "h")
     left, right = st.columns(2)
-    left.plotly_chart(charts.volume(periods), width="stretch")
-    right.plotly_chart(charts.approval_rate(periods), width="stretch")
+    left.plotly_chart(charts.volume(periods, bucket), width="stretch")
+    right.plotly_chart(charts.approval_rate(periods, bucket), width="stretch")
     left, right = st.columns(2)
     cut = threshold(api) or (float(frame["threshold"].iloc[0]) if not frame.empty else 0.5)
     left.plotly_chart(charts.binned_histogram(summary["probability_histogram"], cut), width="stretch")
     if frame.empty:
         return
-    right.plotly_chart(charts.latency(charts.per_period(frame, LATENCY_BUCKETS[window])), width="stretch")
+    latency_bucket = LATENCY_BUCKETS[window]
+    right.plotly_chart(charts.latency(charts.per_period(frame, latency_bucket), pd.Timedelta(latency_bucket)),
+                       width="stretch")
     right.caption(f"Latency percentiles of the newest {len(frame):,} decisions read.")
 
     st.subheader("Latest decisions")

@@ -1,8 +1,10 @@
-"""Performance page: realized AUC, default rate, calibration and cost of decisions with outcomes, against the
-model card (``GET /performance``)."""
+"""Performance page: realized AUC, default rate, calibration and cost of decisions with outcomes, and the figures
+estimated before outcomes, against the model card (``GET /performance``); the challenger's evidence with its
+statistics and the newest promotion check."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +13,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.api_client import ApiClient, ApiError
-from dashboard.context import signed_in_client
+from dashboard.context import settings, signed_in_client
 from dashboard.fairness_panel import fairness_section
 
 WINDOWS = {"30 days": 30, "90 days": 90, "180 days": 180, "365 days": 365}
@@ -42,11 +44,53 @@ def _challenger_section(api: ApiClient, days: int) -> None:
         realized = pair["realized"]
         d.metric("AUC champion / challenger", "—" if realized is None else
                  f"{realized['champion']['auc'] or 0:.3f} / {realized['challenger']['auc'] or 0:.3f}")
+        _evidence(pair)
         left, right = st.columns(2)
         left.dataframe(pd.DataFrame([{"decisions": k, "count": v} for k, v in pair["confusion"].items()]),
                        hide_index=True, width="stretch")
         right.plotly_chart(charts.challenger_scatter(pair["scatter"], pair["champion"], pair["challenger"]),
                            width="stretch")
+
+
+def _evidence(pair: dict[str, Any]) -> None:
+    """How sure the difference is: paired statistics on the labelled loans, else the estimates before outcomes."""
+    stats, estimated = pair.get("statistics"), pair.get("estimated")
+    a, b, c, d = st.columns(4)
+    if stats and stats["auc"]:
+        low, high = stats["auc"]["interval"]
+        a.metric("AUC difference (challenger − champion)", f"{stats['auc']['difference']:+.4f}",
+                 help=f"DeLong, {stats['level']:.0%} interval [{low:+.4f}, {high:+.4f}] on {stats['labelled']:,} "
+                      "labelled loans")
+        b.metric("Smallest detectable gap", f"{stats['auc']['min_detectable_gap']:.4f}",
+                 help="80 % power at the 5 % level, from the same standard error")
+        mcnemar = stats["mcnemar"]
+        c.metric("McNemar p", "—" if mcnemar["p_value"] is None else f"{mcnemar['p_value']:.3g}",
+                 help=f"only the champion right: {mcnemar['only_champion_right']:,}; only the challenger right: "
+                      f"{mcnemar['only_challenger_right']:,}")
+        if stats["cost"]:
+            low, high = stats["cost"]["interval"]
+            d.metric("Cost difference per loan", f"{stats['cost']['per_loan']:+.4f}", help=f"[{low:+.4f}, {high:+.4f}]")
+    elif estimated:
+        a.metric("Estimated AUC champion", f"{estimated['champion']['auc'] or 0:.4f}",
+                 help="Before outcomes (CBPE): from the probabilities alone; cannot see concept drift")
+        b.metric("Estimated AUC challenger", f"{estimated['challenger']['auc'] or 0:.4f}")
+        c.metric("Estimated default rate (champion / challenger)",
+                 f"{estimated['champion']['default_rate']:.2%} / {estimated['challenger']['default_rate']:.2%}")
+
+
+def _promotion_section() -> None:
+    """The gates of the newest promotion report (``python -m models.promote``)."""
+    reports = sorted((settings().reports_dir / "promotions").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        return
+    report = json.loads(reports[-1].read_text())
+    st.subheader("Latest promotion check")
+    (st.success if report["passed"] else st.error)(
+        f"{report['candidate']} over {report['champion']} at {report['at']}: "
+        + ("every gate passed" if report["passed"] else f"refused by {', '.join(report['failed'])}")
+        + (f"; override by {report['override']['by']}" if report.get("override") else ""))
+    st.dataframe(pd.DataFrame(report["gates"]), hide_index=True, width="stretch")
+    st.caption(f"Evidence digest (SHA-256) {report['digest']}")
 
 
 @st.cache_data(ttl=60, show_spinner="Joining decisions with outcomes…")
@@ -71,8 +115,11 @@ def render() -> None:
         return
     if not report["labelled"]:
         st.info("No decisions with outcomes in this window: post them to `/outcomes` "
-                "(e.g. `python -m monitoring.traffic api --outcomes`).")
+                "(e.g. `python -m monitoring.traffic api --outcomes`). Until they arrive, the figures below are "
+                "estimated from the probabilities (CBPE).")
+        _estimated_section(report)
         _challenger_section(api, WINDOWS[window])
+        _promotion_section()
         fairness_section(api, WINDOWS[window])
         return
     version, figures = max(report["model_versions"].items(), key=lambda item: item[1]["labelled"])
@@ -98,7 +145,29 @@ def render() -> None:
     right.plotly_chart(charts.cost_per_decision(periods[periods["model_version"] == version],
                                                 card.get("cost_per_decision")), width="stretch")
     _challenger_section(api, WINDOWS[window])
+    _promotion_section()
     fairness_section(api, WINDOWS[window])
+
+
+def _estimated_section(report: dict[str, Any]) -> None:
+    """The performance estimated before outcomes, of the version that made most decisions."""
+    versions = {v: f for v, f in report["model_versions"].items() if f.get("estimated", {}).get("decisions")}
+    if not versions:
+        return
+    version, figures = max(versions.items(), key=lambda item: item[1]["estimated"]["decisions"])
+    estimate, card = figures["estimated"], figures["expected"] or {}
+    a, b, c, d = st.columns(4)
+    a.metric("Decisions (no outcome yet)", f"{estimate['decisions']:,}")
+    b.metric("Estimated AUC", "—" if estimate["auc"] is None else f"{estimate['auc']:.3f}",
+             _delta(estimate["auc"], card.get("auc"), "+.3f"),
+             help="95 % of realized AUCs fall in {} if the probabilities are calibrated".format(
+                 estimate["auc_interval"]))
+    c.metric("Estimated default rate", f"{estimate['default_rate']:.2%}")
+    d.metric("Estimated cost per decision", f"{estimate['cost_per_decision']:.3f}",
+             _delta(estimate["cost_per_decision"], card.get("cost_per_decision"), "+.3f"), delta_color="inverse")
+    st.caption(f"Model {version}; estimated by CBPE from every decision's probability (docs/model-risk.md).")
+    periods = pd.DataFrame(report["periods"])
+    st.plotly_chart(charts.realized_auc(periods, card.get("auc")), width="stretch")
 
 
 render()

@@ -17,8 +17,7 @@ from pydantic import (
     field_validator,
 )
 
-from core.features import EXAMPLE_APPLICANT, FEATURES, Feature
-from models.fairness import AGE_ATTRIBUTE
+from core.features import AGE_ATTRIBUTE, EXAMPLE_APPLICANT, FEATURES, Feature
 from prediction_log.groups import MAX_GROUPS
 from prediction_log.outcomes import MAX_OUTCOMES
 

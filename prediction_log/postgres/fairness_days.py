@@ -20,7 +20,7 @@ from datetime import datetime
 import asyncpg
 import numpy as np
 
-from models.fairness import AGE_ATTRIBUTE, AGE_BANDS
+from core.features import AGE_ATTRIBUTE, AGE_BANDS
 from prediction_log.fairness_counts import FairnessCounts, empty
 from prediction_log.postgres.ddl import apply_schema
 from prediction_log.postgres.labelled import bin_sql

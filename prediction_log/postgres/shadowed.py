@@ -16,9 +16,8 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from models.paired import PairedCells
 from prediction_log.postgres.labelled import bin_sql, bins_of
-from prediction_log.shadowed_counts import SCATTER_POINTS, PairCounts, ShadowedCounts
+from prediction_log.shadowed_counts import SCATTER_POINTS, PairCounts, PairedCells, ShadowedCounts
 
 _SHADOWED = (
     "p.challenger_probability IS NOT NULL AND ($1::timestamptz IS NULL OR p.ts >= $1) "
