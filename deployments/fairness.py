@@ -13,7 +13,6 @@ from pydantic import Field, model_validator
 from deployments.performance import Window
 from models.fairness import MIN_DECISIONS, MIN_RATIO, fairness_from_counts
 from prediction_log.fairness_counts import COLUMNS, FairnessCounts, of_block
-from prediction_log.labelled_bins import whole_days
 from prediction_log.stores import LogStores
 
 MAX_FAIRNESS_WINDOW = timedelta(days=92)
@@ -43,19 +42,10 @@ class FairnessQuery(Window):
 
 
 async def window_counts(stores: LogStores, since: datetime, until: datetime) -> FairnessCounts:
-    """The window's decisions counted per group: its whole days as the store counted them (``fairness_days``), the
-    partial days at its edges (or the whole window, where the store keeps no counts) from their records."""
-    first, last = whole_days(since, until)
-    assert first is not None and last is not None   # a bounded window
-    days = await stores.groups.counted(first, last) if first < last else None
-    if days is None:
-        return await _of_records(stores, since, until)
-    parts = [days]
-    if since < first:
-        parts.append(await _of_records(stores, since, first))
-    if last < until:
-        parts.append(await _of_records(stores, last, until))
-    return FairnessCounts.concat(parts)
+    """The window's decisions counted per group: as the store keeps them (PostgreSQL), or from the window's records
+    (the file log)."""
+    counted = await stores.groups.counted(since, until)
+    return counted if counted is not None else await _of_records(stores, since, until)
 
 
 async def _of_records(stores: LogStores, since: datetime, until: datetime) -> FairnessCounts:

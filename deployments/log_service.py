@@ -29,13 +29,12 @@ from prediction_log.files.jsonl import to_json_lines
 from prediction_log.groups import GroupPost, GroupReceipt
 from prediction_log.model_changes import ModelChange
 from prediction_log.outcomes import Outcomes, OutcomeStore, Receipt
-from prediction_log.postgres.store import PostgresStore
 from prediction_log.query import LogQuery
 from prediction_log.records import Block
 from prediction_log.scan_deadline import scans_within
 from prediction_log.spool import Spool
 from prediction_log.store import Store
-from prediction_log.stores import LogStores, file_stores, postgres_stores
+from prediction_log.stores import LogStores, connect_postgres_stores, file_stores
 
 logger = logging.getLogger("ray.serve")
 P = ParamSpec("P")
@@ -191,10 +190,10 @@ class PredictionLog:
         """Connect when needed, and replay the spool when the store is up (the deployment calls this in a loop)."""
         try:
             if self.stores is None and self.dsn is not None:
-                self.stores = postgres_stores(await PostgresStore.connect(
+                self.stores = await connect_postgres_stores(
                     self.dsn, statement_timeout_s=self.config.statement_timeout_s,
                     write_connections=self.config.write_connections,
-                    read_connections=self.config.read_connections, read_timeout_s=self.config.read_timeout_s))
+                    read_connections=self.config.read_connections, read_timeout_s=self.config.read_timeout_s)
             if self.store is not None and self.spool.pending_files():
                 await self._replay_spool()
                 self._up()

@@ -1,7 +1,7 @@
 """What counting as the log writes costs per decision, apart from the server: COPYs of 1,000 decisions timed with
 no counting, with the aggregates' trigger (``pg_aggregates``) and with the histograms too (``pg_histograms``, a
 baseline's PSI bins and latency: counted by the writer with NumPy and added in the COPY's transaction) and with the
-days' probability bins of estimated performance (``pg_scored``).
+days' probability bins of estimated performance (``pg_scored``) and the age bands of ``pg_fairness_days``.
 
     uv run python -m loadtest.bench_log_triggers --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
@@ -35,13 +35,20 @@ from loadtest.bench_throughput import _database
 from models.baseline import load_baseline
 from prediction_log.histograms import drift_bins
 from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import fairness_days as pg_fairness_days
 from prediction_log.postgres import histograms as pg_histograms
 from prediction_log.postgres import scored as pg_scored
+from prediction_log.postgres.groups import TABLE as GROUPS
+from prediction_log.postgres.groups import PostgresGroups
+from prediction_log.postgres.outcomes import TABLE as OUTCOMES
 from prediction_log.postgres.store import TABLE, PostgresStore
 from prediction_log.records import Block
 
-DROPPED = {"no trigger": (pg_histograms, pg_aggregates, pg_scored), "aggregates": (pg_histograms, pg_scored),
-           "aggregates and histograms": (pg_scored,), "aggregates, histograms and scored days": ()}
+DROPPED = {"no trigger": (pg_histograms, pg_aggregates, pg_scored, pg_fairness_days),
+           "aggregates": (pg_histograms, pg_scored, pg_fairness_days),
+           "aggregates and histograms": (pg_scored, pg_fairness_days),
+           "aggregates, histograms and scored days": (pg_fairness_days,),
+           "every count (and the age bands of fairness_days)": ()}
 """Each way: the counting dropped from the schema the store makes."""
 WAYS = tuple(DROPPED)
 ROWS = 1000
@@ -68,11 +75,14 @@ async def per_copy_ms(server_dsn: str, way: str, data: list[Block]) -> float:
     """Median milliseconds per COPY of ``data`` into a fresh database with ``way``'s triggers."""
     dsn = await _database(server_dsn, f"bench_triggers_{os.getpid()}", create=True)
     store = await PostgresStore.connect(dsn)
+    await PostgresGroups(store).ensure_schema()   # the tables beside the log, and fairness_days
     try:
         async with store.pool.acquire() as conn:
             await pg_histograms.register(conn, drift_bins(load_baseline(resolve_model_dir(None)).frame), 60)
             for module in DROPPED[way]:
-                for statement in module.stop_counting_sql(TABLE):
+                statements = module.stop_counting_sql(TABLE, OUTCOMES, GROUPS) if module is pg_fairness_days \
+                    else module.stop_counting_sql(TABLE)
+                for statement in statements:
                     await conn.execute(statement)
         times = []
         for block in data:

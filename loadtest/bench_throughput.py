@@ -51,6 +51,8 @@ from loadtest.server_process import ServerConfig, ServerProcess, wait_healthy
 from models.loader import load_model
 from models.onnx_classifier import OnnxBinaryClassifier
 from prediction_log.postgres import aggregates as pg_aggregates
+from prediction_log.postgres import fairness_days as pg_fairness_days
+from prediction_log.postgres import groups, outcomes
 from prediction_log.postgres import histograms as pg_histograms
 from prediction_log.postgres import scored as pg_scored
 from prediction_log.postgres.ddl import apply_schema
@@ -253,6 +255,11 @@ def aggregates_trigger(dsn: str, on: bool) -> Callable[[], None]:
                 else:
                     for statement in module.stop_counting_sql(TABLE):
                         await conn.execute(statement)
+            if on:
+                await pg_fairness_days.ensure_schema(conn, TABLE, outcomes.TABLE, groups.TABLE)
+            else:
+                for statement in pg_fairness_days.stop_counting_sql(TABLE, outcomes.TABLE, groups.TABLE):
+                    await conn.execute(statement)
         finally:
             await conn.close()
 

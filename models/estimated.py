@@ -31,6 +31,25 @@ def _area(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
         return np.where(pairs > 0, (positive * (below + 0.5 * negative)).sum(axis=-1) / pairs, np.nan)
 
 
+DRAWN_CELLS = 200
+"""Cells the outcome draws run on at most (see ``estimated_from_bins``)."""
+NORMAL_FROM = 50
+"""Entries of at least this many decisions draw their defaults from the binomial's normal approximation (rounded,
+within 0 … n): twenty times faster than exact binomial draws, and the interval moves by well under its own noise."""
+
+
+def _drawn_defaults(count: np.ndarray, p: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """``draws`` × entries: each entry's defaults drawn as if its decisions defaulted with probability ``p``."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((draws, len(count)))
+    small = count < NORMAL_FROM
+    out[:, small] = rng.binomial(count[small], p[small], size=(draws, int(small.sum())))
+    n, q = count[~small], p[~small]
+    normal = n * q + np.sqrt(n * q * (1 - q)) * rng.standard_normal((draws, len(n)))
+    out[:, ~small] = np.clip(np.rint(normal), 0, n)
+    return out
+
+
 def estimated_from_bins(probability_bin: np.ndarray, denied: np.ndarray, count: np.ndarray,
                         probability_sum: np.ndarray, probability_sq_sum: np.ndarray,
                         draws: int = DRAWS, seed: int = 0) -> dict[str, Any]:
@@ -53,13 +72,22 @@ def estimated_from_bins(probability_bin: np.ndarray, denied: np.ndarray, count: 
     fn, fp = float(p_sum[~denied].sum()), float((count - p_sum)[denied].sum())
     cost = FN_COST * fn + FP_COST * fp
 
-    rng = np.random.default_rng(seed)
-    mean_p = np.clip(p_sum / np.maximum(count, 1), 0.0, 1.0)
-    defaults = rng.binomial(count, mean_p, size=(draws, len(count))).astype(np.float64)
-    drawn_bin_defaults = np.add.reduceat(defaults, starts, axis=1)
-    drawn_auc = _area(drawn_bin_defaults, per_bin - drawn_bin_defaults)
+    # The draws run on at most DRAWN_CELLS cells (neighbouring bins merged, the decision kept apart): the AUC's
+    # spread is taken from them and centred on the estimate from the fine bins.
+    rank = np.cumsum(np.r_[False, bins[1:] != bins[:-1]])
+    cell_bin = rank // max(1, -(-len(starts) // DRAWN_CELLS))
+    cells, cell_of = np.unique(cell_bin * 2 + denied, return_inverse=True)
+    c_count, c_defaults = np.bincount(cell_of, count), np.bincount(cell_of, p_sum)
+    c_denied, c_starts = cells % 2 == 1, np.flatnonzero(np.r_[True, cells[1:] // 2 != cells[:-1] // 2])
+    c_per_bin, c_expected = np.add.reduceat(c_count, c_starts), np.add.reduceat(c_defaults, c_starts)
+    defaults = _drawn_defaults(c_count.astype(np.int64), np.clip(c_defaults / np.maximum(c_count, 1), 0.0, 1.0),
+                               draws, seed)
+    drawn_bin_defaults = np.add.reduceat(defaults, c_starts, axis=1)
+    drawn_auc = _area(drawn_bin_defaults, c_per_bin - drawn_bin_defaults) - _area(c_expected, c_per_bin - c_expected) \
+        + area
     drawn_rate = defaults.sum(axis=1) / n
-    drawn_cost = (FN_COST * defaults[:, ~denied].sum(axis=1) + FP_COST * (count - defaults)[:, denied].sum(axis=1)) / n
+    drawn_cost = (FN_COST * defaults[:, ~c_denied].sum(axis=1)
+                  + FP_COST * (c_count - defaults)[:, c_denied].sum(axis=1)) / n
 
     def interval(values: np.ndarray) -> list[float] | None:
         values = values[np.isfinite(values)]

@@ -58,6 +58,6 @@ class GroupStore(Protocol):
 
     async def of(self, request_ids: list[str]) -> Memberships: ...
 
-    async def counted(self, since: datetime | None, until: datetime | None) -> FairnessCounts | None:
-        """The decisions of the whole days in [since, until) counted per group as they were stored
-        (``fairness_counts``), or None where the store keeps no counts (the file log)."""
+    async def counted(self, since: datetime, until: datetime) -> FairnessCounts | None:
+        """The decisions of [since, until) counted per group (``fairness_counts``) where the store keeps the counts
+        (PostgreSQL); None where it does not (the file log: the caller counts the records)."""

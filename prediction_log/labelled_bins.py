@@ -106,10 +106,6 @@ def scored_block(block: Block) -> LabelledBins:
                   np.array(block.column("credit_decision").to_pylist(), dtype=object) == "denied")
 
 
-SCORED_COLUMNS = ("ts", "model_version", "probability_default", "credit_decision")
-"""The log's columns ``scored_block`` reads."""
-
-
 def whole_days(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
     """The first whole UTC day at or after ``since`` and the day ``until`` falls in (open bounds stay open): the
     days a window reads from day counts; the partial days at its edges are counted from their rows."""

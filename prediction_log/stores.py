@@ -4,9 +4,11 @@ the same choice); everything else holds a ``LogStores``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.settings import Settings
 from prediction_log.files.days import split_single_file
@@ -25,6 +27,8 @@ from prediction_log.postgres.monitoring_runs import PostgresMonitoringRuns
 from prediction_log.postgres.outcomes import PostgresOutcomes
 from prediction_log.postgres.store import PostgresStore
 from prediction_log.store import Store
+
+logger = logging.getLogger(__name__)
 
 FILE_LOG_NAME = "predictions"
 """The file log's folder of day files (``files.days``)."""
@@ -87,8 +91,22 @@ def postgres_stores(log: PostgresStore) -> LogStores:
     )
 
 
+async def connect_postgres_stores(dsn: str, **options: Any) -> LogStores:
+    """The PostgreSQL stores (``PostgresStore.connect``'s ``options``), with the tables beside the log made now, so
+    the counts kept of every decision (``fairness_days``) count from the first one rather than once, all at once,
+    at the first group post. A failure there is logged, not raised: the log itself must not wait for it (the first
+    group post or fairness read tries again)."""
+    log = await PostgresStore.connect(dsn, **options)
+    try:
+        await PostgresGroups(log).ensure_schema()
+    except Exception as exc:
+        logger.error("prediction log: the tables beside the log could not be made now (%s: %s); the first group "
+                     "post or fairness read tries again", type(exc).__name__, exc)
+    return postgres_stores(log)
+
+
 async def open_stores(settings: Settings) -> LogStores:
     """PostgreSQL when ``DATABASE_URL`` is set (schema created if missing), else the JSONL files (the tools)."""
     if settings.database_url:
-        return postgres_stores(await PostgresStore.connect(settings.database_url))
+        return await connect_postgres_stores(settings.database_url)
     return file_stores(settings)

@@ -49,6 +49,6 @@ class FileGroups:
         wanted = set(request_ids)
         return {a: {i: g for i, g in m.items() if i in wanted} for a, m in stored.items()}
 
-    async def counted(self, since: datetime | None, until: datetime | None) -> None:
+    async def counted(self, since: datetime, until: datetime) -> None:
         """The file log keeps no counts: the window's records are counted when read."""
         return None

@@ -16,6 +16,7 @@ made together, under a lock that holds the three tables' writers back while what
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -73,8 +74,10 @@ def _sql(log: str, outcomes: str, groups: str) -> dict[str, str]:
     decided = f"(SELECT {_decision_columns('p')}, {age_band_sql('p.days_birth')} AS group_name FROM stored p) d"
     membership = (f"SELECT {_decision_columns('p')}, m.attribute, m.group_name, coalesce(o.defaulted, -1) AS y "
                   f"FROM {{members}} m JOIN {log} p USING (request_id) LEFT JOIN {outcomes} o USING (request_id)")
-    every_decision = (f"(SELECT {_decision_columns('p')}, {age_band_sql('p.days_birth')} AS group_name, "
-                      f"coalesce(o.defaulted, -1) AS y FROM {log} p LEFT JOIN {outcomes} o USING (request_id)) d")
+    def every_decision(where: str = "") -> str:
+        return (f"(SELECT {_decision_columns('p')}, {age_band_sql('p.days_birth')} AS group_name, "
+                f"coalesce(o.defaulted, -1) AS y FROM {log} p LEFT JOIN {outcomes} o USING (request_id) {where}) d")
+
     labelled = (f"SELECT {_decision_columns('p')}, o.defaulted AS y, p.request_id, "
                 f"{age_band_sql('p.days_birth')} AS age FROM stored o JOIN {log} p USING (request_id)")
     labels = (f"SELECT day, '{AGE_ATTRIBUTE}' AS attribute, age AS group_name, denied, challenger_version, "
@@ -83,7 +86,14 @@ def _sql(log: str, outcomes: str, groups: str) -> dict[str, str]:
               f"JOIN {groups} m USING (request_id)")
     group_rows = ("SELECT day, attribute, group_name, denied, challenger_version, challenger_denied, y AS defaulted, "
                   "probability_bin, 1 AS n, pp AS s FROM ({source}) g")
+    window = "p.ts >= $1 AND p.ts < $2"
+    key = ", ".join(KEY[1:])
+    in_window = (f"SELECT {key}, sum(n), sum(s) FROM ("
+                 f"{_age_rows(every_decision(f'WHERE {window}'), 'y')} UNION ALL "
+                 f"{group_rows.format(source=membership.format(members=groups) + f' WHERE {window}')}"
+                 f") r GROUP BY {key}")
     return {
+        "in_window": in_window,
         "decisions": _upsert(_age_rows(decided, "-1")),
         "groups": _upsert(group_rows.format(source=membership.format(members="stored"))),
         "outcomes": _upsert(
@@ -91,7 +101,7 @@ def _sql(log: str, outcomes: str, groups: str) -> dict[str, str]:
             "SELECT day, attribute, group_name, denied, challenger_version, challenger_denied, y AS defaulted, "
             "probability_bin, 1 AS n, pp AS s FROM l UNION ALL SELECT day, attribute, group_name, denied, "
             "challenger_version, challenger_denied, -1, probability_bin, -1, -pp FROM l"),
-        "first_count": ";\n    ".join([_upsert(_age_rows(every_decision, "y")),
+        "first_count": ";\n    ".join([_upsert(_age_rows(every_decision(), "y")),
                                        _upsert(group_rows.format(source=membership.format(members=groups)))]),
     }
 
@@ -142,6 +152,17 @@ async def counts_between(conn: asyncpg.Connection, since: datetime | None, until
         f"SELECT {key}, sum(decisions), sum(probability_sum) FROM {TABLE} "
         "WHERE ($1::timestamptz IS NULL OR day >= $1) AND ($2::timestamptz IS NULL OR day < $2) "
         f"GROUP BY {key} HAVING sum(decisions) > 0", since, until, timeout=timeout_s)
+    return _counts(rows)
+
+
+async def counts_of_rows(conn: asyncpg.Connection, log: str, outcomes: str, groups: str, since: datetime,
+                         until: datetime, timeout_s: float) -> FairnessCounts:
+    """The same counts made from the decisions with ``since <= ts < until`` (a window's partial days), in the
+    database: only the counts cross into Python."""
+    return _counts(await conn.fetch(_sql(log, outcomes, groups)["in_window"], since, until, timeout=timeout_s))
+
+
+def _counts(rows: list[Any]) -> FairnessCounts:
     if not rows:
         return empty()
     c = list(zip(*rows))

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from prediction_log.fairness_counts import FairnessCounts
 from prediction_log.groups import GroupPost, GroupReceipt, Memberships, choose
+from prediction_log.labelled_bins import whole_days
 from prediction_log.postgres import fairness_days as pg_fairness_days
 from prediction_log.postgres.ddl import apply_schema
 from prediction_log.postgres.outcomes import TABLE as OUTCOMES_TABLE
@@ -35,12 +36,24 @@ class PostgresGroups:
             await pg_fairness_days.ensure_schema(conn, LOG_TABLE, OUTCOMES_TABLE, TABLE)
         self._schema_ready = True
 
-    async def counted(self, since: datetime | None, until: datetime | None) -> FairnessCounts:
-        """The decisions of the whole days in [since, until) counted per group (``fairness_days``)."""
+    async def counted(self, since: datetime, until: datetime) -> FairnessCounts:
+        """The decisions of [since, until) counted per group: whole days from ``fairness_days`` (cost grows with
+        days × groups × bins), the partial days at the edges counted from their rows in the database."""
         if not self._schema_ready:
             await self.ensure_schema()
+        first, last = whole_days(since, until)
+        assert first is not None and last is not None
+        timeout = self.log.read_timeout_s
         async with self.log.reading() as conn:
-            return await pg_fairness_days.counts_between(conn, since, until, self.log.read_timeout_s)
+            if first >= last:
+                return await pg_fairness_days.counts_of_rows(conn, LOG_TABLE, OUTCOMES_TABLE, TABLE, since, until,
+                                                             timeout)
+            parts = [await pg_fairness_days.counts_between(conn, first, last, timeout)]
+            for a, b in ((since, first), (last, until)):
+                if a < b:
+                    parts.append(await pg_fairness_days.counts_of_rows(conn, LOG_TABLE, OUTCOMES_TABLE, TABLE, a, b,
+                                                                       timeout))
+        return FairnessCounts.concat(parts)
 
     async def record(self, post: GroupPost) -> GroupReceipt:
         if not self._schema_ready:

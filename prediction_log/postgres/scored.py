@@ -57,6 +57,20 @@ def stop_counting_sql(log_table: str) -> list[str]:
     return [f"DROP TRIGGER IF EXISTS {TRIGGER} ON {log_table}"]
 
 
+async def bins_of_rows(conn: asyncpg.Connection, log_table: str, since: datetime | None, until: datetime | None,
+                       model_version: str | None, timeout_s: float) -> LabelledBins:
+    """The same counts made from the decisions with ``since <= ts < until`` (the partial days at a window's edges),
+    in the database: only the counts cross into Python."""
+    rows = await conn.fetch(
+        f"SELECT date_trunc('day', ts, 'UTC'), model_version, {bin_sql('probability_default')}, "
+        "credit_decision = 'denied', -1::smallint, count(*), sum(probability_default), "
+        "sum(probability_default * probability_default), min(probability_default), max(probability_default) "
+        f"FROM {log_table} WHERE ($1::timestamptz IS NULL OR ts >= $1) AND ($2::timestamptz IS NULL OR ts < $2) "
+        "AND ($3::text IS NULL OR model_version = $3) GROUP BY 1, 2, 3, 4",
+        since, until, model_version, timeout=timeout_s)
+    return bins_of(rows)
+
+
 async def bins_between(conn: asyncpg.Connection, since: datetime | None, until: datetime | None,
                        model_version: str | None, timeout_s: float) -> LabelledBins:
     """The rows of the days that start in [since, until) (whole days, or open)."""

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from prediction_log.aggregates import Bucket, bucket_for, summary
 from prediction_log.histograms import LATENCY, LATENCY_VARIABLE, Bins, latency_quantiles
-from prediction_log.labelled_bins import SCORED_COLUMNS, LabelledBins, scored_block, whole_days
+from prediction_log.labelled_bins import LabelledBins, whole_days
 from prediction_log.postgres import aggregates as pg_aggregates
 from prediction_log.postgres import histograms as pg_histograms
 from prediction_log.postgres import partitions as pg_partitions
@@ -288,8 +288,8 @@ class PostgresStore:
 
     async def _scored_rows(self, since: datetime | None, until: datetime | None,
                            model_version: str | None) -> LabelledBins:
-        bins = scored_block(await self.records_between(since, until, SCORED_COLUMNS))
-        return bins if model_version is None else bins.subset(bins.model_version == model_version)
+        async with self.reading() as conn:
+            return await pg_scored.bins_of_rows(conn, TABLE, since, until, model_version, self.read_timeout_s)
 
     async def histograms(self, bins: Bins, since: datetime | None,
                          until: datetime | None) -> dict[str, np.ndarray] | None:
