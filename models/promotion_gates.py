@@ -64,40 +64,52 @@ def monotonicity(card: dict[str, Any], evidence: Evidence, gates: PromotionGates
                 else f"sweep passed for {len(features)} constrained features")
 
 
-def discrimination(card: dict[str, Any], evidence: Evidence, gates: PromotionGates) -> Gate:
+def _on_evidence(name: str, evidence: Evidence, gates: PromotionGates,
+                 labelled: Callable[[dict[str, Any]], tuple[bool, str]],
+                 estimated: Callable[[dict[str, Any]], tuple[bool, str]]) -> Gate:
+    """A gate judged on the labelled loans when there are enough of them, else on the estimate before outcomes."""
     if (missing := _not_enough(evidence, gates)) is not None:
-        return Gate("auc_non_inferior", False, missing)
+        return Gate(name, False, missing)
     pair = evidence.pair or {}
-    if _labelled_path(evidence, gates):
+    passed, detail = (labelled if _labelled_path(evidence, gates) else estimated)(pair)
+    return Gate(name, passed, detail)
+
+
+def discrimination(card: dict[str, Any], evidence: Evidence, gates: PromotionGates) -> Gate:
+    def labelled(pair: dict[str, Any]) -> tuple[bool, str]:
         auc = pair["statistics"]["auc"]
-        low = auc["interval"][0]
-        return Gate("auc_non_inferior", low > -gates.auc_margin,
-                    f"paired AUC difference {auc['difference']:+.4f}, {pair['statistics']['level']:.0%} interval "
-                    f"[{low:+.4f}, {auc['interval'][1]:+.4f}] on {pair['labelled']} labelled loans; lower bound "
-                    f"must be above -{gates.auc_margin} (detectable gap {auc['min_detectable_gap']:.4f})")
-    est = pair["estimated"]
-    gap = est["challenger"]["auc"] - est["champion"]["auc"]
-    return Gate("auc_non_inferior", gap >= -gates.estimated_auc_margin,
-                f"before outcomes: estimated AUC {est['challenger']['auc']:.4f} vs champion "
-                f"{est['champion']['auc']:.4f} on {pair['decisions']} shadowed decisions ({gap:+.4f}; at least "
-                f"-{gates.estimated_auc_margin})")
+        low, high = auc["interval"]
+        return low > -gates.auc_margin, (
+            f"paired AUC difference {auc['difference']:+.4f}, {pair['statistics']['level']:.0%} interval "
+            f"[{low:+.4f}, {high:+.4f}] on {pair['labelled']} labelled loans; lower bound must be above "
+            f"-{gates.auc_margin} (detectable gap {auc['min_detectable_gap']:.4f})")
+
+    def estimated(pair: dict[str, Any]) -> tuple[bool, str]:
+        est = pair["estimated"]
+        gap = est["challenger"]["auc"] - est["champion"]["auc"]
+        return gap >= -gates.estimated_auc_margin, (
+            f"before outcomes: estimated AUC {est['challenger']['auc']:.4f} vs champion {est['champion']['auc']:.4f} "
+            f"on {pair['decisions']} shadowed decisions ({gap:+.4f}; at least -{gates.estimated_auc_margin})")
+
+    return _on_evidence("auc_non_inferior", evidence, gates, labelled, estimated)
 
 
 def cost(card: dict[str, Any], evidence: Evidence, gates: PromotionGates) -> Gate:
-    if (missing := _not_enough(evidence, gates)) is not None:
-        return Gate("cost_not_worse", False, missing)
-    pair = evidence.pair or {}
-    if _labelled_path(evidence, gates):
+    def labelled(pair: dict[str, Any]) -> tuple[bool, str]:
         difference = pair["statistics"]["cost"]
         low, high = difference["interval"]
-        return Gate("cost_not_worse", low <= gates.cost_margin_per_loan,
-                    f"paired cost difference {difference['per_loan']:+.4f} per loan, interval [{low:+.4f}, "
-                    f"{high:+.4f}]; lower bound at most {gates.cost_margin_per_loan}")
-    est = pair["estimated"]
-    gap = est["challenger"]["cost_per_decision"] - est["champion"]["cost_per_decision"]
-    return Gate("cost_not_worse", gap <= gates.cost_margin_per_loan,
-                f"before outcomes: estimated cost per decision {gap:+.4f} against the champion (at most "
-                f"{gates.cost_margin_per_loan})")
+        return low <= gates.cost_margin_per_loan, (
+            f"paired cost difference {difference['per_loan']:+.4f} per loan, interval [{low:+.4f}, {high:+.4f}]; "
+            f"lower bound at most {gates.cost_margin_per_loan}")
+
+    def estimated(pair: dict[str, Any]) -> tuple[bool, str]:
+        est = pair["estimated"]
+        gap = est["challenger"]["cost_per_decision"] - est["champion"]["cost_per_decision"]
+        return gap <= gates.cost_margin_per_loan, (
+            f"before outcomes: estimated cost per decision {gap:+.4f} against the champion (at most "
+            f"{gates.cost_margin_per_loan})")
+
+    return _on_evidence("cost_not_worse", evidence, gates, labelled, estimated)
 
 
 def adverse_impact(card: dict[str, Any], evidence: Evidence, gates: PromotionGates) -> Gate:
@@ -114,19 +126,20 @@ def adverse_impact(card: dict[str, Any], evidence: Evidence, gates: PromotionGat
 
 
 def calibration(card: dict[str, Any], evidence: Evidence, gates: PromotionGates) -> Gate:
-    if (missing := _not_enough(evidence, gates)) is not None:
-        return Gate("calibration", False, missing)
-    pair = evidence.pair or {}
-    if _labelled_path(evidence, gates):
+    def labelled(pair: dict[str, Any]) -> tuple[bool, str]:
         error = pair["realized"]["challenger"]["calibration_mean_abs_error"]
-        return Gate("calibration", error is not None and error <= gates.max_calibration_error,
-                    f"mean |predicted - observed| over deciles {error:.4f} on labelled loans (at most "
-                    f"{gates.max_calibration_error})")
-    est = pair["estimated"]
-    gap = abs(est["challenger"]["default_rate"] - est["champion"]["default_rate"])
-    return Gate("calibration", gap <= gates.max_calibration_error,
-                f"before outcomes: estimated default rate {est['challenger']['default_rate']:.4f} vs the "
-                f"champion's {est['champion']['default_rate']:.4f} (at most {gates.max_calibration_error} apart)")
+        return error is not None and error <= gates.max_calibration_error, (
+            f"mean |predicted - observed| over deciles {error:.4f} on labelled loans (at most "
+            f"{gates.max_calibration_error})")
+
+    def estimated(pair: dict[str, Any]) -> tuple[bool, str]:
+        est = pair["estimated"]
+        gap = abs(est["challenger"]["default_rate"] - est["champion"]["default_rate"])
+        return gap <= gates.max_calibration_error, (
+            f"before outcomes: estimated default rate {est['challenger']['default_rate']:.4f} vs the champion's "
+            f"{est['champion']['default_rate']:.4f} (at most {gates.max_calibration_error} apart)")
+
+    return _on_evidence("calibration", evidence, gates, labelled, estimated)
 
 
 GATES: tuple[Callable[[dict[str, Any], Evidence, PromotionGates], Gate], ...] = (
