@@ -65,6 +65,13 @@ def time_axis(figure: go.Figure, times: pd.Series, bucket: pd.Timedelta) -> go.F
     return figure
 
 
+def period_axis(figure: go.Figure, starts: pd.Series) -> go.Figure:
+    """``time_axis`` for report periods (days or weeks: the smallest step between them, a day when there is one)."""
+    times = pd.Series(pd.to_datetime(starts.unique()) if len(starts) else [], dtype="datetime64[ns]").sort_values()
+    steps = times.diff().dropna()
+    return time_axis(figure, times, steps.min() if len(steps) else pd.Timedelta(1, unit="D"))
+
+
 def volume(periods: pd.DataFrame, bucket: pd.Timedelta) -> go.Figure:
     figure = go.Figure(go.Bar(x=periods["ts"], y=periods["decisions"], width=bucket.total_seconds() * 1000 * 0.9),
                        layout={"title": "Decisions over time", "yaxis_title": "decisions"})
@@ -73,7 +80,7 @@ def volume(periods: pd.DataFrame, bucket: pd.Timedelta) -> go.Figure:
 
 def approval_rate(periods: pd.DataFrame, bucket: pd.Timedelta) -> go.Figure:
     figure = go.Figure(go.Scatter(x=periods["ts"], y=periods["approval_rate"] * 100, mode="lines+markers"),
-                       layout={"title": "Approval rate", "yaxis_title": "% approved", "yaxis_range": [0, 100]})
+                       layout={"title": "Approval rate", "yaxis_title": "% approved", "yaxis_range": [0, 103]})
     return time_axis(figure, periods["ts"], bucket)
 
 
@@ -98,7 +105,7 @@ def realized_auc(periods: pd.DataFrame, card_auc: float | None) -> go.Figure:
     if card_auc is not None:
         figure.add_hline(y=card_auc, line_dash="dash", annotation_text=f"model card {card_auc:.3f}")
     figure.update_layout(title="AUC: realized, and estimated before outcomes", yaxis_title="AUC")
-    return figure
+    return period_axis(figure, periods["period_start"])
 
 
 def default_rate(periods: pd.DataFrame, card_rate: float | None) -> go.Figure:
@@ -111,7 +118,7 @@ def default_rate(periods: pd.DataFrame, card_rate: float | None) -> go.Figure:
     if card_rate is not None:
         figure.add_hline(y=card_rate * 100, line_dash="dash", annotation_text="model card")
     figure.update_layout(title="Default rate", yaxis_title="%")
-    return figure
+    return period_axis(figure, periods["period_start"])
 
 
 def calibration(table: list[dict]) -> go.Figure:
@@ -131,7 +138,7 @@ def cost_per_decision(periods: pd.DataFrame, card_cost: float | None) -> go.Figu
     if card_cost is not None:
         figure.add_hline(y=card_cost, line_dash="dash", annotation_text="model card")
     figure.update_layout(title="Cost per decision (10·FN + 1·FP)", yaxis_title="cost")
-    return figure
+    return period_axis(figure, periods["period_start"])
 
 
 def challenger_scatter(scatter: dict[str, list[float]], champion: str, challenger: str) -> go.Figure:

@@ -95,8 +95,8 @@ def estimated_from_bins(probability_bin: np.ndarray, denied: np.ndarray, count: 
 
     return {
         "decisions": n,
-        "auc": area if np.isfinite(area) else None,
-        "auc_interval": interval(drawn_auc),
+        "auc": area if np.isfinite(area) and len(starts) > 1 else None,   # one bin: no order to estimate
+        "auc_interval": interval(drawn_auc) if len(starts) > 1 else None,
         "default_rate": float(p_sum.sum() / n),
         "default_rate_interval": interval(drawn_rate),
         "brier": float((p_sum - sq_sum).sum() / n),

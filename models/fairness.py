@@ -14,6 +14,7 @@ from collections.abc import Collection
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate, selection_rate
 from sklearn.metrics import roc_auc_score
 
@@ -48,6 +49,7 @@ def _clean(value: Any) -> Any:
 
 def _weighted(metrics: dict[str, Any], weight: np.ndarray, **data: Any) -> Any:
     """Fairlearn's ``MetricFrame`` of ``metrics``, each given the decisions' counts as ``sample_weight``."""
+    data["sensitive_features"] = pd.Series(data["sensitive_features"], name="group")   # one entry: still 1-D
     return MetricFrame(metrics=metrics, sample_params={name: {"sample_weight": weight} for name in metrics},
                        **data).by_group
 

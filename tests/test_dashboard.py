@@ -138,3 +138,16 @@ def test_a_window_of_one_bucket_keeps_its_time_axis_at_the_buckets_unit() -> Non
     assert (low, high) == (pd.Timestamp("2026-12-05T05:00:00Z"), pd.Timestamp("2026-12-05T07:00:00Z"))
     assert figure.layout.xaxis.dtick == 3_600_000 and figure.data[0].width == 0.9 * 3_600_000
     assert charts.approval_rate(periods, hour).layout.xaxis.dtick == 3_600_000
+
+
+def test_one_report_period_is_drawn_at_the_unit_of_days() -> None:
+    import pandas as pd
+
+    from dashboard import charts
+
+    periods = pd.DataFrame({"period_start": ["2026-11-30"], "model_version": ["v"], "auc": [0.79],
+                            "estimated": [{"auc": 0.8}]})
+    figure = charts.realized_auc(periods, 0.789)
+    assert [pd.Timestamp(x) for x in figure.layout.xaxis.range] == [pd.Timestamp("2026-11-29"),
+                                                                    pd.Timestamp("2026-12-01")]
+    assert figure.layout.xaxis.dtick == 86_400_000

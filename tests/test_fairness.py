@@ -125,3 +125,10 @@ def test_reads_are_bounded_by_their_window(client: TestClient) -> None:
         response = client.get("/predictions/summary", params=params, headers=read)
         assert response.status_code == 422 and "bucket=minute" in response.text, params
     assert client.get("/predictions/summary", params={"bucket": "hour"}, headers=read).status_code == 200
+
+
+def test_one_decision_gets_figures_not_an_error() -> None:
+    """Fairlearn reads a one-element group array as a table of features: the first decision of a day must still get
+    its figures (it made /fairness answer 503)."""
+    report = fairness(np.array([-20000]), np.array([False]), np.array([0.05]), np.array([-1], np.int8), {})
+    assert report["decisions"] == 1 and report["attributes"][AGE_ATTRIBUTE]["groups"]["40-61"]["approval_rate"] == 1
