@@ -29,7 +29,8 @@ class FairnessQuery(Window):
     @model_validator(mode="after")
     def _bounded(self) -> FairnessQuery:
         """Without ``since`` the last ``MAX_FAIRNESS_WINDOW``, and never a longer one (a key with scope fairness
-        must not make the log writer read the whole log where it keeps no counts: the file log)."""
+        must not make the log writer read the whole log where it keeps no counts: the file log); then widened to
+        the whole UTC days it touches."""
         until = self.until = self.until or datetime.now(UTC)
         if self.since is None:
             try:
@@ -38,7 +39,19 @@ class FairnessQuery(Window):
                 self.since = datetime.min.replace(tzinfo=UTC)
         elif until - self.since > MAX_FAIRNESS_WINDOW:
             raise ValueError(f"since must be within {MAX_FAIRNESS_WINDOW.days} days of until")
+        self.since, self.until = whole_days_around(self.since, self.until)
         return self
+
+
+def whole_days_around(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """The UTC days the window touches, whole: fair-lending figures are read from per-day counts, and counting a
+    day's edge from its decisions would cost as much as the rest of the window (the answer says which days)."""
+    start = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        return start, end if end == until else end + timedelta(days=1)
+    except OverflowError:   # an until on the last day of year 9999
+        return start, until
 
 
 async def window_counts(stores: LogStores, since: datetime, until: datetime) -> FairnessCounts:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +112,9 @@ def test_a_huge_min_decisions_is_a_422_not_a_500(client: TestClient) -> None:
 def test_reads_are_bounded_by_their_window(client: TestClient) -> None:
     """A fairness key cannot make the log writer read the whole log, nor a read key every minute row of it."""
     key = {"X-API-Key": FAIRNESS}
-    open_window = client.get("/fairness", headers=key).json()
-    assert datetime.fromisoformat(open_window["until"]) - datetime.fromisoformat(open_window["since"]) \
-        <= timedelta(days=92, seconds=1)
+    open_window = client.get("/fairness", headers=key).json()   # the last 92 days, widened to whole UTC days
+    since, until = datetime.fromisoformat(open_window["since"]), datetime.fromisoformat(open_window["until"])
+    assert until - since <= timedelta(days=93) and since.hour == until.hour == 0 and until > datetime.now(UTC)
     too_long = client.get("/fairness", params={"since": "2025-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
                           headers=key)
     assert too_long.status_code == 422 and "since" in too_long.text
