@@ -107,9 +107,14 @@ ELDERLY_AGE_YEARS = 62
 or older is never assigned a negative factor for it; the age feature is never cited to such an applicant."""
 
 
+def age_years(days_birth: np.ndarray) -> np.ndarray:
+    """Age at application in years (``DAYS_BIRTH`` counts days back, negative)."""
+    return -np.asarray(days_birth, dtype=np.float64) / 365.25
+
+
 def is_elderly(days_birth: np.ndarray) -> np.ndarray:
-    """Aged ``ELDERLY_AGE_YEARS`` or older at application (``DAYS_BIRTH`` counts days back, negative)."""
-    return -np.asarray(days_birth, dtype=np.float64) / 365.25 >= ELDERLY_AGE_YEARS
+    """Aged ``ELDERLY_AGE_YEARS`` or older at application."""
+    return age_years(days_birth) >= ELDERLY_AGE_YEARS
 
 
 AGE_ATTRIBUTE = "age_band"
@@ -121,10 +126,12 @@ AGE_BANDS = ((25, "under 25"), (40, "25-39"), (ELDERLY_AGE_YEARS, f"40-{ELDERLY_
 
 
 def age_bands(days_birth: np.ndarray) -> np.ndarray:
-    """The age band of each applicant (``DAYS_BIRTH`` counts days back, negative)."""
-    years = -np.asarray(days_birth, dtype=np.float64) / 365.25
+    """The age band of each applicant."""
     edges = np.array([b for b, _ in AGE_BANDS[:-1]])
-    return np.array([label for _, label in AGE_BANDS], dtype=object)[np.searchsorted(edges, years, side="right")]
+    return np.array([label for _, label in AGE_BANDS], dtype=object)[np.searchsorted(edges, age_years(days_birth),
+                                                                                    side="right")]
+
+
 N_FEATURES: int = len(FEATURES)
 
 EXAMPLE_APPLICANT: dict[str, float] = {

@@ -251,8 +251,8 @@ def describe() -> str:
                                                    ("environment (models.promote)", PromotionGates)]
     for where, model in sections:
         for name, field in model.model_fields.items():
-            shown = name.upper() if model is Settings else f"PROMOTION_{name.upper()}" \
-                if model is PromotionGates else name
+            shown = f"{model.model_config.get('env_prefix', '')}{name}".upper() if issubclass(model, BaseSettings) \
+                else name
             default = "unset" if field.default is None else field.default
             lines.append(f"| {where} | `{shown}` | {default} | {field.description or ''} |")
     for name, options in DEPLOYMENT_DEFAULTS.items():

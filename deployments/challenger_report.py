@@ -17,7 +17,7 @@ import numpy as np
 from deployments.performance import estimated_of, figures_of
 from models.paired import paired_evidence
 from models.performance import realized
-from prediction_log.labelled_bins import LabelledBins, scored
+from prediction_log.labelled_bins import LabelledBins, window_bins
 from prediction_log.outcomes import Shadowed
 from prediction_log.shadowed_counts import SCATTER_POINTS, PairedCells, ShadowedCounts, cells_of_rows
 
@@ -65,15 +65,13 @@ def _pair(s: Shadowed, mask: np.ndarray, champion: str, challenger: str) -> dict
     realized_pair = (realized(s.probability[labelled], y, s.denied[labelled]),
                      realized(s.challenger_probability[labelled], y, s.challenger_denied[labelled])) \
         if labelled.any() else None
-    every_day = np.zeros(int(mask.sum()), dtype="datetime64[us]")
-    every_version = np.full(len(every_day), champion, dtype=object)
     return _report(champion, challenger, confusion, correlation,
                    (s.probability[picked].tolist(), s.challenger_probability[picked].tolist()), int(labelled.sum()),
                    realized_pair,
                    cells_of_rows(s.probability[labelled], s.challenger_probability[labelled], s.denied[labelled],
                                  s.challenger_denied[labelled], y),
-                   (scored(every_day, every_version, s.probability[mask], denied),
-                    scored(every_day, every_version, s.challenger_probability[mask], challenger_denied)))
+                   (window_bins(champion, s.probability[mask], denied),
+                    window_bins(champion, s.challenger_probability[mask], challenger_denied)))
 
 
 def _all_of(bins: LabelledBins) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from deployments.performance import Window
 from models.fairness import MIN_DECISIONS, MIN_RATIO, fairness_from_counts
 from prediction_log.fairness_counts import COLUMNS, FairnessCounts, of_block
+from prediction_log.labelled_bins import utc_day
 from prediction_log.stores import LogStores
 
 MAX_FAIRNESS_WINDOW = timedelta(days=92)
@@ -46,8 +47,7 @@ class FairnessQuery(Window):
 def whole_days_around(since: datetime, until: datetime) -> tuple[datetime, datetime]:
     """The UTC days the window touches, whole: fair-lending figures are read from per-day counts, and counting a
     day's edge from its decisions would cost as much as the rest of the window (the answer says which days)."""
-    start = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    end = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = utc_day(since), utc_day(until)
     try:
         return start, end if end == until else end + timedelta(days=1)
     except OverflowError:   # an until on the last day of year 9999

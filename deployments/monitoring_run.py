@@ -67,6 +67,13 @@ def sample_psi(sample: Block, reference: np.ndarray) -> dict[str, float] | None:
     }
 
 
+def most_frequent(versions: np.ndarray, weights: np.ndarray) -> tuple[str, np.ndarray]:
+    """The version most decisions were made by (``weights`` decisions an entry), and the mask of its entries."""
+    names, codes = np.unique(versions.astype(str), return_inverse=True)
+    top = int(np.argmax(np.bincount(codes, weights)))
+    return str(names[top]), codes == top
+
+
 def realized(
     labelled: Labelled | LabelledBins, card_of: Callable[[str], dict[str, Any] | None]
 ) -> tuple[Any, Any, Any]:
@@ -74,11 +81,9 @@ def realized(
     if not len(labelled):
         return None, None, None
     weights = labelled.count if isinstance(labelled, LabelledBins) else np.ones(len(labelled))
-    versions, codes = np.unique(labelled.model_version.astype(str), return_inverse=True)
-    version = str(versions[np.argmax(np.bincount(codes, weights))])
-    card = card_of(version)
+    version, _ = most_frequent(labelled.model_version, weights)
     figures = figures_of(labelled, np.ones(len(labelled), dtype=bool))
-    return figures["auc"], card["holdout"]["auc"] if card else None, version
+    return figures["auc"], card_auc(card_of, version), version
 
 
 async def monitoring_run(
@@ -140,6 +145,5 @@ def estimated(scored: LabelledBins | None) -> tuple[dict[str, Any] | None, str |
     """CBPE of the window's decisions made by its most frequent version, and that version."""
     if scored is None or not len(scored):
         return None, None
-    versions, codes = np.unique(scored.model_version.astype(str), return_inverse=True)
-    top = int(np.argmax(np.bincount(codes, scored.count)))
-    return estimated_of(scored, codes == top), str(versions[top])
+    version, mask = most_frequent(scored.model_version, scored.count)
+    return estimated_of(scored, mask), version

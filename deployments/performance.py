@@ -102,23 +102,23 @@ def performance(labelled: Labelled | LabelledBins, by: Period, card_of: Callable
                 scored: LabelledBins | None = None) -> dict[str, Any]:
     """Per model version overall, and per period and version: realized figures of the labelled decisions beside
     the card, and, from ``scored`` (every decision's counts), the performance estimated before outcomes."""
-    def group(realized_mask: np.ndarray | None, scored_mask: np.ndarray | None, version: str) -> dict[str, Any]:
-        figures = figures_of(labelled, realized_mask if realized_mask is not None
-                             else np.zeros(len(labelled), dtype=bool))
+    def group(realized_mask: np.ndarray, scored_mask: np.ndarray, version: str) -> dict[str, Any]:
+        figures = figures_of(labelled, realized_mask)
         card = card_of(version)
         figures["expected"] = card_expectation(card, figures["labelled"]) if card else None
         if scored is not None:
-            figures["estimated"] = estimated_of(scored, scored_mask if scored_mask is not None
-                                                else np.zeros(len(scored), dtype=bool))
+            figures["estimated"] = estimated_of(scored, scored_mask)
         return figures
 
     labelled_versions = labelled.model_version.astype(str)
     scored_versions = scored.model_version.astype(str) if scored is not None else np.array([], dtype=str)
-    overall = {v: group(labelled_versions == v, scored_versions == v if scored is not None else None, v)
+    overall = {v: group(labelled_versions == v, scored_versions == v, v)
                for v in sorted({*labelled_versions.tolist(), *scored_versions.tolist()})}
     realized_groups = _groups(labelled.ts, labelled.model_version, by)
     scored_groups = _groups(scored.ts, scored.model_version, by) if scored is not None else {}
+    none_labelled, none_scored = np.zeros(len(labelled), dtype=bool), np.zeros(len(scored_versions), dtype=bool)
     periods = [{"period_start": start, "model_version": version,
-                **group(realized_groups.get((start, version)), scored_groups.get((start, version)), version)}
+                **group(realized_groups.get((start, version), none_labelled),
+                        scored_groups.get((start, version), none_scored), version)}
                for start, version in sorted({*realized_groups, *scored_groups})]
     return {"by": by, "labelled": labelled.decisions, "model_versions": overall, "periods": periods}

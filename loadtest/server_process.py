@@ -19,6 +19,7 @@ import yaml
 
 from core.polling import GiveUp, wait_until
 from core.ports import free_port
+from core.serve_cli import serve_cli
 from core.settings import PROJECT_ROOT
 from loadtest.server_env import private_ingress_env, read_env_file
 
@@ -118,11 +119,8 @@ class ServerProcess:
     def serve_cli(self, *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
         """``serve <args>`` against this server, as an operator runs it (the README: ``RAY_AUTH_MODE=token``
         from serve.env, the token from Ray's token file; ``--address`` only because the port is not 8265)."""
-        env = {**self.env, "RAY_AUTH_MODE": "token"}
-        env.pop("RAY_AUTH_TOKEN", None)
-        return subprocess.run([str(Path(sys.executable).with_name("serve")), *args,
-                               f"--address=http://127.0.0.1:{self.dashboard_port}"], cwd=PROJECT_ROOT, env=env,
-                              capture_output=True, text=True, timeout=timeout_s)
+        env = {name: value for name, value in self.env.items() if name != "RAY_AUTH_TOKEN"}
+        return serve_cli(*args, address=f"http://127.0.0.1:{self.dashboard_port}", env=env, timeout_s=timeout_s)
 
     def deploy(self, config: ServerConfig) -> subprocess.CompletedProcess[str]:
         """``serve deploy`` of serve_config.yaml with ``config``'s overrides (this server's port)."""

@@ -24,6 +24,8 @@ MIN_RATIO = 0.8
 """The four-fifths rule (EEOC Uniform Guidelines, used for credit by the CFPB's and lenders' practice)."""
 MIN_DECISIONS = 100
 """Groups with fewer decisions in the window are shown, never alerted on (their rate is noise)."""
+
+
 def _auc(y_true: np.ndarray, y_score: np.ndarray, sample_weight: np.ndarray) -> float:
     return float(roc_auc_score(y_true, y_score, sample_weight=sample_weight)) if len(np.unique(y_true)) == 2 \
         else float("nan")
@@ -70,13 +72,17 @@ def approval_figures(group: np.ndarray, denied: np.ndarray, weight: np.ndarray,
         for g, row in table.iterrows()}
 
 
-def _alerts(groups: dict[str, dict[str, Any]], min_ratio: float, min_decisions: int,
-            judged: Collection[str] | None) -> list[dict[str, Any]]:
-    return [{"group": name, "adverse_impact_ratio": round(f["adverse_impact_ratio"], 4),
-             "approval_rate": round(f["approval_rate"], 4), "decisions": f["decisions"]}
-            for name, f in groups.items()
-            if (judged is None or name in judged) and f["decisions"] >= min_decisions
-            and f["adverse_impact_ratio"] is not None and f["adverse_impact_ratio"] < min_ratio]
+def _judged(favoured: str, groups: dict[str, dict[str, Any]], min_ratio: float, min_decisions: int,
+            judged: Collection[str] | None) -> dict[str, Any]:
+    """The figures as answered, and the alerts of the groups in ``judged`` (all when None)."""
+    alerts = [{"group": name, "adverse_impact_ratio": round(f["adverse_impact_ratio"], 4),
+               "approval_rate": round(f["approval_rate"], 4), "decisions": f["decisions"]}
+              for name, f in groups.items()
+              if (judged is None or name in judged) and f["decisions"] >= min_decisions
+              and f["adverse_impact_ratio"] is not None and f["adverse_impact_ratio"] < min_ratio]
+    return {"most_favoured": favoured,
+            "groups": {name: {k: _clean(v) for k, v in f.items()} for name, f in groups.items()},
+            "alerts": alerts}
 
 
 def group_figures(group: np.ndarray, denied: np.ndarray, probability: np.ndarray, score: np.ndarray,
@@ -99,9 +105,7 @@ def group_figures(group: np.ndarray, denied: np.ndarray, probability: np.ndarray
             groups[str(name)].update({k: float(v) for k, v in errors.loc[name].items()} |
                                      {k: float(v) for k, v in scores.loc[name].items()})
             groups[str(name)]["labelled"] = int(round(groups[str(name)]["labelled"]))
-    return {"most_favoured": favoured,
-            "groups": {name: {k: _clean(v) for k, v in f.items()} for name, f in groups.items()},
-            "alerts": _alerts(groups, min_ratio, min_decisions, judged)}
+    return _judged(favoured, groups, min_ratio, min_decisions, judged)
 
 
 def same_applicants(group: np.ndarray, denied: np.ndarray, challenger_version: np.ndarray,
@@ -112,12 +116,10 @@ def same_applicants(group: np.ndarray, denied: np.ndarray, challenger_version: n
     out: dict[str, Any] = {}
     for version in sorted(set(challenger_version[challenger_denied >= 0].tolist())):
         shadowed = (challenger_denied >= 0) & (challenger_version == version)
-        out[version] = {}
-        for model, decisions in (("champion", denied[shadowed]), ("challenger", challenger_denied[shadowed] == 1)):
-            favoured, groups = approval_figures(group[shadowed], decisions, weight[shadowed], min_decisions)
-            out[version][model] = {"most_favoured": favoured,
-                                   "groups": {n: {k: _clean(v) for k, v in f.items()} for n, f in groups.items()},
-                                   "alerts": _alerts(groups, min_ratio, min_decisions, judged)}
+        out[version] = {model: _judged(*approval_figures(group[shadowed], decisions, weight[shadowed], min_decisions),
+                                       min_ratio, min_decisions, judged)
+                        for model, decisions in (("champion", denied[shadowed]),
+                                                 ("challenger", challenger_denied[shadowed] == 1))}
     return out
 
 

@@ -39,6 +39,7 @@ import httpx
 from core.api_keys import resolve_api_key
 from core.polling import wait_until
 from core.private_files import open_private
+from core.serve_cli import serve_cli
 from core.settings import PROJECT_ROOT, PromotionGates, Settings, get_settings
 from models.loader import ModelRefused, load_model
 from models.promotion_gates import Evidence, check
@@ -102,11 +103,7 @@ def write_report(report: dict[str, Any], digest: str, out: Path) -> Path:
 
 
 def serve_deploy(config: Path, address: str) -> subprocess.CompletedProcess[str]:
-    """``serve deploy`` with Ray's token (the server user's ``~/.ray/auth_token``)."""
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    return subprocess.run([str(Path(sys.executable).with_name("serve")), "deploy", str(config),
-                           f"--address={address}"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return serve_cli("deploy", str(config), address=address, env=os.environ, timeout_s=300)
 
 
 def apply(client: httpx.Client, config: Path, address: str, model: str, version: str, note: str) -> str | None:

@@ -6,7 +6,7 @@ The age band (from ``DAYS_BIRTH``, a feature) is counted for every decision; a p
 (``prediction_log.groups``) for the decisions it was posted for. ``defaulted`` is -1 until the outcome arrives,
 ``challenger_denied`` -1 and ``challenger_version`` '' for a decision no challenger shadowed. PostgreSQL keeps
 these counts per day as decisions, group posts and outcomes are stored (``postgres.fairness_days``); ``of_block``
-makes the same counts from records (the file log, and the partial days at a window's edges). Figures:
+makes the same counts from records (the file log, which keeps none). Figures:
 ``models.fairness.fairness_from_counts``.
 """
 

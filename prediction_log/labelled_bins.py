@@ -98,8 +98,14 @@ def scored(ts: np.ndarray, model_version: np.ndarray, probability: np.ndarray, d
     return of_rows(ts, model_version, probability, denied, np.full(len(probability), -1, np.int8))
 
 
+def window_bins(model_version: str, probability: np.ndarray, denied: np.ndarray) -> LabelledBins:
+    """``scored`` of one version's decisions with the window as one day (what a comparison of two models sums)."""
+    one_day = np.zeros(len(probability), dtype="datetime64[us]")
+    return scored(one_day, np.full(len(probability), model_version, dtype=object), probability, denied)
+
+
 def scored_block(block: Block) -> LabelledBins:
-    """``scored`` of some records (the file log's way, and the partial days at a window's edges)."""
+    """``scored`` of some records (the file log's way: it keeps no counts)."""
     return scored(block.column("ts").to_numpy().astype("datetime64[us]"),
                   np.array(block.column("model_version").to_pylist(), dtype=object),
                   block.column("probability_default").to_numpy(zero_copy_only=False),
@@ -111,8 +117,13 @@ def whole_days(since: datetime | None, until: datetime | None) -> tuple[datetime
     days a window reads from day counts; the partial days at its edges are counted from their rows."""
     first = last = None
     if since is not None:
-        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = utc_day(since)
         first = day if day == since else day + timedelta(days=1)
     if until is not None:
-        last = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        last = utc_day(until)
     return first, last
+
+
+def utc_day(moment: datetime) -> datetime:
+    """The start of the UTC day ``moment`` falls in."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.decision import is_denied
-from prediction_log.labelled_bins import LabelledBins, bin_of, of_rows, scored
+from prediction_log.labelled_bins import LabelledBins, bin_of, of_rows, window_bins
 from prediction_log.records import Block
 from prediction_log.shadowed_counts import SCATTER_POINTS, PairCounts, PairedCells, ShadowedCounts
 
@@ -147,11 +147,9 @@ def counted(s: Shadowed) -> ShadowedCounts:
         challenger_bins = of_rows(day, versions, q[known], c_denied[known], defaulted) if known.any() else None
         paired = PairedCells(bin_of(p[known]), bin_of(q[known]), denied[known], c_denied[known], defaulted,
                              np.ones(len(defaulted), np.int64)).merged() if known.any() else None
-        every_day, every_version = np.zeros(len(p), dtype="datetime64[us]"), np.full(len(p), champion, dtype=object)
         pairs.append(PairCounts(champion, challenger, int(mask.sum()), confusion, correlation, scatter,
-                                champion_bins, challenger_bins, paired,
-                                scored(every_day, every_version, p, denied),
-                                scored(every_day, every_version, q, c_denied)))
+                                champion_bins, challenger_bins, paired, window_bins(champion, p, denied),
+                                window_bins(champion, q, c_denied)))
     return ShadowedCounts(len(s), pairs)
 
 

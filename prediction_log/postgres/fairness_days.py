@@ -40,7 +40,7 @@ _LOCK = "PERFORM pg_advisory_xact_lock(hashtext('fairness_days'))"
 
 
 def age_band_sql(days_birth: str) -> str:
-    """``models.fairness.age_bands`` in SQL."""
+    """``core.features.age_bands`` in SQL."""
     years = f"(-{days_birth} / 365.25)"
     cases = " ".join(f"WHEN {years} < {bound} THEN '{label}'" for bound, label in AGE_BANDS[:-1])
     return f"CASE {cases} ELSE '{AGE_BANDS[-1][1]}' END"
