@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from core.api_keys import resolve_api_key
-from core.polling import wait_until
+from core.polling import GiveUp, wait_until
 from core.private_files import open_private
 from core.serve_cli import serve_cli
 from core.settings import PROJECT_ROOT, PromotionGates, Settings, get_settings
@@ -110,6 +110,7 @@ def apply(client: httpx.Client, config: Path, address: str, model: str, version:
     """Point the Scorer at ``model`` (the challenger stood down when it is that model), deploy and wait until
     ``/health`` answers with ``version``; None when it does, else why not (the file put back)."""
     before = config.read_text()
+    refused_before = client.get("/health").json().get("change_refused")
     challenger = user_config(config, "Challenger")
     try:
         set_user_config(config, "Scorer", {"model": model, "change_note": note})
@@ -121,8 +122,8 @@ def apply(client: httpx.Client, config: Path, address: str, model: str, version:
 
         def answering() -> bool:
             health = client.get("/health").json()
-            if health.get("change_refused"):
-                raise RuntimeError(f"the server refused the change: {health['change_refused']}")
+            if health.get("change_refused") not in (None, refused_before):   # wait_until retries other errors
+                raise GiveUp(f"the server refused the change: {health['change_refused']}")
             return bool(health.get("model_version") == version)
 
         wait_until(answering, APPLY_TIMEOUT_S, f"{version} to answer")

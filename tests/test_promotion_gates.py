@@ -108,3 +108,30 @@ def test_an_edit_of_serve_config_keeps_the_operators_comments(tmp_path: Path) ->
     text = path.read_text()
     assert "# The one place an operator edits" in text and "# every decision is in the prediction log" in text
     assert user_config(path, "Scorer") == {"model": "lgbm-0123456789ab", "change_note": "promote: evidence sha256:x"}
+
+
+def test_a_change_the_server_refuses_is_reported_at_once_and_the_file_put_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``apply`` waits for the new version; a refusal the server reports in /health ends the wait (a refusal
+    already shown before the deploy does not), and serve_config.yaml is as it was."""
+    import subprocess
+    import time
+
+    import httpx
+
+    from models import promote
+
+    path = tmp_path / "serve_config.yaml"
+    path.write_text((PROJECT_ROOT / "serve_config.yaml").read_text())
+    before = path.read_text()
+    deployed: list[str] = []
+    monkeypatch.setattr(promote, "serve_deploy", lambda config, address: deployed.append(config.read_text())
+                        or subprocess.CompletedProcess([], 0, "", ""))
+    answers = iter([{"model_version": "old", "change_refused": "an earlier refusal"}]
+                   + [{"model_version": "old", "change_refused": "ModelRefused: lgbm-new: parity"}] * 10)
+    client = httpx.Client(base_url="http://server", transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, json=next(answers))))
+    started = time.monotonic()
+    problem = promote.apply(client, path, "http://dashboard", "lgbm-new", "lgbm-new", "promote lgbm-new")
+    assert problem is not None and "lgbm-new: parity" in problem and time.monotonic() - started < 10
+    assert path.read_text() == before and "lgbm-new" in deployed[0] and deployed[-1] == before
