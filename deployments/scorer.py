@@ -15,6 +15,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from core.decision import is_denied
+from core.schema import DEFAULT_SCHEMA, difference
 from core.settings import ChallengerConfig, ScorerConfig
 from deployments.decisions import denial_reasons
 from deployments.loopback import bind_replica_servers_to_loopback
@@ -66,6 +67,8 @@ class Scorer:
         self._name = "challenger" if challenger else "scorer"
         self._config: ScorerConfig | None = None
         self.metrics = ScorerMetrics()
+        self.schema = DEFAULT_SCHEMA
+        """The contract this application's ingress validates requests by: every model it loads must declare it."""
 
     def _ensure_loaded(self) -> LoadedModel:
         """Serve calls ``reconfigure`` before traffic when user_config is set; else load defaults."""
@@ -126,7 +129,12 @@ class Scorer:
         if previous is None or self._active is None or (config.model, config.threshold, config.intra_op_threads,
                                                         config.require_monotonicity) \
                 != (previous.model, previous.threshold, previous.intra_op_threads, previous.require_monotonicity):
-            return load_model(config.model, config.threshold, config.intra_op_threads, config.require_monotonicity)
+            loaded = load_model(config.model, config.threshold, config.intra_op_threads, config.require_monotonicity)
+            changed = difference(self.schema, loaded.schema)
+            if changed is not None:
+                raise ModelRefused(f"{loaded.version}: its schema is not this application's ({changed}); "
+                                   "a model with another schema is a new application, not a swap")
+            return loaded
         return self._active
 
     def _audit(self, event: Event, to: tuple[Any, Any] | None, reason: str | None, note: Any) -> None:

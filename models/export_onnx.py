@@ -10,7 +10,6 @@ import onnx
 import onnxmltools
 from onnxmltools.convert.common.data_types import FloatTensorType
 
-from core.features import N_FEATURES
 from models.onnx_classifier import OnnxBinaryClassifier
 
 INPUT_NAME = "features"
@@ -45,11 +44,12 @@ def float32_thresholds(booster: lgb.Booster) -> lgb.Booster:
     return lgb.Booster(model_str="\n".join(lines) + "\n")
 
 
-def export(model: lgb.Booster, path: Path) -> None:
-    """Convert a trained binary booster and write it to ``path``."""
+def export(model: lgb.Booster, path: Path, n_features: int) -> None:
+    """Convert a trained binary booster over ``n_features`` columns and write it to ``path`` (categorical splits
+    become ONNX's equality branches over the levels' indices)."""
     onx = onnxmltools.convert_lightgbm(
         model,
-        initial_types=[(INPUT_NAME, FloatTensorType([None, N_FEATURES]))],
+        initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
         zipmap=False,
         target_opset=TARGET_OPSET,
     )
@@ -65,5 +65,5 @@ def export(model: lgb.Booster, path: Path) -> None:
 def parity(model: lgb.Booster, path: Path, x: np.ndarray) -> float:
     """Max |P_lightgbm - P_onnx| over the rows of ``x``."""
     expected = model.predict(x)
-    got = OnnxBinaryClassifier(path).predict_proba(x)
+    got = OnnxBinaryClassifier(path, n_features=x.shape[1]).predict_proba(x)
     return float(np.max(np.abs(expected - got)))

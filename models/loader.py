@@ -1,10 +1,11 @@
 """The one model loader: a model folder checked before it may answer (scorer, challenger, fast tests, yardstick).
 
 Checked, in order, each failure a ``ModelRefused`` naming the problem: the folder exists; the card
-parses; the threshold in force is a finite number in (0, 1); every artifact the card lists is a file with
-the SHA-256 the card records (a replaced ``model.onnx`` would otherwise be logged under the old
+parses; its schema declaration is well formed (``core.schema``: the field named) and its monotone
+directions are the ones the model was trained and swept with; the threshold in force is a finite
+number in (0, 1); every artifact the card lists is a file with the SHA-256 the card records (a replaced ``model.onnx`` would otherwise be logged under the old
 version, a missing ``model.txt`` would serve denials without reasons); the ONNX file loads, takes the
-ten features and answers the reference applicants with finite probabilities in [0, 1]; where the
+schema's features and answers the reference applicants with finite probabilities in [0, 1]; where the
 LightGBM file is present, ONNX and LightGBM agree on them within ``PARITY_TOLERANCE`` and the reason
 tables equal LightGBM's TreeSHAP; unless told otherwise, the card records a passing monotonicity sweep.
 
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from core.artifacts import CARD_FILE, LIGHTGBM_FILE, ONNX_FILE, REFERENCE_FILE, resolve_model_dir
-from core.features import FEATURE_NAMES
+from core.schema import DEFAULT_SCHEMA, ModelSchema, SchemaError, of_card
 from models.onnx_classifier import OnnxBinaryClassifier
 from models.reasons import EXACT_TOLERANCE, ReasonCoder
 
@@ -48,6 +49,8 @@ class LoadedModel:
     card: dict[str, Any]
     reasons: ReasonCoder | None
     """TreeSHAP reason codes from the LightGBM model next to the ONNX file (None if it is missing)."""
+    schema: ModelSchema = DEFAULT_SCHEMA
+    """What a request holds and the model reads (the card's ``schema`` block; the ten features without one)."""
 
 
 def sha256_of(path: Path) -> str:
@@ -94,18 +97,38 @@ def _check_artifacts(folder: Path, card: dict[str, Any]) -> None:
             )
 
 
-def _check_rows(folder: Path) -> np.ndarray:
-    """Reference applicants of this folder, else of the latest trained model."""
+def _schema(folder: Path, card: dict[str, Any]) -> ModelSchema:
+    try:
+        schema = of_card(card)
+    except SchemaError as exc:
+        raise ModelRefused(f"{folder.name}/{CARD_FILE}: {exc}") from None
+    trained = (card.get("monotonicity") or {}).get("constraints")
+    if isinstance(trained, dict):
+        for i, f in enumerate(schema.features):
+            if trained.get(f.name, 0) != f.direction:
+                raise ModelRefused(
+                    f"{folder.name}/{CARD_FILE}: schema.features[{i}].direction: {f.direction} declared for "
+                    f"{f.name!r}, but the model was trained and swept with {trained.get(f.name, 0)}"
+                )
+    return schema
+
+
+def _check_rows(folder: Path, schema: ModelSchema) -> np.ndarray:
+    """Reference applicants of this folder, else (the ten features only) of the latest trained model."""
     source = folder / REFERENCE_FILE
-    if not source.exists():
+    if not source.exists() and schema.digest == DEFAULT_SCHEMA.digest:
         source = resolve_model_dir(None) / REFERENCE_FILE
+    if not source.exists():
+        raise ModelRefused(f"{folder.name}: no {REFERENCE_FILE} to check its answers on")
     import pandas as pd
 
-    return pd.read_csv(source, nrows=CHECK_ROWS)[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+    frame = pd.read_csv(source, nrows=CHECK_ROWS, dtype={f.name: str for f in schema.features if f.kind == "category"})
+    return schema.encode(frame)
 
 
-def _check_answers(folder: Path, classifier: OnnxBinaryClassifier, reasons: ReasonCoder | None) -> None:
-    rows = _check_rows(folder)
+def _check_answers(folder: Path, classifier: OnnxBinaryClassifier, reasons: ReasonCoder | None,
+                   schema: ModelSchema) -> None:
+    rows = _check_rows(folder, schema)
     p = classifier.predict_proba(rows)
     if p.shape != (len(rows),) or not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
         raise ModelRefused(f"{folder.name}/{ONNX_FILE}: answers are not probabilities on the reference applicants")
@@ -159,11 +182,17 @@ def load_model(
 
 def _checked(folder: Path, threshold: float | None, intra_op_threads: int, require_monotonicity: bool) -> LoadedModel:
     card = _card(folder, threshold)
+    schema = _schema(folder, card)
     value = _threshold(folder, card, threshold)
     _check_artifacts(folder, card)
     if require_monotonicity:
         _check_monotonicity(folder, card)
-    classifier = OnnxBinaryClassifier(folder / ONNX_FILE, intra_op_threads)
-    reasons = ReasonCoder(folder) if (folder / LIGHTGBM_FILE).exists() else None
-    _check_answers(folder, classifier, reasons)
-    return LoadedModel(classifier, str(card["version"]), value, card, reasons)
+    try:
+        classifier = OnnxBinaryClassifier(folder / ONNX_FILE, intra_op_threads, len(schema))
+    except ValueError as exc:
+        if "its schema declares" not in str(exc):
+            raise
+        raise ModelRefused(f"{folder.name}/{ONNX_FILE}: {str(exc).split(': ', 1)[1]}") from None
+    reasons = ReasonCoder(folder, schema=schema) if (folder / LIGHTGBM_FILE).exists() else None
+    _check_answers(folder, classifier, reasons, schema)
+    return LoadedModel(classifier, str(card["version"]), value, card, reasons, schema)

@@ -1,4 +1,5 @@
-"""ONNX Runtime wrapper for any binary classifier over the ten float features."""
+"""ONNX Runtime wrapper for any binary classifier over a row of float features (the default model's ten unless
+told)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from core.features import N_FEATURES
 
 
 class OnnxBinaryClassifier:
-    """Scores rows of ten float32 features; returns P(class 1).
+    """Scores rows of ``n_features`` float32 features; returns P(class 1).
 
     Finds the input name from the model and accepts either a probability tensor
     (``zipmap=False``) or onnxmltools' default zipmap output (a sequence of maps).
     """
 
-    def __init__(self, path: str | Path, intra_op_threads: int = 1) -> None:
+    def __init__(self, path: str | Path, intra_op_threads: int = 1, n_features: int = N_FEATURES) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
@@ -30,8 +31,9 @@ class OnnxBinaryClassifier:
             raise ValueError(f"{self.path}: expected one input tensor, found {len(inputs)}")
         self.input_name = inputs[0].name
         width = inputs[0].shape[-1] if inputs[0].shape else None
-        if isinstance(width, int) and width != N_FEATURES:
-            raise ValueError(f"{self.path}: model takes {width} features, the API has {N_FEATURES}")
+        if isinstance(width, int) and width != n_features:
+            raise ValueError(f"{self.path}: model takes {width} features, its schema declares {n_features}")
+        self.n_features = n_features
         self.probability_output = self._find_probability_output()
 
     def _find_probability_output(self) -> str:
@@ -44,8 +46,8 @@ class OnnxBinaryClassifier:
         raise ValueError(f"{self.path}: no probability output among {[o.name for o in outputs]}")
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
-        """P(default) for an ``(n, 10)`` array; float64 result of length n."""
-        x = np.ascontiguousarray(rows, dtype=np.float32).reshape(-1, N_FEATURES)
+        """P(default) for an ``(n, n_features)`` array; float64 result of length n."""
+        x = np.ascontiguousarray(rows, dtype=np.float32).reshape(-1, self.n_features)
         if x.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
         (out,) = self.session.run([self.probability_output], {self.input_name: x})

@@ -4,7 +4,8 @@ For each applicant, one contribution per feature (log-odds) plus the base value,
 model's raw score: LightGBM's ``pred_contrib``, read from tables built once per model
 (``models.tree_tables``, exact and an order of magnitude cheaper), or ``pred_contrib`` itself for a model
 the tables cannot represent. The principal reasons for a denial are the features that pushed the default
-risk up the most, with the texts of ``core.features`` (adverse-action notices).
+risk up the most, with the reason texts of the model's schema (its card: the adverse-action statements); a
+category's contribution is its attribute's, so the reason names the attribute.
 """
 
 from __future__ import annotations
@@ -17,14 +18,11 @@ import lightgbm as lgb
 import numpy as np
 
 from core.artifacts import LIGHTGBM_FILE
-from core.features import AGE_FEATURE, FEATURE_NAMES, FEATURES, is_elderly
+from core.schema import DEFAULT_SCHEMA, ModelSchema
 from models.tree_tables import TreeTables, UnsupportedModel
 
 EXACT_TOLERANCE = 1e-9
 """Largest |tables − pred_contrib| per contribution accepted when a model loads (measured ~1e-14)."""
-
-_AGE = FEATURE_NAMES.index(AGE_FEATURE)
-_TEXTS = [f.reason for f in FEATURES]
 
 
 @dataclass(frozen=True)
@@ -45,11 +43,15 @@ class Explanation:
 
 
 class ReasonCoder:
-    """Explains rows of the ten features with a version folder's LightGBM model."""
+    """Explains rows of a schema's features with a version folder's LightGBM model."""
 
-    def __init__(self, model_dir: Path, top: int = 4) -> None:
+    def __init__(self, model_dir: Path, top: int = 4, schema: ModelSchema = DEFAULT_SCHEMA) -> None:
         self.booster = lgb.Booster(model_file=str(model_dir / LIGHTGBM_FILE))
         self.top = top
+        self.names = list(schema.names)
+        self.texts = [f.reason for f in schema.features]
+        self.age = schema.age
+        self._age = schema.age_index
         self.tables: TreeTables | None = None
         self.fallback: str | None = None
         """Why contributions come from ``pred_contrib`` rather than the tables (None when they do not); the scorer
@@ -60,7 +62,7 @@ class ReasonCoder:
             self.fallback = str(exc)
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
-        """``(n, 11)``: per-feature contributions then the base value (float32 inputs, as ONNX sees them)."""
+        """``(n, features + 1)``: per-feature contributions then the base value (float32 inputs, as ONNX sees them)."""
         values = np.asarray(rows, dtype=np.float32).astype(np.float64)
         return self.tables.contributions(values) if self.tables is not None else self.tree_shap(values)
 
@@ -93,12 +95,13 @@ class ReasonCoder:
         values = self.contributions(rows)
         per_feature = values[:, :-1]
         raising = per_feature > 0
-        raising[:, _AGE] &= ~is_elderly(np.asarray(rows)[:, _AGE])
+        if self.age is not None and self._age is not None:
+            raising[:, self._age] &= ~self.age.is_elderly(np.asarray(rows)[:, self._age])
         order = np.argsort(np.where(raising, -per_feature, np.inf), axis=1, kind="stable")[:, :self.top]
         order = np.where(np.take_along_axis(raising, order, axis=1), order, -1)
         out = []
         for v, raw, ranked in zip(values.tolist(), values.sum(axis=1).tolist(), order.tolist()):
-            out.append({"base_value": v[-1], "raw_score": raw, "contributions": dict(zip(FEATURE_NAMES, v)),
-                        "reasons": [{"feature": FEATURE_NAMES[j], "contribution": v[j], "text": _TEXTS[j]}
+            out.append({"base_value": v[-1], "raw_score": raw, "contributions": dict(zip(self.names, v)),
+                        "reasons": [{"feature": self.names[j], "contribution": v[j], "text": self.texts[j]}
                                     for j in ranked if j >= 0]})
         return out

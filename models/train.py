@@ -1,9 +1,13 @@
-"""Deterministic training pipeline: generate → split → LightGBM → threshold → ONNX → model card.
+"""Deterministic training pipeline: data → split → LightGBM → threshold → ONNX → model card.
 
-    python -m models.train [--rows 307511] [--seed 42] [--out models]
+    python -m models.train [--rows 307511] [--seed 42] [--out models]           # the project's generator
+    python -m models.train --data applicants.csv --target defaulted [--declarations schema.json] [--ignore id]
 
 Writes ``<out>/<version>/`` (model.onnx, model.txt, model_card.json, cost_curve.csv,
-reference_sample.csv.gz) and records the version in ``<out>/LATEST``.
+reference_sample.csv.gz) and records the version in ``<out>/LATEST``. The card's ``schema`` block is the model's
+contract (``core.schema``): the default model's ten features for the generator, else the lender's declarations with
+every other column inferred (listed in ``schema_review``). A lender's table is checked against its schema before
+any training (``models.table``).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from tqdm import tqdm
 
 from core.artifacts import CARD_FILE, LIGHTGBM_FILE, MODELS_DIR, ONNX_FILE, REFERENCE_FILE
 from core.decision import is_denied
-from core.features import FEATURE_NAMES
-from models import generator, monotonicity, threshold
+from core.schema import DEFAULT_SCHEMA, ModelSchema, SchemaError
+from models import generator, monotonicity, table, threshold
 from models.export_onnx import export, float32_thresholds, parity
 from models.onnx_classifier import OnnxBinaryClassifier
 
@@ -46,6 +50,8 @@ LGBM_PARAMS: dict[str, object] = {
     "n_jobs": 2,
     "verbose": -1,
 }
+SMALL_TABLE_ROWS = 100_000
+"""Training rows below which the parameters are sized to the table (``params_for``)."""
 SPLIT = (0.6, 0.2, 0.2)  # train, validation, holdout
 REFERENCE_ROWS = 5000
 PARITY_LIMIT = 1e-5
@@ -61,33 +67,53 @@ def split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, p
     return train, valid, hold
 
 
+def params_for(train_rows: int) -> dict[str, object]:
+    """LightGBM's parameters for a table of ``train_rows``: the default model's at scale; for a small table fewer,
+    slower trees and leaves (and category groups) of about 1 % of the rows, so a thousand rows train without
+    memorising them."""
+    if train_rows >= SMALL_TABLE_ROWS:
+        return LGBM_PARAMS
+    leaf = max(10, train_rows // 100)
+    return {**LGBM_PARAMS, "n_estimators": 200, "learning_rate": 0.03, "min_child_samples": leaf,
+            "min_data_per_group": leaf, "cat_smooth": 10.0, "colsample_bytree": 1.0}
+
+
 def _scores(model: lgb.Booster, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x))
 
 
-def _fit(train: pd.DataFrame, seed: int, progress: bool, monotone: bool = True) -> lgb.Booster:
-    """LightGBM with the credit policy's directions as monotone constraints (``core.features``)."""
-    extra = {"monotone_constraints": monotonicity.constraints(), "monotone_constraints_method": "advanced"} \
+def _fit(train: pd.DataFrame, schema: ModelSchema, params: dict[str, object], seed: int, progress: bool,
+         monotone: bool = True) -> lgb.Booster:
+    """LightGBM with the credit policy's directions as monotone constraints (the schema's), categories as
+    LightGBM's own categorical splits over the levels' indices."""
+    extra = {"monotone_constraints": monotonicity.constraints(schema), "monotone_constraints_method": "advanced"} \
         if monotone else {}
-    params: dict[str, Any] = {**LGBM_PARAMS, **extra}
-    model = lgb.LGBMClassifier(random_state=seed, **params)
-    bar = tqdm(total=LGBM_PARAMS["n_estimators"], desc="trees", disable=not progress)
+    settings: dict[str, Any] = {**params, **extra}
+    model = lgb.LGBMClassifier(random_state=seed, **settings)
+    bar = tqdm(total=params["n_estimators"], desc="trees", disable=not progress)
 
     def tick(_env: lgb.callback.CallbackEnv) -> None:
         bar.update(1)
 
-    model.fit(train[list(FEATURE_NAMES)].to_numpy(), train["TARGET"].to_numpy(), callbacks=[tick])
+    model.fit(schema.encode(train), train["TARGET"].to_numpy(), callbacks=[tick],
+              categorical_feature=list(schema.categorical) or "auto")
     bar.close()
     return float32_thresholds(model.booster_)
 
 
-def _feature_profile(train: pd.DataFrame) -> dict[str, dict[str, float]]:
+def _feature_profile(train: pd.DataFrame, schema: ModelSchema) -> dict[str, dict[str, float]]:
+    """Quantiles of each number, the share of each level of a category (in the training rows)."""
     qs = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
-    return {
-        name: {"min": float(train[name].min()), "max": float(train[name].max()),
-               **{f"q{int(q * 100):02d}": float(train[name].quantile(q)) for q in qs}}
-        for name in FEATURE_NAMES
-    }
+    profile: dict[str, dict[str, float]] = {}
+    for f in schema.features:
+        column = train[f.name]
+        if f.kind == "category":
+            codes = f.encode(column.to_numpy())
+            profile[f.name] = {level: float(np.mean(codes == i)) for i, level in enumerate(f.levels)}
+            continue
+        profile[f.name] = {"min": float(column.min()), "max": float(column.max()),
+                           **{f"q{int(q * 100):02d}": float(column.quantile(q)) for q in qs}}
+    return profile
 
 
 def _confusion(y: np.ndarray, p: np.ndarray, t: float) -> dict[str, int]:
@@ -96,33 +122,59 @@ def _confusion(y: np.ndarray, p: np.ndarray, t: float) -> dict[str, int]:
             "tn": int(np.sum(~denied & (y == 0))), "fn": int(np.sum(~denied & (y == 1)))}
 
 
-def _unconstrained(train_set: pd.DataFrame, valid: pd.DataFrame, seed: int, x_hold: np.ndarray,
-                   y_hold: np.ndarray) -> dict[str, float]:
+def _unconstrained(train_set: pd.DataFrame, valid: pd.DataFrame, schema: ModelSchema, params: dict[str, object],
+                   seed: int, x_hold: np.ndarray, y_hold: np.ndarray) -> dict[str, float]:
     """The same training without the monotone constraints (its own cost-optimal threshold), on the same holdout:
     what the constraints cost."""
-    model = _fit(train_set, seed, progress=False, monotone=False)
-    t = threshold.cost_curve(valid["TARGET"].to_numpy(), _scores(model, valid[list(FEATURE_NAMES)].to_numpy()))
+    model = _fit(train_set, schema, params, seed, progress=False, monotone=False)
+    t = threshold.cost_curve(valid["TARGET"].to_numpy(), _scores(model, schema.encode(valid)))
     p = _scores(model, x_hold)
     return {"auc": float(roc_auc_score(y_hold, p)), "cost": threshold.business_cost(y_hold, p, t.best_threshold)}
 
 
 def train(rows: int, seed: int, out: Path, progress: bool = True, dropped: tuple[str, ...] = (),
           trained_by: str | None = None) -> Path:
-    """Run the whole pipeline; returns the version folder. ``dropped`` features are held at their median in the
-    training and validation data (the model cannot use them: a challenger without them); ``trained_by`` is
-    recorded on the card (the OS user by default), so a validation can be seen to be someone else's."""
-    steps = tqdm(total=6, desc="pipeline", disable=not progress)
+    """The default model from the project's generator; returns the version folder. ``dropped`` features are held
+    at their median in the training and validation data (the model cannot use them: a challenger without them);
+    ``trained_by`` is recorded on the card (the OS user by default), so a validation can be seen to be someone
+    else's."""
     data = generator.generate(rows, seed)
+    source = {"generator": "models.generator", "seed": seed, "rows": rows}
+    return _build(data, DEFAULT_SCHEMA, source, seed, out, progress, dropped, trained_by)
+
+
+def train_table(path: Path, target: str, out: Path, declarations: dict[str, Any] | None = None,
+                ignore: tuple[str, ...] = (), seed: int = 42, progress: bool = True,
+                trained_by: str | None = None) -> Path:
+    """A model from a lender's table: declared (the rest inferred), checked, then the same pipeline."""
+    frame = table.read_table(path)
+    schema, inferred = table.declare(frame, target, declarations, ignore)
+    table.check(frame, schema, target)
+    if target != "TARGET" and "TARGET" in frame.columns:
+        frame = frame.drop(columns="TARGET")
+    frame = frame.rename(columns={target: "TARGET"})
+    frame["TARGET"] = frame["TARGET"].astype(np.int64)
+    source = {"table": path.name, "sha256": table.file_digest(path), "target": target, "rows": len(frame),
+              "ignored": list(ignore)}
+    return _build(frame, schema, source, seed, out, progress, (), trained_by, inferred)
+
+
+def _build(data: pd.DataFrame, schema: ModelSchema, source: dict[str, Any], seed: int, out: Path, progress: bool,
+           dropped: tuple[str, ...], trained_by: str | None, inferred: list[str] | None = None) -> Path:
+    """split → LightGBM → threshold → ONNX (parity checked) → card; ``TRUE_PD`` (the generator's) adds the Bayes
+    figures."""
+    steps = tqdm(total=6, desc="pipeline", disable=not progress)
     train_set, valid, hold = split(data, seed)
     for name in dropped:
         median = float(train_set[name].median())
         train_set, valid = train_set.assign(**{name: median}), valid.assign(**{name: median})
+    params = params_for(len(train_set))
     steps.update(1)
 
-    model = _fit(train_set, seed, progress)
+    model = _fit(train_set, schema, params, seed, progress)
     steps.update(1)
 
-    x_valid, x_hold = valid[list(FEATURE_NAMES)].to_numpy(), hold[list(FEATURE_NAMES)].to_numpy()
+    x_valid, x_hold = schema.encode(valid), schema.encode(hold)
     p_valid = _scores(model, x_valid)
     p_hold = _scores(model, x_hold)
     curve = threshold.cost_curve(valid["TARGET"].to_numpy(), p_valid)
@@ -131,7 +183,7 @@ def train(rows: int, seed: int, out: Path, progress: bool = True, dropped: tuple
 
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     staging.chmod(0o755)
-    export(model, staging / ONNX_FILE)
+    export(model, staging / ONNX_FILE, len(schema))
     max_delta = parity(model, staging / ONNX_FILE, x_hold)
     if max_delta >= PARITY_LIMIT:
         shutil.rmtree(staging)
@@ -139,49 +191,59 @@ def train(rows: int, seed: int, out: Path, progress: bool = True, dropped: tuple
     model.save_model(str(staging / LIGHTGBM_FILE))
     steps.update(1)
 
-    y_hold, true_hold = hold["TARGET"].to_numpy(), hold["TRUE_PD"].to_numpy()
-    bayes_t = threshold.bayes_optimal_threshold()
+    y_hold = hold["TARGET"].to_numpy()
     model_cost = threshold.business_cost(y_hold, p_hold, t)
-    bayes_cost = threshold.business_cost(y_hold, true_hold, bayes_t)
+    holdout: dict[str, Any] = {"auc": float(roc_auc_score(y_hold, p_hold)),
+                               "brier": float(brier_score_loss(y_hold, p_hold))}
+    if "TRUE_PD" in hold.columns:   # the generator knows each applicant's true probability
+        true_hold = hold["TRUE_PD"].to_numpy()
+        bayes_t = threshold.bayes_optimal_threshold()
+        bayes_cost = threshold.business_cost(y_hold, true_hold, bayes_t)
+        holdout |= {"bayes_auc": float(roc_auc_score(y_hold, true_hold)),
+                    "bayes_brier": float(brier_score_loss(y_hold, true_hold)),
+                    "cost": model_cost, "bayes_cost": bayes_cost, "bayes_threshold": bayes_t,
+                    "cost_ratio_to_bayes": model_cost / bayes_cost}
+    else:
+        holdout["cost"] = model_cost
+    holdout["confusion"] = _confusion(y_hold, p_hold, t)
     version = "lgbm-" + hashlib.sha256((staging / ONNX_FILE).read_bytes()).hexdigest()[:12]
     gains = model.feature_importance("gain")
+    names = list(schema.names)
+    profile = _feature_profile(train_set, schema)
     card = {
         "version": version,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "trained_by": trained_by or getpass.getuser(),
-        "features": list(FEATURE_NAMES),
+        "features": names,
         "features_held_constant": list(dropped),
-        "data": {"generator": "models.generator", "seed": seed, "rows": rows,
+        "data": {**source,
                  "split": dict(zip(("train", "validation", "holdout"), map(len, (train_set, valid, hold)))),
                  "default_rate": float(data["TARGET"].mean())},
-        "lightgbm": {k: v for k, v in LGBM_PARAMS.items() if k not in ("n_jobs", "verbose")}
-        | {"random_state": seed, "trees": model.num_trees()},   # rounds that found no split add no tree
-        "holdout": {
-            "auc": float(roc_auc_score(y_hold, p_hold)),
-            "brier": float(brier_score_loss(y_hold, p_hold)),
-            "bayes_auc": float(roc_auc_score(y_hold, true_hold)),
-            "bayes_brier": float(brier_score_loss(y_hold, true_hold)),
-            "cost": model_cost,
-            "bayes_cost": bayes_cost,
-            "bayes_threshold": bayes_t,
-            "cost_ratio_to_bayes": model_cost / bayes_cost,
-            "confusion": _confusion(y_hold, p_hold, t),
-        },
+        "lightgbm": {k: v for k, v in params.items() if k not in ("n_jobs", "verbose")}
+        | {"random_state": seed, "trees": model.num_trees()}   # rounds that found no split add no tree
+        | ({} if params is LGBM_PARAMS else {"sized_for_rows": len(train_set)}),
+        "holdout": holdout,
         "threshold": {"value": t, "validation_cost": curve.best_cost,
                       "cost_weights": {"false_negative": threshold.FN_COST, "false_positive": threshold.FP_COST},
                       "search": "exact over every distinct validation score"},
         "onnx": {"file": ONNX_FILE, "opset": 15, "parity_max_abs_diff": max_delta, "parity_rows": len(hold)},
-        "monotonicity": {"constraints": dict(zip(FEATURE_NAMES, monotonicity.constraints())),
-                         **monotonicity.sweep(OnnxBinaryClassifier(staging / ONNX_FILE).predict_proba, x_hold,
-                                              _feature_profile(train_set)),
-                         "unconstrained_holdout": _unconstrained(train_set, valid, seed, x_hold, y_hold)},
-        "feature_importance_gain_share": {n: float(g / gains.sum()) for n, g in zip(FEATURE_NAMES, gains)},
-        "feature_profile": _feature_profile(train_set),
+        "monotonicity": {"constraints": dict(zip(names, monotonicity.constraints(schema))),
+                         **monotonicity.sweep(OnnxBinaryClassifier(staging / ONNX_FILE, n_features=len(schema))
+                                              .predict_proba, x_hold, profile, schema),
+                         "unconstrained_holdout": _unconstrained(train_set, valid, schema, params, seed, x_hold,
+                                                                 y_hold)},
+        "feature_importance_gain_share": {n: float(g / gains.sum()) for n, g in zip(names, gains)},
+        "feature_profile": profile,
+        "schema": schema.to_card(),
+        "schema_digest": schema.digest,
     }
+    if inferred:
+        card["schema_review"] = {"inferred": inferred, "note": "declarations guessed from the table: check each "
+                                 "range, level list and reason text, then record a validation block"}
     pd.DataFrame(threshold.gridded(curve)).to_csv(staging / "cost_curve.csv", index=False)
     reference = train_set.sample(n=min(REFERENCE_ROWS, len(train_set)), random_state=seed)
-    reference = reference[list(FEATURE_NAMES) + ["TARGET"]].assign(
-        probability_default=_scores(model, reference[list(FEATURE_NAMES)].to_numpy()))
+    columns = names + [p.name for p in schema.protected]
+    reference = reference[columns + ["TARGET"]].assign(probability_default=_scores(model, schema.encode(reference)))
     reference.to_csv(staging / REFERENCE_FILE, index=False, float_format="%.9g",
                      compression={"method": "gzip", "mtime": 0})  # no timestamp in the bytes
     card["artifacts"] = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()
@@ -206,17 +268,39 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=MODELS_DIR, help="folder for version folders")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--trained-by", help="who trained it, on the card (default: the OS user)")
-    parser.add_argument("--drop-feature", action="append", default=[], choices=FEATURE_NAMES,
-                        help="hold this feature at its median in training (repeat for several)")
+    parser.add_argument("--drop-feature", action="append", default=[], choices=DEFAULT_SCHEMA.names,
+                        help="hold this feature at its median in training (repeat for several; generator only)")
+    table_args = parser.add_argument_group("a lender's table instead of the generator")
+    table_args.add_argument("--data", type=Path, help="applicants table: .csv (any compression) or .parquet")
+    table_args.add_argument("--target", help="its 0/1 column, 1 = defaulted")
+    table_args.add_argument("--declarations", type=Path,
+                            help="JSON like the card's schema block: features declared (the rest inferred), "
+                                 "age rule, protected attributes")
+    table_args.add_argument("--ignore", action="append", default=[], help="a column not to use (repeat)")
     args = parser.parse_args()
+    if (args.data is None) != (args.target is None):
+        parser.error("--data and --target go together")
+    if args.data is None and (args.declarations or args.ignore):
+        parser.error("--declarations and --ignore describe a --data table")
     args.out.mkdir(parents=True, exist_ok=True)
-    folder = train(args.rows, args.seed, args.out, progress=not args.no_progress, dropped=tuple(args.drop_feature),
-                   trained_by=args.trained_by)
+    if args.data is None:
+        folder = train(args.rows, args.seed, args.out, progress=not args.no_progress,
+                       dropped=tuple(args.drop_feature), trained_by=args.trained_by)
+    else:
+        try:
+            declarations = json.loads(args.declarations.read_text()) if args.declarations else None
+            folder = train_table(args.data, args.target, args.out, declarations, tuple(args.ignore), args.seed,
+                                 progress=not args.no_progress, trained_by=args.trained_by)
+        except (table.TableRefused, SchemaError, json.JSONDecodeError, OSError) as exc:
+            raise SystemExit(f"refused, nothing trained: {exc}") from None
     card = json.loads((folder / CARD_FILE).read_text())
     h = card["holdout"]
-    print(f"{card['version']}: AUC {h['auc']:.4f} (Bayes {h['bayes_auc']:.4f}), "
-          f"cost {h['cost']:.0f} vs Bayes {h['bayes_cost']:.0f} (x{h['cost_ratio_to_bayes']:.4f}), "
-          f"threshold {card['threshold']['value']:.6f}, ONNX parity {card['onnx']['parity_max_abs_diff']:.1e}")
+    bayes = (f" (Bayes {h['bayes_auc']:.4f}), cost {h['cost']:.0f} vs Bayes {h['bayes_cost']:.0f} "
+             f"(x{h['cost_ratio_to_bayes']:.4f})") if "bayes_auc" in h else f", cost {h['cost']:.0f}"
+    print(f"{card['version']}: AUC {h['auc']:.4f}{bayes}, threshold {card['threshold']['value']:.6f}, "
+          f"ONNX parity {card['onnx']['parity_max_abs_diff']:.1e}")
+    if card.get("schema_review"):
+        print(f"inferred, review on the card: {', '.join(card['schema_review']['inferred'])}")
     print(f"wrote {folder}")
 
 
