@@ -21,9 +21,9 @@ import pandas as pd
 from core.schema import (
     AGE_UNITS,
     MAX_LEVELS,
-    MissingPolicy,
     AgeRule,
     FeatureSpec,
+    MissingPolicy,
     ModelSchema,
     ProtectedAttribute,
     SchemaError,
