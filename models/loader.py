@@ -1,12 +1,12 @@
 """The one model loader: a model folder checked before it may answer (scorer, challenger, fast tests, yardstick).
 
-Checked, in order, each failure a ``ModelRefused`` naming the problem: the folder exists; the card
-parses; its schema declaration is well formed (``core.schema``: the field named) and its monotone
-directions are the ones the model was trained and swept with; the threshold in force is a finite
-number in (0, 1); every artifact the card lists is a file with the SHA-256 the card records (a replaced ``model.onnx`` would otherwise be logged under the old
-version, a missing ``model.txt`` would serve denials without reasons); the ONNX file loads, takes the
-schema's features and answers the reference applicants with finite probabilities in [0, 1]; where the
-LightGBM file is present, ONNX and LightGBM agree on them within ``PARITY_TOLERANCE`` and the reason
+Checked, in order, each failure a ``ModelRefused`` naming the problem: the folder exists; the card parses; its
+schema declaration is well formed (``core.schema``: the field named) and its monotone directions are the ones
+the model was trained and swept with; the threshold in force is a finite number in (0, 1); every artifact the
+card lists is a file with the SHA-256 the card records (a replaced ``model.onnx`` would otherwise be logged
+under the old version, a missing ``model.txt`` would serve denials without reasons); the ONNX file loads,
+takes the schema's features and answers the reference applicants with finite probabilities in [0, 1]; where
+the LightGBM file is present, ONNX and LightGBM agree on them within ``PARITY_TOLERANCE`` and the reason
 tables equal LightGBM's TreeSHAP; unless told otherwise, the card records a passing monotonicity sweep.
 
 Any other exception raised while checking (a card field of the wrong type, a model of another width or
