@@ -160,7 +160,8 @@ class ModelSchema:
 
 
 def _number_out(value: float) -> float | None:
-    return None if math.isinf(value) else value
+    """A bound as the card writes it (always a float, so the same bound always has the same digest)."""
+    return None if math.isinf(value) else float(value)
 
 
 def _level_text(value: Any) -> str:

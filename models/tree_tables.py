@@ -12,7 +12,11 @@ every split on ``u`` along the path) adds
 
 to feature ``u`` (``m`` distinct features on the path), and ``v · Π z`` to the base value.
 
-Reading a block is then vectorised: one comparison per split node and row, one table index per tree and
+A categorical split's direction is membership of the row's level index in the split's set (LightGBM's
+``Tree::CategoricalDecision``: the value truncated toward zero; NaN and negative values go right), so it tabulates
+the same way.
+
+Reading a block is then vectorised: one comparison (or set lookup) per split node and row, one table index per tree and
 row, and a sparse one-hot product that sums the indexed table rows. The loader checks the tables against
 ``pred_contrib`` on the reference applicants and refuses a model where they differ.
 """
@@ -37,7 +41,7 @@ ROWS_PER_CHUNK = 256
 
 
 class UnsupportedModel(ValueError):
-    """A model these tables cannot represent exactly (categorical or linear trees, deep trees, multiclass)."""
+    """A model these tables cannot represent exactly (linear trees, deep trees, multiclass)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class _Split:
     threshold: float
     default_left: bool
     missing: str   # "None", "Zero" or "NaN", as LightGBM's dump names it
+    categories: frozenset[int] | None = None
+    """A categorical split: the level indices that go left."""
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,16 @@ def _walk(tree: dict[str, Any]) -> tuple[list[_Split], list[_Leaf]]:
         if "split_index" not in node:
             leaves.append(_Leaf(float(node["leaf_value"]), path))
             return
-        if node.get("decision_type") != "<=":
-            raise UnsupportedModel(f"split of type {node.get('decision_type')!r} (only numerical '<=' splits)")
+        kind = node.get("decision_type")
+        if kind not in ("<=", "=="):
+            raise UnsupportedModel(f"split of type {kind!r} (only numerical '<=' and categorical '==' splits)")
         position = len(splits)
-        splits.append(_Split(int(node["split_feature"]), float(node["threshold"]), bool(node["default_left"]),
-                             str(node["missing_type"])))
+        if kind == "==":
+            categories = frozenset(int(c) for c in str(node["threshold"]).split("||"))
+            splits.append(_Split(int(node["split_feature"]), -np.inf, False, "None", categories))
+        else:
+            splits.append(_Split(int(node["split_feature"]), float(node["threshold"]), bool(node["default_left"]),
+                                 str(node["missing_type"])))
         parent = count(node)
         for child, left in ((node["left_child"], True), (node["right_child"], False)):
             visit(child, [*path, (position, left, count(child) / parent)])
@@ -137,10 +148,13 @@ class TreeTables:
         feature, threshold = np.zeros(shape, dtype=np.intp), np.full(shape, -np.inf)
         default_left, missing_zero, missing_nan = (np.zeros(shape, dtype=bool) for _ in range(3))
         tables, bases, base = [], [], 0
+        categorical: list[tuple[int, frozenset[int]]] = []   # (split-major position, levels going left)
         for t, (splits, leaves) in enumerate(trees):
             for j, split in enumerate(splits):
                 feature[j, t], threshold[j, t], default_left[j, t] = split.feature, split.threshold, split.default_left
                 missing_zero[j, t], missing_nan[j, t] = split.missing == "Zero", split.missing == "NaN"
+                if split.categories is not None:
+                    categorical.append((j * self.n_trees + t, split.categories))
             tables.append(_tree_table(splits, leaves, self.n_features))
             bases.append(base)
             base += 1 << len(splits)
@@ -150,9 +164,15 @@ class TreeTables:
         self._missing_zero, self._missing_nan = missing_zero.reshape(column), missing_nan.reshape(column)
         self._tree_base = np.asarray(bases, dtype=np.int64)
         self._table = np.concatenate(tables) if tables else np.zeros((0, self.n_features + 1))
+        self._cat_position = np.array([p for p, _ in categorical], dtype=np.intp)
+        levels = 1 + max((max(c, default=0) for _, c in categorical), default=0)
+        self._cat_left = np.zeros((len(categorical), levels + 1), dtype=bool)   # last column: not a level
+        for i, (_, going_left) in enumerate(categorical):
+            self._cat_left[i, sorted(going_left)] = True
 
     def _goes_left(self, rows: np.ndarray) -> np.ndarray:
-        """``(splits, n)``: LightGBM's numerical decision at every split node (``Tree::NumericalDecision``)."""
+        """``(splits, n)``: LightGBM's decision at every split node (``Tree::NumericalDecision``,
+        ``Tree::CategoricalDecision``)."""
         x = np.ascontiguousarray(rows.T)[self._feature]
         left = x <= self._threshold
         nan = np.isnan(x)
@@ -162,6 +182,11 @@ class TreeTables:
         if has_nan or self._missing_zero.any():
             missing = (self._missing_zero & (nan | (np.abs(x) <= ZERO_THRESHOLD))) | (self._missing_nan & nan)
             left = np.where(missing, self._default_left, left)
+        if len(self._cat_position):   # truncated toward zero; NaN, negative or beyond every level: right
+            x_cat = x[self._cat_position]
+            outside = self._cat_left.shape[1] - 1
+            index = np.where(np.isfinite(x_cat) & (x_cat > -1) & (x_cat < outside), x_cat, outside).astype(np.intp)
+            left[self._cat_position] = np.take_along_axis(self._cat_left, index, axis=1)
         return left
 
     def _table_rows_of(self, rows: np.ndarray) -> np.ndarray:

@@ -92,11 +92,24 @@ def test_models_the_tables_cannot_hold_fall_back_to_pred_contrib(tmp_path) -> No
     assert fallback.tables is None and "splits" in (fallback.fallback or "")
     rows = np.nan_to_num(x[:50]).astype(np.float32).astype(np.float64)
     assert np.abs(fallback.contributions(rows) - deep.predict(rows, pred_contrib=True)).max() == 0
-    categorical = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_in_leaf": 5},
-                            lgb.Dataset(np.abs(np.round(x[:, :2] * 3)) % 7, (x[:, 0] > 0).astype(int),
-                                        categorical_feature=[0]), num_boost_round=5)
-    with pytest.raises(UnsupportedModel):
-        TreeTables(categorical)
+
+
+def test_exact_on_categorical_splits_with_missing_negative_fractional_and_unseen_levels() -> None:
+    """A category goes left when its level index is in the split's set; NaN, negative values and indices beyond
+    every level go right, a fraction is truncated (LightGBM's ``CategoricalDecision``)."""
+    rng = np.random.default_rng(1)
+    levels = rng.integers(0, 12, size=(4000, 2)).astype(np.float64)
+    numbers = rng.normal(size=(4000, 2))
+    x = np.column_stack([levels, numbers])
+    y = (np.isin(x[:, 0], [1, 4, 7, 9]) ^ (x[:, 1] % 3 == 0) ^ (x[:, 2] > 0.3) ^ (rng.random(4000) < 0.1))
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 8, "max_depth": 3, "min_data_in_leaf": 5,
+                         "min_data_per_group": 5, "cat_smooth": 1, "max_cat_to_onehot": 2},
+                        lgb.Dataset(x, y.astype(int), categorical_feature=[0, 1]), num_boost_round=40)
+    assert "==" in str(booster.dump_model())   # categorical splits, not only numerical ones
+    odd = x[:800].copy()
+    odd[0::4, 0], odd[1::4, 0], odd[2::4, 1], odd[3::4, 1] = np.nan, -1.0, 12.0, 40.0
+    odd[::5, 0] += 0.5
+    _assert_exact(booster, TreeTables(booster), np.concatenate([x, odd]))
 
 
 def test_the_loader_refuses_a_model_whose_tables_differ_from_treeshap(monkeypatch: pytest.MonkeyPatch) -> None:
