@@ -147,8 +147,11 @@ def _check_feature(f: FeatureSpec, column: pd.Series) -> None:
             raise TableRefused(f"{where}: value {extra[0]!r} is not one of its declared levels")
         return
     if not _is_number_column(column):
-        texts = [v for v in present if isinstance(v, str)]
-        raise TableRefused(f"{where}: declared {f.kind} but holds text" + (f" ({texts[0]!r})" if texts else ""))
+        numbers = pd.to_numeric(present, errors="coerce")
+        texts = present[numbers.isna()]
+        first = f" ({texts.iloc[0]!r}, data row {int(np.flatnonzero(column.index == texts.index[0])[0]) + 1})" \
+            if len(texts) else ""
+        raise TableRefused(f"{where}: declared {f.kind} but holds text{first}")
     values = present.to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(values)):
         raise TableRefused(f"{where}: holds infinite values")

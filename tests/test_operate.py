@@ -37,6 +37,7 @@ from models.generator import generate
 from models.loader import sha256_of
 from tests.conftest import API_KEY
 from tests.support.malformed_models import malformed_folders
+from tests.support.own_model import trained_german
 from tests.support.serving import Load
 from tests.test_alert_rules import rule_metrics
 from tests.test_resilience import record_figures
@@ -86,6 +87,13 @@ def bad_folders(root: Path) -> dict[str, Path | str]:
     data[-1] ^= 1
     (tampered / ONNX_FILE).write_bytes(bytes(data))
     bad["model.onnx SHA-256 differs"] = tampered
+    unknown_type = root / "schema-unknown-type"
+    shutil.copytree(resolve_model_dir(None), unknown_type)
+    card = json.loads((unknown_type / CARD_FILE).read_text())
+    card["schema"]["features"][0]["type"] = "float64"
+    (unknown_type / CARD_FILE).write_text(json.dumps(card))
+    bad["schema: a feature of an unknown type"] = unknown_type
+    bad["another schema (a lender's German credit model)"] = trained_german(root)
     return bad | malformed_folders(root)
 
 
@@ -167,6 +175,9 @@ def test_bad_changes_are_refused_and_the_model_keeps_answering(server: ServerPro
         wait_until(
             lambda: _health(server)["change_refused"] is None, timeout_s=APPLY_DEADLINE_S, what="the rollback to apply"
         )
+    assert "schema.features[0].type: 'float64'" in figures["schema: a feature of an unknown type"]["refused"]
+    assert "its schema is not this application's (without EXT_SOURCES_MEAN" in \
+        figures["another schema (a lender's German credit model)"]["refused"]
     load = _deploy_under_load(
         server, "bad-batching", {"Ingress": {"user_config": {"max_batch_size": 0}}}, lambda h: True
     )
