@@ -60,12 +60,21 @@ class FeatureSpec:
     """+1: risk may only rise with the value, −1: only fall, 0: no expectation (categories: always 0)."""
     example: float | str | None = None
 
+    @property
+    def range_text(self) -> str:
+        """The range in interval notation, e.g. ``[0, 1]`` or ``(0, 1000000]``; a category's levels."""
+        if self.kind == "category":
+            return "one of " + ", ".join(self.levels)
+        left = "[" if self.low_inclusive else "("
+        right = "]" if self.high_inclusive else ")"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
     def encode(self, values: Sequence[Any] | np.ndarray) -> np.ndarray:
         """The column as the model sees it (float64; a category's level index; NaN for missing)."""
         if self.kind != "category":
             return np.asarray(values, dtype=np.float64)
         index = {level: float(i) for i, level in enumerate(self.levels)}
-        return np.array([index.get(_level_text(v), math.nan) for v in values], dtype=np.float64)
+        return np.array([index.get(level_text(v), math.nan) for v in values], dtype=np.float64)
 
     def to_card(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.kind}
@@ -164,7 +173,7 @@ def _number_out(value: float) -> float | None:
     return None if math.isinf(value) else float(value)
 
 
-def _level_text(value: Any) -> str:
+def level_text(value: Any) -> str:
     """A level as the card spells it: integers without a fraction (a table's 2 and a request's 2.0 are level '2')."""
     if isinstance(value, bool):
         return str(value).lower()
@@ -211,7 +220,7 @@ def _levels(where: str, value: Any) -> tuple[str, ...]:
         raise SchemaError(f"{where}: a category needs its levels (a non-empty list)")
     if len(value) > MAX_LEVELS:
         raise SchemaError(f"{where}: {len(value)} levels, at most {MAX_LEVELS}")
-    levels = tuple(_level_text(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in value)
+    levels = tuple(level_text(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in value)
     for i, level in enumerate(levels):
         if not isinstance(level, str) or not level or len(level) > 64:
             raise SchemaError(f"{where}[{i}]: a level is a text of 1 to 64 characters")
@@ -240,7 +249,8 @@ _FEATURE_KEYS = {"name", "type", "range", "range_inclusive", "levels", "missing"
                  "description", "unit", "example"}
 
 
-def _feature(where: str, block: Any) -> FeatureSpec:
+def parse_feature(where: str, block: Any) -> FeatureSpec:
+    """One feature declaration, checked (``SchemaError`` naming the field under ``where``)."""
     block = _keys(where, block, _FEATURE_KEYS, {"name", "type", "reason"})
     name = block["name"]
     if not _valid_name(name):
@@ -261,7 +271,7 @@ def _feature(where: str, block: Any) -> FeatureSpec:
             raise SchemaError(f"{where}.direction: a category has no order, so no monotone direction (0)")
         levels = _levels(f"{where}.levels", block.get("levels"))
         example = block.get("example")
-        if example is not None and _level_text(example) not in levels:
+        if example is not None and level_text(example) not in levels:
             raise SchemaError(f"{where}.example: {example!r} is not one of its levels")
         return FeatureSpec(**common, levels=levels,
                            unknown=_choice(f"{where}.unknown", block.get("unknown", "refuse"), ("refuse", "missing")))
@@ -280,7 +290,7 @@ def parse(block: Any, where: str = "schema") -> ModelSchema:
     raw = block["features"]
     if not isinstance(raw, list) or not raw:
         raise SchemaError(f"{where}.features: a non-empty list of feature declarations")
-    features = tuple(_feature(f"{where}.features[{i}]", f) for i, f in enumerate(raw))
+    features = tuple(parse_feature(f"{where}.features[{i}]", f) for i, f in enumerate(raw))
     names = [f.name for f in features]
     for i, name in enumerate(names):
         if name in names[:i]:

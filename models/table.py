@@ -27,9 +27,9 @@ from core.schema import (
     ModelSchema,
     ProtectedAttribute,
     SchemaError,
-    _feature,
-    _level_text,
+    level_text,
     parse,
+    parse_feature,
 )
 
 MIN_ROWS = 200
@@ -71,7 +71,7 @@ def _infer(name: str, column: pd.Series) -> FeatureSpec:
             low, high = 0.0, math.inf
         return FeatureSpec(name, "integer" if integral else "number", reason, low=low, high=high, missing=missing,
                            example=(int if integral else float)(present.median()))
-    levels = sorted({_level_text(v) for v in present})
+    levels = sorted({level_text(v) for v in present})
     if len(levels) > CATEGORY_LEVELS_INFERRED:
         raise TableRefused(f"column {name!r}: {len(levels)} distinct texts, too many to infer a category "
                            f"(at most {CATEGORY_LEVELS_INFERRED}); declare it, or leave it out with --ignore")
@@ -86,8 +86,8 @@ def declare(frame: pd.DataFrame, target: str, declarations: dict[str, Any] | Non
     unknown = sorted(set(declarations) - {"features", "age", "protected"})
     if unknown:
         raise SchemaError(f"declarations.{unknown[0]}: not a field of the declarations (features, age, protected)")
-    declared = [_feature(f"declarations.features[{i}]", f) for i, f in enumerate(declarations.get("features", []))]
-    protected = [ProtectedAttribute(p["name"], tuple(_level_text(v) for v in p["levels"])) if "levels" in p
+    declared = [parse_feature(f"declarations.features[{i}]", f) for i, f in enumerate(declarations.get("features", []))]
+    protected = [ProtectedAttribute(p["name"], tuple(level_text(v) for v in p["levels"])) if "levels" in p
                  else _infer_protected(frame, p["name"]) for p in declarations.get("protected", [])]
     taken = {target, *ignore, *(f.name for f in declared), *(p.name for p in protected)}
     for name in [*ignore, *(p.name for p in protected)]:
@@ -106,7 +106,7 @@ def declare(frame: pd.DataFrame, target: str, declarations: dict[str, Any] | Non
 def _infer_protected(frame: pd.DataFrame, name: str) -> ProtectedAttribute:
     if name not in frame.columns:
         raise TableRefused(f"column {name!r}: declared protected but not in the table")
-    levels = sorted({_level_text(v) for v in frame[name].dropna()})
+    levels = sorted({level_text(v) for v in frame[name].dropna()})
     if not 1 <= len(levels) <= MAX_LEVELS:
         raise TableRefused(f"column {name!r}: a protected attribute needs 1 to {MAX_LEVELS} groups, "
                            f"found {len(levels)}")
@@ -138,7 +138,7 @@ def _check_feature(f: FeatureSpec, column: pd.Series) -> None:
                            "(missing: model lets the model take them)")
     present = column[~missing]
     if f.kind == "category":
-        seen = {_level_text(v) for v in present}
+        seen = {level_text(v) for v in present}
         never = [level for level in f.levels if level not in seen]
         if never:
             raise TableRefused(f"{where}: declared level {never[0]!r} never occurs in the table")
@@ -174,7 +174,7 @@ def check(frame: pd.DataFrame, schema: ModelSchema, target: str) -> None:
             raise TableRefused(f"column {f.name!r}: declared but not in the table")
         _check_feature(f, frame[f.name])
     for p in schema.protected:
-        seen = {_level_text(v) for v in frame[p.name].dropna()}
+        seen = {level_text(v) for v in frame[p.name].dropna()}
         extra = sorted(seen - set(p.levels))
         if extra:
             raise TableRefused(f"column {p.name!r}: group {extra[0]!r} is not one of its declared levels")

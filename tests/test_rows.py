@@ -11,8 +11,7 @@ from fastapi.exceptions import RequestValidationError
 
 from core.features import FEATURES
 from core.reference import sample_applicants
-from deployments.http.rows import _matrix, batch_rows, fast_rows
-from deployments.http.schemas import APPLICANTS_ADAPTER
+from deployments.http.rows import APPLICANTS_ADAPTER, _matrix, batch_rows, fast_rows
 
 ODD_VALUES = [None, "0.5", "abc", [], {}, True, False, 0, 1, -1, 1e9, -1e-9, 1.5, 2.0000001, -30000, -0.5,
               10**30, 0.0, 200, 3, 1e8, 1e6]

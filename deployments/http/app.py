@@ -15,10 +15,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from core.schema import DEFAULT_SCHEMA, ModelSchema
 from core.settings import get_settings
 from deployments.http import fairness_routes, log_routes, model_routes, outcome_routes, scoring_routes
 from deployments.http.backend import Backend, Unavailable
 from deployments.http.deps import RETRY_AFTER
+from deployments.http.rows import RowReader
 
 DESCRIPTION = """Credit-default scoring. `POST /predict` returns the default probability and the
 credit decision (denied when the probability is at or above the model's business threshold).
@@ -47,9 +49,10 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-def create_app(backend: Backend) -> FastAPI:
-    """The API served by ``backend``. A rejection in ``PACED_STATUSES`` of a request without a known key first
-    waits as the backend's pacer says (``deployments.http.pacing``)."""
+def create_app(backend: Backend, schema: ModelSchema = DEFAULT_SCHEMA) -> FastAPI:
+    """The API served by ``backend`` for applicants of ``schema`` (the model's card). A rejection in
+    ``PACED_STATUSES`` of a request without a known key first waits as the backend's pacer says
+    (``deployments.http.pacing``)."""
     app = FastAPI(title="Credit scoring API", version="1.0", description=DESCRIPTION,
                   max_body_size=get_settings().max_body_bytes)
     app.state.backend = backend
@@ -79,8 +82,10 @@ def create_app(backend: Backend) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Unavailable, refused)
-    for routes in (scoring_routes, model_routes, log_routes, outcome_routes, fairness_routes):
+    routers = (scoring_routes.router(RowReader(schema)), model_routes.router, log_routes.router,
+               outcome_routes.router, fairness_routes.router)
+    for routes in routers:
         # Each file's routes, added to the app's own list rather than by include_router: FastAPI 0.165 dispatches an
         # included router through a wrapper on every request, a cost on the hot path (docs/performance.md).
-        app.router.routes.extend(routes.router.routes)
+        app.router.routes.extend(routes.routes)
     return app

@@ -1,14 +1,17 @@
-"""Request bodies → validated rows (an n × 10 float64 matrix in ``FEATURE_NAMES`` order).
+"""Request bodies → validated rows (an n × features float64 matrix in the schema's order; a category as its level's
+index, a missing value as NaN).
 
-pydantic (``deployments.http.schemas``) defines what is valid and words every error. A batch body
-first tries a column-wise check in NumPy that accepts only what pydantic accepts (exactly
-the ten keys, JSON numbers or booleans, inside the ranges): about 5× cheaper per row.
-Anything else goes through pydantic, so errors are the same either way.
+pydantic (``deployments.http.schemas``, built from the model's schema) defines what is valid and words every error.
+A batch body first tries a column-wise check in NumPy that accepts only what pydantic accepts (exactly the
+declared keys, JSON numbers or booleans inside the ranges, declared levels): several times cheaper per row.
+Anything else goes through pydantic, so errors are the same either way. ``RowReader(schema)`` does both for one
+schema; ``single_row`` and ``batch_rows`` are the default model's.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -16,11 +19,10 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from core.features import FEATURE_NAMES, FEATURES
+from core.schema import DEFAULT_SCHEMA, ModelSchema, level_text
 from core.settings import get_settings
-from deployments.http.schemas import APPLICANT_ADAPTER, APPLICANTS_ADAPTER, MAX_BATCH_ROWS
+from deployments.http.schemas import MAX_BATCH_ROWS, applicant_adapters, applicant_model
 
-_NAMES = frozenset(FEATURE_NAMES)
 _NUMERIC_KINDS = frozenset("biuf")
 
 
@@ -93,15 +95,6 @@ def validate_list(item: TypeAdapter[Any], whole: TypeAdapter[Any], body: bytes, 
     return items
 
 
-def _matrix(applicants: list[Any]) -> np.ndarray:
-    return np.array([[getattr(a, n) for n in FEATURE_NAMES] for a in applicants], dtype=np.float64)
-
-
-def single_row(body: bytes) -> np.ndarray:
-    """One applicant → a 1 × 10 matrix."""
-    return _matrix([validate(APPLICANT_ADAPTER, body)])
-
-
 def _column_ok(
     values: np.ndarray, low: float, high: float, low_inclusive: bool, high_inclusive: bool, integral: bool
 ) -> bool:
@@ -111,35 +104,75 @@ def _column_ok(
     return ok and (not integral or bool(np.all(values == np.floor(values))))
 
 
-def fast_rows(body: bytes, data: Any = _INVALID) -> np.ndarray | None:
-    """The matrix when every row is plainly valid; ``None`` when pydantic must decide. ``data``: the body
-    already parsed."""
-    if data is _INVALID:
-        data = _loads(body)
-    if type(data) is not list or not 1 <= len(data) <= MAX_BATCH_ROWS:
-        return None
-    if any(type(item) is not dict or item.keys() != _NAMES for item in data):
-        return None
-    matrix = np.empty((len(data), len(FEATURES)), dtype=np.float64)
-    for j, f in enumerate(FEATURES):
-        try:
-            column = np.array([item[f.name] for item in data])
-        except (ValueError, TypeError, OverflowError):  # ragged lists, mixed containers
-            return None
-        if column.ndim != 1 or column.dtype.kind not in _NUMERIC_KINDS:
-            return None  # strings, nulls, lists, objects, integers beyond 64 bits
-        values = column.astype(np.float64)
-        if not _column_ok(values, f.low, f.high, f.low_inclusive, f.high_inclusive, f.dtype == "int"):
-            return None
-        matrix[:, j] = values
-    return matrix
+class RowReader:
+    """Bodies → matrices under one schema: its pydantic validators, its fast path, its encoding."""
 
+    def __init__(self, schema: ModelSchema) -> None:
+        self.schema = schema
+        self.model = applicant_model(schema)
+        self.one, self.many = applicant_adapters(self.model)
+        self._names = frozenset(schema.names)
+        self._plain = all(f.kind != "category" and f.missing == "refuse" for f in schema.features)
+        """Every feature a required number: the validated values are the row as they are."""
+        self._codes = {f.name: {level: float(i) for i, level in enumerate(f.levels)}
+                       for f in schema.features if f.kind == "category"}
 
-def batch_rows(body: bytes) -> np.ndarray:
-    """A list of applicants → an n × 10 matrix; 422 naming row and field when any row is invalid. The body is
-    parsed once: a hostile one costs that parse and a few rows."""
-    data = _loads(body)
-    matrix = fast_rows(body, data)
-    if matrix is not None:
+    def _matrix(self, applicants: list[Any]) -> np.ndarray:
+        names = self.schema.names
+        if self._plain:
+            return np.array([[getattr(a, n) for n in names] for a in applicants], dtype=np.float64)
+        codes = self._codes
+        return np.array([[math.nan if (v := getattr(a, n)) is None else (codes[n].get(v, math.nan) if n in codes
+                                                                          else v) for n in names]
+                         for a in applicants], dtype=np.float64)
+
+    def single_row(self, body: bytes) -> np.ndarray:
+        """One applicant → a 1 × features matrix."""
+        return self._matrix([validate(self.one, body)])
+
+    def fast_rows(self, body: bytes, data: Any = _INVALID) -> np.ndarray | None:
+        """The matrix when every row is plainly valid; ``None`` when pydantic must decide. ``data``: the body
+        already parsed."""
+        if data is _INVALID:
+            data = _loads(body)
+        if type(data) is not list or not 1 <= len(data) <= MAX_BATCH_ROWS:
+            return None
+        names = self._names
+        if any(type(item) is not dict or item.keys() != names for item in data):
+            return None
+        matrix = np.empty((len(data), len(self.schema)), dtype=np.float64)
+        for j, f in enumerate(self.schema.features):
+            if f.kind == "category":
+                codes = self._codes[f.name]
+                try:
+                    matrix[:, j] = [codes[v if type(v) is str else level_text(v) if type(v) in (int, float)
+                                          else ""] for v in (item[f.name] for item in data)]
+                except KeyError:   # an unknown level, or null: pydantic words it (or applies the policy)
+                    return None
+                continue
+            try:
+                column = np.array([item[f.name] for item in data])
+            except (ValueError, TypeError, OverflowError):  # ragged lists, mixed containers
+                return None
+            if column.ndim != 1 or column.dtype.kind not in _NUMERIC_KINDS:
+                return None  # strings, nulls, lists, objects, integers beyond 64 bits
+            values = column.astype(np.float64)
+            if not _column_ok(values, f.low, f.high, f.low_inclusive, f.high_inclusive, f.kind == "integer"):
+                return None
+            matrix[:, j] = values
         return matrix
-    return _matrix(validate_list(APPLICANT_ADAPTER, APPLICANTS_ADAPTER, body, MAX_BATCH_ROWS, data))
+
+    def batch_rows(self, body: bytes) -> np.ndarray:
+        """A list of applicants → an n × features matrix; 422 naming row and field when any row is invalid. The
+        body is parsed once: a hostile one costs that parse and a few rows."""
+        data = _loads(body)
+        matrix = self.fast_rows(body, data)
+        if matrix is not None:
+            return matrix
+        return self._matrix(validate_list(self.one, self.many, body, MAX_BATCH_ROWS, data))
+
+
+DEFAULT_ROWS = RowReader(DEFAULT_SCHEMA)
+APPLICANT_ADAPTER, APPLICANTS_ADAPTER = DEFAULT_ROWS.one, DEFAULT_ROWS.many
+single_row, batch_rows, fast_rows, _matrix = (DEFAULT_ROWS.single_row, DEFAULT_ROWS.batch_rows,
+                                              DEFAULT_ROWS.fast_rows, DEFAULT_ROWS._matrix)

@@ -1,4 +1,5 @@
-"""Request and response models, generated from the feature definitions."""
+"""Request and response models; the applicant's generated from the model's schema (``core.schema``: the card's
+declarations)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pydantic import (
     field_validator,
 )
 
-from core.features import AGE_ATTRIBUTE, EXAMPLE_APPLICANT, FEATURES, Feature
+from core.features import AGE_ATTRIBUTE
+from core.schema import FeatureSpec, ModelSchema, level_text
 from prediction_log.groups import MAX_GROUPS
 from prediction_log.outcomes import MAX_OUTCOMES
 
@@ -35,24 +37,70 @@ def _no_strings_or_containers(value: Any) -> Any:
     return value
 
 
-def _field_type(feature: Feature) -> Any:
-    bounds = {
-        ("ge" if feature.low_inclusive else "gt"): feature.low,
-        ("le" if feature.high_inclusive else "lt"): feature.high,
-    }
-    python_type = int if feature.dtype == "int" else float
-    extra: dict[str, Any] = {} if feature.dtype == "int" else {"allow_inf_nan": False}
-    field = Field(...,  # type: ignore[call-overload]  # bounds and extras by name, checked by pydantic at import description=f"{feature.description} ({feature.unit}, {feature.range_text})",
-                  examples=[EXAMPLE_APPLICANT[feature.name]], **bounds, **extra)
+def _a_level(value: Any) -> Any:
+    """A category's level as text: a JSON number names the level it spells (``2`` → ``'2'``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return level_text(value)
+    return value
+
+
+def _described(feature: FeatureSpec) -> str:
+    detail = ", ".join(p for p in (feature.unit, feature.range_text) if p)
+    return f"{feature.description} ({detail})" if feature.description else detail
+
+
+def _field_type(feature: FeatureSpec) -> Any:
+    """The pydantic type of one declared feature: range, levels and missing-value policy as the card says."""
+    required = feature.missing == "refuse"
+    default: Any = ... if required else None
+    example = feature.example
+    if feature.kind == "category":
+        levels = tuple(feature.levels)
+        if feature.unknown == "refuse":
+            level_type: Any = Literal[levels]   # the card's levels, at build time
+        else:
+            level_type = str
+        field = Field(default, description=_described(feature), examples=[example if example is not None
+                                                                          else levels[0]])
+        annotated: Any = Annotated[level_type, field, BeforeValidator(_a_level)]
+        return annotated if required else Annotated[level_type | None, field, BeforeValidator(_a_level)]
+    bounds: dict[str, float] = {}
+    if math.isfinite(feature.low):
+        bounds["ge" if feature.low_inclusive else "gt"] = feature.low
+    if math.isfinite(feature.high):
+        bounds["le" if feature.high_inclusive else "lt"] = feature.high
+    python_type: Any = int if feature.kind == "integer" else float
+    extra: dict[str, Any] = {} if feature.kind == "integer" else {"allow_inf_nan": False}
+    field = Field(default, description=_described(feature),  # type: ignore[call-overload]  # bounds by name
+                  examples=[example], **bounds, **extra)
+    if not required:
+        python_type = python_type | None
     return Annotated[python_type, field, BeforeValidator(_no_strings_or_containers)]
 
 
-Applicant = create_model(
-    "Applicant",
-    __config__=ConfigDict(json_schema_extra={"examples": [dict(EXAMPLE_APPLICANT)]}),
-    __doc__="One loan applicant: the ten model features, all required.",
-    **{f.name: _field_type(f) for f in FEATURES},
-)
+def example_applicant(schema: ModelSchema) -> dict[str, Any]:
+    """An applicant every declaration accepts: the card's examples (else a level, the range's low end or 0)."""
+    out: dict[str, Any] = {}
+    for f in schema.features:
+        if f.example is not None:
+            out[f.name] = f.example
+        elif f.kind == "category":
+            out[f.name] = f.levels[0]
+        else:
+            out[f.name] = f.low if math.isfinite(f.low) and f.low_inclusive else 0
+    return out
+
+
+def applicant_model(schema: ModelSchema) -> type[BaseModel]:
+    """One loan applicant under ``schema``: its features, as declared."""
+    names = ", ".join(schema.names) if len(schema) <= 12 else f"{len(schema)} features"
+    model: type[BaseModel] = create_model(
+        "Applicant",
+        __config__=ConfigDict(json_schema_extra={"examples": [example_applicant(schema)]}),
+        __doc__=f"One loan applicant: the model's features ({names}); required unless declared otherwise.",
+        **{f.name: _field_type(f) for f in schema.features},
+    )
+    return model
 
 
 class Reason(BaseModel):
@@ -114,9 +162,11 @@ class Health(BaseModel):
                                                          "was refused (the model above kept answering)")
 
 
-APPLICANT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Applicant)
-APPLICANTS_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(
-    Annotated[list[Applicant], Field(min_length=1, max_length=MAX_BATCH_ROWS)])
+def applicant_adapters(model: type[BaseModel]) -> tuple[TypeAdapter[Any], TypeAdapter[list[Any]]]:
+    """Validators of one applicant and of a batch of 1 to ``MAX_BATCH_ROWS``."""
+    batch: Any = Annotated[list[model], Field(min_length=1, max_length=MAX_BATCH_ROWS)]  # type: ignore[valid-type]
+    return TypeAdapter(model), TypeAdapter(batch)
+
 
 
 def _inline_schema(adapter: TypeAdapter[Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The scoring routes: admit, validate the body, score through the backend, decide, answer, record."""
+"""The scoring routes: admit, validate the body, score through the backend, decide, answer, record. Their request
+bodies are the model's schema (``router(rows)``: validation and OpenAPI from one ``RowReader``)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,11 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 
-from core.features import EXAMPLE_APPLICANT
 from deployments.decisions import decide
 from deployments.http.backend import Backend, Unavailable
 from deployments.http.deps import json_body, json_response, require, unavailable
-from deployments.http.rows import batch_rows, single_row
-from deployments.http.schemas import (
-    APPLICANT_ADAPTER,
-    APPLICANTS_ADAPTER,
-    MAX_BATCH_ROWS,
-    BatchDecisions,
-    Decision,
-    request_body_doc,
-)
-
-router = APIRouter(tags=["scoring"])
+from deployments.http.rows import RowReader
+from deployments.http.schemas import MAX_BATCH_ROWS, BatchDecisions, Decision, example_applicant, request_body_doc
 
 ExplainQuery = Annotated[bool, Query(description="Add reason codes: TreeSHAP contributions and the features "
                                                  "that raise the risk")]
@@ -57,34 +48,41 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
     return decide(rows, scored, (time.perf_counter() - started) * 1000, endpoint, b.record, explanations)
 
 
-@router.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
-             openapi_extra=request_body_doc(APPLICANT_ADAPTER, EXAMPLE_APPLICANT))
-async def predict(request: Request, explain: ExplainQuery = False, x_applicant_key: ApplicantKey = None,
-                  x_api_key: ScoringKey = None) -> Response:
-    b, started = _backend(request), time.perf_counter()
-    if b.scoring_requires_key:
-        require(b, x_api_key, "score")
-    with b.admitted() as slot:   # before the body is read: parsing is work, and memory, to shed
-        row = single_row(await json_body(request, slot, b.body_timeout_s))
-        if explain:
-            return json_response((await _decide(b, row, started, "predict", explain=True))[0])
-        try:
-            return json_response(await b.decide_single(row, started, x_applicant_key))
-        except Unavailable:   # the log turned away after admission: answered 503 by the app's handler
-            raise
-        except Exception as exc:
-            raise unavailable(f"scorer ({type(exc).__name__})") from exc
+def router(rows: RowReader) -> APIRouter:
+    """``/predict`` and ``/predict/batch`` for applicants of ``rows.schema``."""
+    routes = APIRouter(tags=["scoring"])
+    example = example_applicant(rows.schema)
 
+    @routes.post("/predict", response_model=Decision, summary="Credit decision for one applicant",
+                 openapi_extra=request_body_doc(rows.one, example))
+    async def predict(request: Request, explain: ExplainQuery = False, x_applicant_key: ApplicantKey = None,
+                      x_api_key: ScoringKey = None) -> Response:
+        b, started = _backend(request), time.perf_counter()
+        if b.scoring_requires_key:
+            require(b, x_api_key, "score")
+        with b.admitted() as slot:   # before the body is read: parsing is work, and memory, to shed
+            row = rows.single_row(await json_body(request, slot, b.body_timeout_s))
+            if explain:
+                return json_response((await _decide(b, row, started, "predict", explain=True))[0])
+            try:
+                return json_response(await b.decide_single(row, started, x_applicant_key))
+            except Unavailable:   # the log turned away after admission: answered 503 by the app's handler
+                raise
+            except Exception as exc:
+                raise unavailable(f"scorer ({type(exc).__name__})") from exc
 
-@router.post("/predict/batch", response_model=BatchDecisions,
-             summary=f"Credit decisions for up to {MAX_BATCH_ROWS:,} applicants, in order; one bad row rejects all",
-             openapi_extra=request_body_doc(APPLICANTS_ADAPTER, [EXAMPLE_APPLICANT, EXAMPLE_APPLICANT]))
-async def predict_batch(request: Request, explain: ExplainQuery = False,
-                        x_applicant_key: ApplicantKey = None, x_api_key: ScoringKey = None) -> Response:
-    b, started = _backend(request), time.perf_counter()
-    if b.scoring_requires_key:
-        require(b, x_api_key, "score")
-    with b.admitted() as slot:
-        rows = batch_rows(await json_body(request, slot, b.body_timeout_s))
-        results = await _decide(b, rows, started, "batch", explain, x_applicant_key)
-    return json_response({"count": len(results), "results": results})
+    @routes.post("/predict/batch", response_model=BatchDecisions,
+                 summary=f"Credit decisions for up to {MAX_BATCH_ROWS:,} applicants, in order; one bad row rejects "
+                         "all",
+                 openapi_extra=request_body_doc(rows.many, [example, example]))
+    async def predict_batch(request: Request, explain: ExplainQuery = False,
+                            x_applicant_key: ApplicantKey = None, x_api_key: ScoringKey = None) -> Response:
+        b, started = _backend(request), time.perf_counter()
+        if b.scoring_requires_key:
+            require(b, x_api_key, "score")
+        with b.admitted() as slot:
+            block = rows.batch_rows(await json_body(request, slot, b.body_timeout_s))
+            results = await _decide(b, block, started, "batch", explain, x_applicant_key)
+        return json_response({"count": len(results), "results": results})
+
+    return routes
