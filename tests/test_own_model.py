@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from core.artifacts import CARD_FILE, resolve_model_dir
 from core.features import ELDERLY_AGE_YEARS
 from core.schema import DEFAULT_SCHEMA, SchemaError, difference, of_card, parse
+from deployments.http.rows import RowReader
 from models import table
 from models.loader import LoadedModel, ModelRefused, load_model
 from models.reasons import EXACT_TOLERANCE
@@ -223,3 +227,57 @@ def test_another_schema_is_named_as_a_new_application(model: LoadedModel) -> Non
     assert difference(DEFAULT_SCHEMA, DEFAULT_SCHEMA) is None
     with pytest.raises(SchemaError, match=r"schema.features\[0\].range: low 1 is not below high 0"):
         parse({"features": [{"name": "x", "type": "number", "range": [1, 0], "reason": "r"}]})
+
+
+def _reader(model: LoadedModel) -> RowReader:
+    return RowReader(model.schema)
+
+
+def test_requests_are_validated_by_the_cards_declarations(model: LoadedModel, applicants: pd.DataFrame) -> None:
+    reader = _reader(model)
+    rows = applicants[list(model.schema.names)].to_dict("records")
+    body = orjson.dumps(rows)
+    fast = reader.fast_rows(body)
+    assert fast is not None
+    np.testing.assert_array_equal(fast, model.schema.encode(applicants))
+    np.testing.assert_array_equal(reader.single_row(orjson.dumps(rows[0])), fast[:1])
+    np.testing.assert_array_equal(reader.single_row(orjson.dumps({**rows[0], "job": int(rows[0]["job"])})), fast[:1])
+    refusals = {
+        "housing": ({"housing": "boat"}, "Input should be 'free', 'own' or 'rent'"),
+        "age": ({"age": 15}, "greater than or equal to 18"),
+        "job": ({"job": 7}, "Input should be '0', '1', '2' or '3'"),
+        "duration": ({"duration": "12"}, "must be a number"),
+        "purpose": ({"purpose": None}, "Input should be 'business'"),
+    }
+    for field, (change, message) in refusals.items():
+        with pytest.raises(RequestValidationError) as refused:
+            reader.batch_rows(orjson.dumps([rows[0], {**rows[1], **change}]))
+        (error,) = refused.value.errors()
+        assert error["loc"] == (1, field) and message in error["msg"], error
+
+
+ODD_LEVELS = [None, "", "own", "OWN", "boat", 1, 2, 2.0, 2.5, True, [], {}, "2", -1, 10**30, 1e9]
+
+
+def test_the_fast_path_never_accepts_what_pydantic_refuses_over_categories(model: LoadedModel,
+                                                                          applicants: pd.DataFrame) -> None:
+    reader = _reader(model)
+    base = applicants[list(model.schema.names)].head(10).to_dict("records")
+    rng = np.random.default_rng(11)
+    fast_taken = 0
+    for _ in range(1500):
+        rows = [dict(r) for r in base]
+        row = rows[int(rng.integers(len(rows)))]
+        name = model.schema.names[int(rng.integers(len(model.schema)))]
+        row[name] = ODD_LEVELS[int(rng.integers(len(ODD_LEVELS)))]
+        body = json.dumps(rows).encode()
+        try:
+            expected = reader._matrix(reader.many.validate_json(body))
+        except ValidationError:
+            expected = None
+        fast = reader.fast_rows(body)
+        if fast is not None:
+            fast_taken += 1
+            assert expected is not None, body
+            np.testing.assert_array_equal(fast, expected)
+    assert fast_taken > 100
