@@ -48,6 +48,10 @@ class ApiClient:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health")
 
+    def model_card(self) -> dict[str, Any]:
+        """The served model's card (``GET /model``): its schema is what the scoring page asks for."""
+        return self._call("GET", "/model")
+
     def check_read_access(self) -> None:
         """``ApiError`` (401/403) unless this key may read the log."""
         self._call("GET", "/predictions/stats")

@@ -12,6 +12,7 @@ import pytest
 from core.artifacts import resolve_model_dir
 from core.features import FEATURES
 from core.reference import reference_applicants
+from core.schema import of_card
 from core.settings import Settings
 from models.baseline import load_baseline
 from monitoring.drift_analysis import analyse
@@ -32,16 +33,19 @@ def dashboard_env(file_app: RunningApp, tmp_path: Path, monkeypatch: pytest.Monk
     yield reports
 
 
-def test_scoring_page_offers_every_feature_within_its_range(dashboard_env: Path) -> None:
+def test_scoring_page_offers_every_feature_of_the_served_card_within_its_range(dashboard_env: Path,
+                                                                              file_app: RunningApp) -> None:
     at = page("scoring")
     assert not at.exception
     inputs = {w.label.split(" (")[0]: w for w in [*at.number_input, *at.slider]}
-    assert set(inputs) == {f.name for f in FEATURES}
-    medians = reference_applicants().median()
-    for feature in FEATURES:
+    card = httpx.get(f"{file_app.url}/model", timeout=10).json()
+    schema = of_card(card)
+    assert set(inputs) == set(schema.names) == {f.name for f in FEATURES}
+    for feature in schema.features:
         widget = inputs[feature.name]
         assert widget.min >= feature.low and widget.max <= feature.high
-        assert widget.value == pytest.approx(medians[feature.name], abs=1e-3 if feature.dtype == "float" else 1)
+        assert widget.value == pytest.approx(card["feature_profile"][feature.name]["q50"],
+                                             abs=1e-3 if feature.kind == "number" else 1)
 
 
 def test_submitted_prediction_shows_the_api_decision(dashboard_env: Path, file_app: RunningApp) -> None:

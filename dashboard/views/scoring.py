@@ -1,60 +1,70 @@
-"""Scoring page: the ten features as inputs, the API's decision with a gauge."""
+"""Scoring page: the served model's features as inputs (its card's schema), the API's decision with a gauge."""
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from core.features import FEATURES
-from core.reference import reference_applicants
+from core.schema import DEFAULT_SCHEMA, FeatureSpec, ModelSchema, of_card
 from dashboard import charts
 from dashboard.api_client import ApiError
 from dashboard.context import client
 
 
-@st.cache_data
-def defaults() -> dict[str, float]:
-    """Medians of the active model's reference sample."""
-    return {str(k): float(v) for k, v in reference_applicants().median().items()}
+def _served_schema() -> tuple[ModelSchema, dict[str, Any]]:
+    """The served model's schema and training profile, from its card; the default model's when the API cannot say
+    (the error is shown, and scoring reports it again)."""
+    try:
+        card = client().model_card()
+    except ApiError as error:
+        st.error(str(error))
+        return DEFAULT_SCHEMA, {}
+    return of_card(card), card.get("feature_profile") or {}
 
 
-def _input(feature, default: float) -> float | int:
-    low = feature.low if feature.low_inclusive else None
-    if feature.dtype == "int":
-        high = int(feature.high) - (0 if feature.high_inclusive else 1)
-        return st.number_input(f"{feature.name} ({feature.unit})", min_value=int(feature.low), max_value=high,
-                               value=int(round(default)), step=1, help=f"{feature.description} {feature.range_text}")
-    if feature.high <= 3:
-        return st.slider(
-            f"{feature.name} ({feature.unit})",
-            min_value=float(feature.low),
-            max_value=float(feature.high),
-            value=float(default),
-            step=0.001,
-            format="%.3f",
-            help=f"{feature.description} {feature.range_text}",
-        )
-    return st.number_input(
-        f"{feature.name} ({feature.unit})",
-        min_value=float(low) if low is not None else 0.0,
-        max_value=float(feature.high),
-        value=float(default),
-        help=f"{feature.description} {feature.range_text}",
-    )
+def _default(feature: FeatureSpec, profile: dict[str, Any]) -> Any:
+    """The training median of a number, the most frequent level of a category (the card's profile)."""
+    seen = profile.get(feature.name) or {}
+    if feature.kind == "category":
+        return max(feature.levels, key=lambda level: seen.get(level, 0.0))
+    if "q50" in seen:
+        return seen["q50"]
+    return feature.example if isinstance(feature.example, (int, float)) else max(feature.low, 0.0)
+
+
+def _input(feature: FeatureSpec, default: Any) -> Any:
+    label = f"{feature.name} ({feature.unit})" if feature.unit else feature.name
+    help_text = f"{feature.description} {feature.range_text}".strip()
+    if feature.kind == "category":
+        return st.selectbox(label, feature.levels, index=feature.levels.index(default), help=help_text)
+    low = feature.low if math.isfinite(feature.low) else None
+    high = feature.high if math.isfinite(feature.high) else None
+    if feature.kind == "integer":
+        return st.number_input(label, min_value=None if low is None else int(low) + (0 if feature.low_inclusive else 1),
+                               max_value=None if high is None else int(high) - (0 if feature.high_inclusive else 1),
+                               value=int(round(default)), step=1, help=help_text)
+    if low is not None and high is not None and high - low <= 3:
+        return st.slider(label, min_value=float(low), max_value=float(high), value=float(default), step=0.001,
+                         format="%.3f", help=help_text)
+    return st.number_input(label, min_value=float(low) if low is not None else None,
+                           max_value=float(high) if high is not None else None, value=float(default), help=help_text)
 
 
 def render() -> None:
     st.title("Score an applicant")
-    medians = defaults()
+    schema, profile = _served_schema()
     with st.form("applicant"):
         columns = st.columns(2)
         applicant = {}
-        for i, feature in enumerate(FEATURES):
+        for i, feature in enumerate(schema.features):
             with columns[i % 2]:
-                applicant[feature.name] = _input(feature, medians[feature.name])
+                applicant[feature.name] = _input(feature, _default(feature, profile))
         submitted = st.form_submit_button("Score", type="primary")
     if not submitted:
-        st.caption("Defaults are the medians of the model's reference sample.")
+        st.caption("Defaults are the training medians (and most frequent levels) on the served model's card.")
         return
     try:
         answer = client().predict(applicant, explain=True)
