@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -32,6 +33,7 @@ AgeUnit = Literal["years", "days_before_application"]
 AGE_UNITS: tuple[AgeUnit, ...] = ("years", "days_before_application")
 MAX_LEVELS = 256
 NAME_PATTERN = "a letter, then letters, digits or _ . - (at most 64)"
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
 
 
 class SchemaError(ValueError):
@@ -185,9 +187,7 @@ def level_text(value: Any) -> str:
 
 
 def _valid_name(name: Any) -> bool:
-    import re
-
-    return isinstance(name, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}", name) is not None
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
 
 def _keys(where: str, block: Any, allowed: set[str], required: set[str]) -> Mapping[str, Any]:
