@@ -128,9 +128,11 @@ def _server_on_a_tiny_disk(tmp_path: Path, name: str,
 
 def test_a_disk_still_full_at_the_stop_loses_at_most_the_window(tmp_path: Path) -> None:
     """The issue's run: the disk fills, 5.5 MB are freed, traffic goes on until it fills again, and the server is
-    stopped with the disk still full. What the clients saw answered 200 but no file holds is at most the documented
-    window per ingress replica: ``log_buffer_max_records`` held plus the call in flight (``log_flush_max_records``),
-    accepted while that call had not yet failed (it was up to 20,000 each before the window was cut)."""
+    stopped with the disk still full. What the clients saw answered 200 but no file holds is at most, per ingress
+    replica, ``log_buffer_max_records`` held plus what it accepted before a call had failed. The shipper documents
+    that part as one ``write_timeout_s`` of traffic (unbounded in records); here it is taken as one call's worth,
+    ``log_flush_max_records``, which covers every run seen so far (it was up to 20,000 each before the window was
+    cut)."""
     def ballast(data_dir: Path) -> None:   # freed later, as an operator would
         (data_dir / "ballast").write_bytes(b"\0" * ((5 << 20) + (512 << 10)))
 
