@@ -23,6 +23,8 @@ from models.reasons import ReasonCoder
 from prediction_log.records import SCHEMA, Block
 
 _LABELS = pa.array([APPROVED, DENIED], pa.string())
+PROBABILITY_DECIMALS = 6
+"""Answers give the default probability rounded to this many decimals (the log keeps it as scored)."""
 CHALLENGER_COLUMNS = ("challenger_version", "challenger_probability", "challenger_decision")
 
 
@@ -87,7 +89,7 @@ def response_items(block: Block, explanations: list[dict[str, Any]] | None = Non
     """The documented ``Decision`` objects for a block, in row order (probability rounded to 6 decimals)."""
     ids = block.column("request_id").to_pylist()
     denied = block.column("prediction").to_numpy()
-    rounded = np.round(block.column("probability_default").to_numpy(), 6).tolist()
+    rounded = answered_probabilities(block).tolist()
     labels = block.column("credit_decision").to_pylist()
     version = block.column("model_version")[0].as_py() if len(block) else ""
     threshold = block.column("threshold")[0].as_py() if len(block) else 0.0
@@ -98,6 +100,11 @@ def response_items(block: Block, explanations: list[dict[str, Any]] | None = Non
         for item, e in zip(items, explanations):
             item["explanation"] = e
     return items
+
+
+def answered_probabilities(block: Block) -> np.ndarray:
+    """The block's default probabilities as every answer gives them."""
+    return np.round(block.column("probability_default").to_numpy(), PROBABILITY_DECIMALS)
 
 
 def denied_count(block: Block) -> int:
@@ -111,16 +118,22 @@ Recorder = Callable[[Block, str, Any], None]
 def decide(rows: np.ndarray, scored: Scored, latency_ms: float | np.ndarray, endpoint: str, record: Recorder,
            explanations: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The decision step, once for every path (single, micro-batch, batch, explained; the fast tests' backend):
-    the rule applied to the scores, the records queued, the response items returned in row order.
+    the rule applied to the scores, the records queued, the response items returned in row order."""
+    return response_items(decided_block(rows, scored, latency_ms, endpoint, record, explanations), explanations)
 
-    ``explanations`` (``?explain=true``) are answered and logged for every row; otherwise the scorer's reasons
-    for its denials (``Scored.reasons``) are logged with them, so every denial has its principal reasons on
-    record, and the answer is as before."""
+
+def decided_block(rows: np.ndarray, scored: Scored, latency_ms: float | np.ndarray, endpoint: str, record: Recorder,
+                  explanations: list[dict[str, Any]] | None = None) -> Block:
+    """The rule applied to the scores and the records queued; the decision block returned (for answers built from
+    its columns: ``decide``'s items, the Open Inference Protocol's tensors).
+
+    ``explanations`` (``?explain=true``) are logged for every row; otherwise the scorer's reasons for its denials
+    (``Scored.reasons``) are, so every denial has its principal reasons on record."""
     logged = explanations if explanations is not None else scored.reasons
     block = decision_block(rows, scored.probabilities, scored.model_version, scored.threshold, latency_ms, endpoint,
                            logged)
     record(block, endpoint, scored.shadow)
-    return response_items(block, explanations)
+    return block
 
 
 def denial_reasons(coder: ReasonCoder, rows: np.ndarray, probabilities: np.ndarray,

@@ -98,8 +98,9 @@ class Ingress:
         self.rejections.apply(config.rejections_per_s, config.rejection_delay_s, config.max_delayed_rejections)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        """This replica's HTTP app, served by this replica (Serve calls it after ``__init__``)."""
-        return create_app(self)
+        """This replica's HTTP app, served by this replica (Serve calls it after ``__init__``); the Open Inference
+        Protocol names the model after the Serve application."""
+        return create_app(self, model_name=serve.get_replica_context().app_name)
 
     # ---- Backend for deployments.http ----
 

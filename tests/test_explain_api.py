@@ -1,4 +1,6 @@
-"""Reason codes over HTTP: ``?explain=true`` on /predict and /predict/batch; unexplained answers unchanged."""
+"""Reason codes over HTTP: ``?explain=true`` on /predict and /predict/batch; unexplained answers unchanged; the
+Open Inference Protocol's client (``tritonclient``, over its own socket) scoring as /predict/batch, every decision
+logged with the reasons of every denial."""
 
 from __future__ import annotations
 
@@ -54,6 +56,46 @@ def test_batch_with_reason_codes_is_in_order_and_logged_with_them(file_app: Runn
     for answer in plain:   # not asked: a denial is logged with its reasons all the same, an approval without
         reasons = logged[answer["request_id"]]["explanation"]
         assert (reasons is not None) == (answer["credit_decision"] == "denied"), answer
+
+
+def test_tritonclient_scores_a_thousand_applicants_as_the_batch_route_does(file_app: RunningApp) -> None:
+    import numpy as np
+    from tritonclient.http import InferenceServerClient, InferenceServerException, InferInput, InferRequestedOutput
+
+    applicants = sample_applicants(1000, seed=33)
+    client = InferenceServerClient(url=file_app.url.removeprefix("http://"), network_timeout=30)
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("credit")
+    assert client.get_model_metadata("credit")["inputs"] == [{"name": "applicants", "datatype": "FP32",
+                                                              "shape": [-1, len(FEATURE_NAMES)]}]
+    tensor = InferInput("applicants", [len(applicants), len(FEATURE_NAMES)], "FP32")
+    tensor.set_data_from_numpy(np.array([[a[n] for n in FEATURE_NAMES] for a in applicants], dtype=np.float32),
+                               binary_data=False)
+    got = client.infer("credit", [tensor], request_id="oip-1")   # every output, as the client asks by default
+    outputs = {o: [v.decode() if isinstance(v, bytes) else v for v in got.as_numpy(o).tolist()]
+               for o in ("request_id", "probability_default", "credit_decision", "explanation")}
+    with file_app.client() as http:
+        batch = http.post("/predict/batch", json=applicants).json()["results"]
+    assert outputs["probability_default"] == [r["probability_default"] for r in batch]
+    assert outputs["credit_decision"] == [r["credit_decision"] for r in batch]
+    logged = wait_until(lambda: (found := _logged(file_app)) and set(outputs["request_id"]) <= set(found) and found,
+                        30, "the protocol's decisions in the log")
+    for request_id, decision, explanation in zip(outputs["request_id"], outputs["credit_decision"],
+                                                 outputs["explanation"]):
+        record = logged[request_id]
+        assert record["endpoint"] == "infer" and record["credit_decision"] == decision
+        assert (record["explanation"] is not None) == (decision == "denied") == bool(explanation)
+        if explanation:
+            assert record["explanation"] == json.loads(explanation)
+    nan = np.array([[a[n] for n in FEATURE_NAMES] for a in applicants[:3]], dtype=np.float32)
+    nan[2, FEATURE_NAMES.index("CREDIT_TERM")] = np.nan
+    tensor = InferInput("applicants", list(nan.shape), "FP32")
+    tensor.set_data_from_numpy(nan, binary_data=False)
+    try:
+        client.infer("credit", [tensor], outputs=[InferRequestedOutput("prediction", binary_data=False)])
+        raise AssertionError("a NaN was scored")
+    except InferenceServerException as exc:
+        assert exc.status() == "400" and "row 2: CREDIT_TERM: a value is required" in exc.message()
+    client.close()
 
 
 def _logged(app: RunningApp) -> dict[str, dict]:

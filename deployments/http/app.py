@@ -7,6 +7,7 @@ fast tests serve with an in-process backend: the backend is the app's own (``app
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,10 +18,18 @@ from starlette.exceptions import HTTPException
 
 from core.schema import DEFAULT_SCHEMA, ModelSchema
 from core.settings import get_settings
-from deployments.http import fairness_routes, log_routes, model_routes, outcome_routes, scoring_routes
+from deployments.http import (
+    fairness_routes,
+    inference_protocol,
+    log_routes,
+    model_routes,
+    outcome_routes,
+    scoring_routes,
+)
 from deployments.http.backend import Backend, Unavailable
 from deployments.http.deps import RETRY_AFTER
 from deployments.http.rows import RowReader
+from deployments.http.tensors import TensorError, TensorReader
 
 DESCRIPTION = """Credit-default scoring. `POST /predict` returns the default probability and the
 credit decision (denied when the probability is at or above the model's business threshold).
@@ -49,9 +58,27 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-def create_app(backend: Backend, schema: ModelSchema = DEFAULT_SCHEMA) -> FastAPI:
-    """The API served by ``backend`` for applicants of ``schema`` (the model's card). A rejection in
-    ``PACED_STATUSES`` of a request without a known key first waits as the backend's pacer says
+def _protocol_error(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None,
+                    detail: list[dict[str, Any]] | None = None) -> Response | None:
+    """Under ``/v2`` an error is ``{"error": message}`` (the Open Inference Protocol's, which its clients read);
+    ``None`` elsewhere."""
+    if not request.url.path.startswith(inference_protocol.PREFIX):
+        return None
+    body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _joined(errors: list[dict[str, Any]], shown: int = 3) -> str:
+    text = "; ".join(str(e.get("msg")) for e in errors[:shown])
+    return text + (f" (and {len(errors) - shown} more)" if len(errors) > shown else "")
+
+
+def create_app(backend: Backend, schema: ModelSchema = DEFAULT_SCHEMA, model_name: str = "credit") -> FastAPI:
+    """The API served by ``backend`` for applicants of ``schema`` (the model's card); ``model_name`` is the model's
+    name in the Open Inference Protocol's routes (the Serve application's). A rejection in ``PACED_STATUSES``
+    (and a refused tensor) of a request without a known key first waits as the backend's pacer says
     (``deployments.http.pacing``)."""
     app = FastAPI(title="Credit scoring API", version="1.0", description=DESCRIPTION,
                   max_body_size=get_settings().max_body_bytes)
@@ -65,25 +92,37 @@ def create_app(backend: Backend, schema: ModelSchema = DEFAULT_SCHEMA) -> FastAP
         exc.__traceback__ = None   # its frames hold the body: not kept while the answer waits
         await paced(request)
         assert isinstance(exc, RequestValidationError)
-        return JSONResponse({"detail": _field_errors(exc)}, status_code=422)
+        errors = _field_errors(exc)
+        return (_protocol_error(request, 400, _joined(errors), detail=errors)
+                or JSONResponse({"detail": errors}, status_code=422))
+
+    async def tensor_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TensorError)
+        exc.__traceback__ = None
+        await paced(request)
+        return JSONResponse({"error": _joined(exc.errors), "detail": exc.errors}, status_code=400)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code in PACED_STATUSES:
             exc.__traceback__ = None
             await paced(request)
-        return await http_exception_handler(request, exc)
+        return (_protocol_error(request, exc.status_code, str(exc.detail), exc.headers)
+                or await http_exception_handler(request, exc))
 
     async def refused(request: Request, exc: Exception) -> Response:
         """The backend's ``Unavailable`` (admission refused, the log cannot record): 503 + Retry-After."""
         assert isinstance(exc, Unavailable)
-        return JSONResponse({"detail": exc.what}, status_code=503, headers=RETRY_AFTER)
+        return (_protocol_error(request, 503, exc.what, RETRY_AFTER)
+                or JSONResponse({"detail": exc.what}, status_code=503, headers=RETRY_AFTER))
 
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Unavailable, refused)
+    app.add_exception_handler(TensorError, tensor_error)
     routers = (scoring_routes.router(RowReader(schema)), model_routes.router, log_routes.router,
-               outcome_routes.router, fairness_routes.router)
+               outcome_routes.router, fairness_routes.router,
+               inference_protocol.router(TensorReader(schema), model_name))
     for routes in routers:
         # Each file's routes, added to the app's own list rather than by include_router: FastAPI 0.165 dispatches an
         # included router through a wrapper on every request, a cost on the hot path (docs/performance.md).

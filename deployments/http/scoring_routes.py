@@ -9,11 +9,12 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 
-from deployments.decisions import decide
+from deployments.decisions import decided_block, response_items
 from deployments.http.backend import Backend, Unavailable
 from deployments.http.deps import json_body, json_response, require, unavailable
 from deployments.http.rows import RowReader
 from deployments.http.schemas import MAX_BATCH_ROWS, BatchDecisions, Decision, example_applicant, request_body_doc
+from prediction_log.records import Block
 
 ExplainQuery = Annotated[bool, Query(description="Add reason codes: TreeSHAP contributions and the features "
                                                  "that raise the risk")]
@@ -32,9 +33,10 @@ def _backend(request: Request) -> Backend:
     return b
 
 
-async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool,
-                  key: str | None = None) -> list[dict[str, Any]]:
-    """Score a request's block, apply the rule, queue the records, return the response items (in row order)."""
+async def decided(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool,
+                  key: str | None = None) -> tuple[Block, list[dict[str, Any]] | None]:
+    """Score a request's block, apply the rule, queue the records; the decision block and, with ``explain``, every
+    row's explanation (409 when the model cannot explain, 503 when the scorer cannot answer)."""
     explanations: list[dict[str, Any]] | None = None
     try:
         if explain:
@@ -45,7 +47,14 @@ async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, e
         raise HTTPException(409, str(exc)) from exc
     except Exception as exc:
         raise unavailable(f"scorer ({type(exc).__name__})") from exc
-    return decide(rows, scored, (time.perf_counter() - started) * 1000, endpoint, b.record, explanations)
+    latency_ms = (time.perf_counter() - started) * 1000
+    return decided_block(rows, scored, latency_ms, endpoint, b.record, explanations), explanations
+
+
+async def _decide(b: Backend, rows: np.ndarray, started: float, endpoint: str, explain: bool,
+                  key: str | None = None) -> list[dict[str, Any]]:
+    """The response items of a request's block (in row order)."""
+    return response_items(*await decided(b, rows, started, endpoint, explain, key))
 
 
 def router(rows: RowReader) -> APIRouter:
