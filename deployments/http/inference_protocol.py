@@ -16,14 +16,15 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Request, Response
 
 from deployments.decisions import answered_probabilities
 from deployments.http.admission import read_body
 from deployments.http.backend import Backend
 from deployments.http.deps import BackendDep, json_response, require, unavailable
+from deployments.http.schemas import example_applicant
 from deployments.http.scoring_routes import ApplicantKey, ScoringKey, decided
-from deployments.http.tensors import TensorError, TensorReader, parse_request
+from deployments.http.tensors import NUMBER_DATATYPES, TensorError, TensorReader, parse_request
 from prediction_log.records import Block
 
 PREFIX = "/v2"
@@ -74,6 +75,26 @@ def _answer(name: str, block: Block, outputs: list[str], request_id: Any) -> dic
     return answer
 
 
+def _request_doc(inputs: list[dict[str, Any]], example: list[float] | None) -> dict[str, Any]:
+    """The ``infer`` body in the OpenAPI document (read as tensors, not through a pydantic model)."""
+    tensor = {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
+        "name": {"type": "string", "enum": [i["name"] for i in inputs]},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": sorted({"BYTES", *NUMBER_DATATYPES})},
+        "data": {"type": "array", "description": "row-major, flat or nested"}}}
+    schema = {"type": "object", "required": ["inputs"], "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object", "properties": {"explain": {"type": "boolean", "description": (
+            "explain every row (else only denials carry their reasons)")}}},
+        "inputs": {"type": "array", "minItems": 1, "items": tensor},
+        "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "enum": list(OUTPUTS)}}}}}}
+    content: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        content["example"] = {"inputs": [inputs[0] | {"shape": [1, len(example)], "data": [example]}]}
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}
+
+
 def _json_body_type(request: Request) -> None:
     """JSON, or no Content-Type at all (Triton's client sends none) from a client that is not a browser: a browser
     always sends ``Origin`` with a cross-site post, so a page cannot score through this route (415)."""
@@ -86,6 +107,11 @@ def _json_body_type(request: Request) -> None:
 def router(tensors: TensorReader, model_name: str) -> APIRouter:
     """The protocol's routes for the model this application serves, named ``model_name``."""
     routes = APIRouter(prefix=PREFIX, tags=["open inference protocol"])
+    def name_param() -> Any:
+        return Path(description="The model's name: the Serve application's", json_schema_extra={"enum": [model_name]})
+    example = example_applicant(tensors.schema)
+    body_doc = _request_doc(tensors.metadata_inputs(), [float(example[n]) for n in tensors.schema.names]
+                            if tensors.matrix_form else None)
 
     def known(name: str, version: str | None = None, card: dict[str, Any] | None = None) -> None:
         if name != model_name:
@@ -121,7 +147,7 @@ def router(tensors: TensorReader, model_name: str) -> APIRouter:
                 "outputs": [{"name": o, "datatype": t, "shape": [-1]} for o, (t, _) in OUTPUTS.items()]}
 
     @routes.get("/models/{name}", summary="Model metadata: its inputs and outputs")
-    async def model_metadata(b: BackendDep, name: str) -> dict[str, Any]:
+    async def model_metadata(b: BackendDep, name: str = name_param()) -> dict[str, Any]:
         return await metadata(b, name, None)
 
     @routes.get("/models/{name}/versions/{version}", summary="Model metadata of one version", include_in_schema=False)
@@ -129,7 +155,7 @@ def router(tensors: TensorReader, model_name: str) -> APIRouter:
         return await metadata(b, name, version)
 
     @routes.get("/models/{name}/ready", summary="Ready: the model answers")
-    async def model_ready(b: BackendDep, name: str) -> dict[str, Any]:
+    async def model_ready(b: BackendDep, name: str = name_param()) -> dict[str, Any]:
         known(name)
         await card_of(b)
         return {"name": model_name, "ready": True}
@@ -153,9 +179,10 @@ def router(tensors: TensorReader, model_name: str) -> APIRouter:
             block, _ = await decided(b, rows, started, ENDPOINT, explain, key)
         return json_response(_answer(model_name, block, outputs, body.get("id")))
 
-    @routes.post("/models/{name}/infer", summary="Score applicants given as tensors")
-    async def model_infer(request: Request, b: BackendDep, name: str, x_applicant_key: ApplicantKey = None,
-                          x_api_key: ScoringKey = None, binary: BinaryHeader = None) -> Response:
+    @routes.post("/models/{name}/infer", summary="Score applicants given as tensors", openapi_extra=body_doc)
+    async def model_infer(request: Request, b: BackendDep, name: str = name_param(),
+                          x_applicant_key: ApplicantKey = None, x_api_key: ScoringKey = None,
+                          binary: BinaryHeader = None) -> Response:
         return await infer(request, b, name, None, x_applicant_key, x_api_key, binary)
 
     @routes.post("/models/{name}/versions/{version}/infer", include_in_schema=False)
