@@ -15,7 +15,8 @@
    the writes).
 
 Each server gets wrk at 64 connections on ``/predict`` and 4 connections × 1,000-row bodies on
-``/predict/batch``. During every load the CPU seconds of every process on the machine are summed
+``/predict/batch`` (ours also on the Open Inference Protocol's ``/v2/models/credit/infer``, the same rows as one
+``[1000, 10]`` tensor). During every load the CPU seconds of every process on the machine are summed
 by role (ingress, scorer, log writer, Ray's metrics agent, HAProxy, PostgreSQL, ...), and after it
 the log's record count is compared with the rows answered. Writes JSON to ``--out`` and prints a
 Markdown table with our figures as fractions of the yardsticks.
@@ -42,6 +43,7 @@ import numpy as np
 import psutil
 
 from core.artifacts import ONNX_FILE, resolve_model_dir
+from core.features import FEATURE_NAMES
 from core.ports import free_port
 from core.reference import reference_applicants, sample_applicants
 from core.settings import PROJECT_ROOT
@@ -137,16 +139,30 @@ def attribution_cost(rows_n: int = 4000, repeats: int = 5) -> dict[str, Any]:
     return costs
 
 
-def load_runs(url: str, duration: int, batch_rows: int) -> dict[str, Any]:
+def tensor_body(applicants: list[dict[str, Any]]) -> str:
+    """The Open Inference Protocol body of ``applicants``: one ``[n, 10]`` tensor (``deployments/http/tensors.py``)."""
+    data = [[a[n] for n in FEATURE_NAMES] for a in applicants]
+    return json.dumps({"inputs": [{"name": "applicants", "datatype": "FP32", "shape": [len(data), len(FEATURE_NAMES)],
+                                   "data": data}]})
+
+
+def load_runs(url: str, duration: int, batch_rows: int, tensors: bool = False) -> dict[str, Any]:
+    """wrk on ``/predict`` and ``/predict/batch``; with ``tensors`` (our server) also on the Open Inference
+    Protocol's ``infer``, the same rows as the batch bodies."""
     singles = [json.dumps(a) for a in sample_applicants(500, seed=1)]
-    batches = [json.dumps(sample_applicants(batch_rows, seed=s)) for s in range(4)]
+    rows = [sample_applicants(batch_rows, seed=s) for s in range(4)]
     warm = run_wrk(url, "/predict", singles, 64, 3)
     single = with_cpu(lambda: run_wrk(url, "/predict", singles, 64, duration))
-    batch = with_cpu(lambda: run_wrk(url, "/predict/batch", batches, 4, duration))
+    batch = with_cpu(lambda: run_wrk(url, "/predict/batch", [json.dumps(r) for r in rows], 4, duration))
     batch["rows_per_s"] = round(batch["req_per_s"] * batch_rows, 1)
+    runs = {"single": single, "batch": batch}
+    if tensors:
+        infer = with_cpu(lambda: run_wrk(url, "/v2/models/credit/infer", [tensor_body(r) for r in rows], 4, duration))
+        infer["rows_per_s"] = round(infer["req_per_s"] * batch_rows, 1)
+        runs["infer"] = infer
     answered = sum(r["requests"] - r["non_2xx"] for r in (warm, single)) + \
-        (batch["requests"] - batch["non_2xx"]) * batch_rows
-    return {"single": single, "batch": batch, "rows_answered_2xx": answered}
+        sum(r["requests"] - r["non_2xx"] for name, r in runs.items() if name != "single") * batch_rows
+    return runs | {"rows_answered_2xx": answered}
 
 
 def plain_server(duration: int, batch_rows: int) -> dict[str, Any]:
@@ -203,7 +219,7 @@ def our_server(name: str, env: dict[str, str], duration: int, batch_rows: int, l
         if prepare is not None:
             prepare()
         before = settled_stats(server.url, API_KEY)
-        runs = load_runs(server.url, duration, batch_rows)
+        runs = load_runs(server.url, duration, batch_rows, tensors=True)
         if restore is not None:
             time.sleep(2)   # the last flushes (every ~50 ms) land first
             restore()
@@ -299,6 +315,12 @@ def summary(report: dict[str, Any]) -> str:
                      f"{_ratio(single['req_per_s'], plain['single']['req_per_s'])} | {batch['rows_per_s']:,.0f} | "
                      f"{batch['p99_ms']:.0f} | {_ratio(batch['rows_per_s'], ort_rows)} | {agent} | "
                      f"{single['non_2xx'] + batch['non_2xx']} | {check} |")
+    lines += ["", "| server | Open Inference Protocol infer rows/s | p99 ms | × /predict/batch |",
+              "|---|---:|---:|---:|"]
+    for name, run in report["ours"].items():
+        infer = run["infer"]
+        lines.append(f"| {name} | {infer['rows_per_s']:,.0f} | {infer['p99_ms']:.0f} | "
+                     f"{_ratio(infer['rows_per_s'], run['batch']['rows_per_s'])} |")
     return "\n".join(lines)
 
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
+
+import pytest
 
 from core.features import FEATURE_NAMES
 from core.polling import wait_until
 from core.reference import sample_applicants
+from core.settings import PROJECT_ROOT
 from tests.support.file_log import log_lines
 from tests.support.serving import RunningApp
 
@@ -96,6 +100,15 @@ def test_tritonclient_scores_a_thousand_applicants_as_the_batch_route_does(file_
     except InferenceServerException as exc:
         assert exc.status() == "400" and "row 2: CREDIT_TERM: a value is required" in exc.message()
     client.close()
+
+
+def test_the_docs_tritonclient_example_scores(file_app: RunningApp, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/inference-protocol.md's example, as written, against this server."""
+    text = (PROJECT_ROOT / "docs" / "inference-protocol.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    exec(example.replace("127.0.0.1:8000", file_app.url.removeprefix("http://")), {})
+    printed = capsys.readouterr().out
+    assert re.fullmatch(r"\[0\.\d+\] \['(approved|denied)'\]\n", printed), printed
 
 
 def _logged(app: RunningApp) -> dict[str, dict]:

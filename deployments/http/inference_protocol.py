@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Path, Request, Response
+from pydantic import BaseModel, Field
 
 from deployments.decisions import answered_probabilities
 from deployments.http.admission import read_body
@@ -37,6 +38,54 @@ OUTPUTS: dict[str, tuple[str, Callable[[Block], list[Any]]]] = {
     "explanation": ("BYTES", lambda b: b.column("explanation").fill_null("").to_pylist()),
 }
 """Each output: its datatype and how it is read off the decision block."""
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Live(BaseModel):
+    live: bool
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int] = Field(description="-1: any size")
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str] = Field(description="The version in force")
+    platform: str
+    inputs: list[TensorMetadata] = Field(description="One [n, features] tensor, or one [n] tensor per feature")
+    outputs: list[TensorMetadata]
+
+
+class OutputTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[Any]
+
+
+class InferAnswer(BaseModel):
+    model_name: str
+    model_version: str = Field(description="The version that decided")
+    id: str | None = Field(None, description="The request's id, when it gave one")
+    parameters: dict[str, float] = Field(description="threshold: denied when probability_default >= threshold")
+    outputs: list[OutputTensor]
+
 
 BinaryHeader = Annotated[str | None, Header(alias="inference-header-content-length", include_in_schema=False)]
 
@@ -125,15 +174,15 @@ def router(tensors: TensorReader, model_name: str) -> APIRouter:
         except Exception as exc:
             raise unavailable("scorer") from exc
 
-    @routes.get("", summary="Server metadata")
+    @routes.get("", response_model=ServerMetadata, summary="Server metadata")
     async def server_metadata() -> dict[str, Any]:
         return {"name": "credit-scoring-serve", "version": "1.0", "extensions": []}
 
-    @routes.get("/health/live", summary="Live: the HTTP server answers")
+    @routes.get("/health/live", response_model=Live, summary="Live: the HTTP server answers")
     async def live() -> dict[str, Any]:
         return {"live": True}
 
-    @routes.get("/health/ready", summary="Ready: the model answers (503 until then)")
+    @routes.get("/health/ready", response_model=Ready, summary="Ready: the model answers (503 until then)")
     async def ready(b: BackendDep) -> dict[str, Any]:
         await card_of(b)
         return {"ready": True}
@@ -146,15 +195,15 @@ def router(tensors: TensorReader, model_name: str) -> APIRouter:
                 "inputs": tensors.metadata_inputs(),
                 "outputs": [{"name": o, "datatype": t, "shape": [-1]} for o, (t, _) in OUTPUTS.items()]}
 
-    @routes.get("/models/{name}", summary="Model metadata: its inputs and outputs")
+    @routes.get("/models/{name}", response_model=ModelMetadata, summary="Model metadata: its inputs and outputs")
     async def model_metadata(b: BackendDep, name: str = name_param()) -> dict[str, Any]:
         return await metadata(b, name, None)
 
-    @routes.get("/models/{name}/versions/{version}", summary="Model metadata of one version", include_in_schema=False)
+    @routes.get("/models/{name}/versions/{version}", response_model=ModelMetadata, include_in_schema=False)
     async def version_metadata(b: BackendDep, name: str, version: str) -> dict[str, Any]:
         return await metadata(b, name, version)
 
-    @routes.get("/models/{name}/ready", summary="Ready: the model answers")
+    @routes.get("/models/{name}/ready", response_model=ModelReady, summary="Ready: the model answers")
     async def model_ready(b: BackendDep, name: str = name_param()) -> dict[str, Any]:
         known(name)
         await card_of(b)
@@ -179,13 +228,14 @@ def router(tensors: TensorReader, model_name: str) -> APIRouter:
             block, _ = await decided(b, rows, started, ENDPOINT, explain, key)
         return json_response(_answer(model_name, block, outputs, body.get("id")))
 
-    @routes.post("/models/{name}/infer", summary="Score applicants given as tensors", openapi_extra=body_doc)
+    @routes.post("/models/{name}/infer", response_model=InferAnswer, summary="Score applicants given as tensors",
+                 openapi_extra=body_doc)
     async def model_infer(request: Request, b: BackendDep, name: str = name_param(),
                           x_applicant_key: ApplicantKey = None, x_api_key: ScoringKey = None,
                           binary: BinaryHeader = None) -> Response:
         return await infer(request, b, name, None, x_applicant_key, x_api_key, binary)
 
-    @routes.post("/models/{name}/versions/{version}/infer", include_in_schema=False)
+    @routes.post("/models/{name}/versions/{version}/infer", response_model=InferAnswer, include_in_schema=False)
     async def version_infer(request: Request, b: BackendDep, name: str, version: str,
                             x_applicant_key: ApplicantKey = None, x_api_key: ScoringKey = None,
                             binary: BinaryHeader = None) -> Response:
